@@ -64,8 +64,15 @@ else
   mmcv_ok || { echo "[setup] ERROR: mmcv.ops (compiled mmcv._ext) does not import after install" >&2; exit 1; }
 fi
 
-say "installing acsdet (editable) with test extras"
-"${PIP[@]}" install -q -c "$CONS_NO_TORCH" -e ".[tests]"
+# Re-running is cheap: skip the resolver when nothing that decides the install has changed.
+STAMP="$VENV/.acsdet-setup-stamp"
+STATE=$(cat setup.py "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)-$TORCH_VER
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STATE" ] && "$PY" -c 'import acsdet' 2>/dev/null; then
+  say "acsdet and its dependencies already installed (delete $STAMP to force)"
+else
+  say "installing acsdet (editable) with test extras"
+  "${PIP[@]}" install -q -c "$CONS_NO_TORCH" -e ".[tests]"
+fi
 
 # mmengine declares opencv-python (the GUI build, needs libGL); acsdet uses the headless build.
 # Two wheels own the same cv2 package, so keep exactly the headless one.
@@ -75,7 +82,7 @@ if "${PIP[@]}" show -q opencv-python >/dev/null 2>&1; then
   "${PIP[@]}" install -q --force-reinstall --no-deps -c "$CONS_NO_TORCH" opencv-python-headless
 fi
 
-"$PY" - <<'PYEOF'
+"$PY" - <<'PYEOF' && echo "$STATE" > "$STAMP"
 import cv2, mmcv, mmdet, mmengine, torch
 import acsdet  # noqa: F401  registers acsdet's modules
 from mmcv.ops import nms, RoIAlign  # noqa: F401
