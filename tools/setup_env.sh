@@ -72,6 +72,9 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STATE" ] && "$PY" -c 'import acsde
 else
   say "installing acsdet (editable) with test extras"
   "${PIP[@]}" install -q -c "$CONS_NO_TORCH" -e ".[tests]"
+  # The official ACS operators, the tests' reference. Its metadata pulls torchvision and a dozen
+  # unrelated packages it does not import, so it is installed without them.
+  "${PIP[@]}" install -q --no-deps "$(pin acsconv)"
 fi
 
 # mmengine declares opencv-python (the GUI build, needs libGL); acsdet uses the headless build.

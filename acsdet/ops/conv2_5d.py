@@ -1,0 +1,37 @@
+"""2.5D convolution: the paper's counterpart of ACS, a ``(1, K, K)`` 3D kernel with a 2D weight."""
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+
+from .acs_conv import IntOr3, _Conv2dWeightIn3d
+
+
+class Conv2_5d(_Conv2dWeightIn3d):
+    """``nn.Conv3d`` with a ``(1, K, K)`` kernel whose weight is stored 2D ``(Co, Ci/groups, K, K)``.
+
+    Input ``(N, Ci, D, H, W)``. An int ``padding`` p means ``(0, p, p)`` (the kernel has depth 1);
+    per-axis paddings, ``'same'`` and ``'valid'`` are used as given.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
+                 padding: Union[IntOr3, str] = 0, dilation: IntOr3 = 1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = 'zeros', device=None, dtype=None):
+        if isinstance(padding, int):
+            padding = (0, padding, padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.unsqueeze(2)
+        padding = self.padding
+        if self.padding_mode != 'zeros':
+            if isinstance(padding, str):  # resolve 'same'/'valid' for the (1, K, K) kernel
+                k = self.kernel_size[1]
+                total = [0] + [d * (k - 1) for d in self.dilation[1:]] if padding == 'same' else [0] * 3
+                pads = [(t // 2, t - t // 2) for t in total]
+            else:
+                pads = [(p, p) for p in padding]
+            x = F.pad(x, [p for axis in reversed(pads) for p in axis], mode=self.padding_mode)
+            padding = 0
+        return F.conv3d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
