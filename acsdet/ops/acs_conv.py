@@ -234,3 +234,69 @@ class ACSConv(_Conv2dWeightIn3d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', acs_kernel_split={self.acs_kernel_split}'
+
+
+def _place_along(y: torch.Tensor, dim: int, shift: int, length: int) -> torch.Tensor:
+    """Shift ``y`` by ``shift`` along ``dim`` into a zero tensor of ``length`` (crops if needed)."""
+    pad = [0] * (2 * (y.dim() - dim))
+    pad[-2], pad[-1] = shift, length - shift - y.shape[dim]
+    return F.pad(y, pad)
+
+
+class ACSConvTranspose(_Conv2dWeightIn3d):
+    """Transposed ACS convolution: the 2D weight ``(Ci, Co/groups, K, K)`` split by output channel.
+
+    Each view equals ``nn.ConvTranspose3d`` with the ``(K, K, K)`` kernel that is zero except on the
+    view's plane through the centre; input ``(N, Ci, D, H, W)`` -> the shape ``nn.ConvTranspose3d``
+    gives. Padding modes other than zeros are not defined for transposed convolutions.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
+                 padding: IntOr3 = 0, output_padding: IntOr3 = 0, groups: int = 1,
+                 bias: bool = True, dilation: IntOr3 = 1,
+                 acs_kernel_split: Optional[Sequence[int]] = None, device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, 'zeros', device, dtype)
+        if isinstance(self.padding, str):
+            raise ValueError('ACSConvTranspose needs int padding')
+        k = self.kernel_size[0]
+        # transposed layout (Ci, Co/groups, K, K), re-initialised like nn.ConvTranspose2d
+        self.weight = nn.Parameter(self.weight.new_empty(in_channels, out_channels // groups, k, k))
+        self.reset_parameters()
+        self.output_padding = _triple(output_padding, 'output_padding')
+        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(acs_kernel_split)
+        if len(split) != 3 or sum(split) != out_channels or min(split) < 0:
+            raise ValueError(f'acs_kernel_split {split} must sum to out_channels={out_channels}')
+        self.acs_kernel_split = split
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size[0]
+        c = k // 2
+        size = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, op in zip(
+            x.shape[2:], self.stride, self.padding, self.dilation, self.output_padding)]
+        outs, lo = [], 0
+        for axis, part in enumerate(self.acs_kernel_split):
+            hi = lo + part
+            if part:
+                if self.groups == 1:
+                    w, xin, g = self.weight[:, lo:hi], x, 1
+                else:  # depthwise-style grouped transposed conv: whole groups only
+                    per = self.out_channels // self.groups
+                    if lo % per or hi % per:
+                        raise ValueError('grouped ACSConvTranspose needs the split to align with '
+                                         'groups')
+                    g0, g1 = lo // per, hi // per
+                    cin = self.in_channels // self.groups
+                    w, xin, g = self.weight[g0 * cin:g1 * cin], x[:, g0 * cin:g1 * cin], g1 - g0
+                pad = list(self.padding)
+                pad[axis] = 0
+                opad = list(self.output_padding)
+                opad[axis] = 0
+                y = F.conv_transpose3d(xin, w.unsqueeze(2 + axis), None, self.stride, tuple(pad),
+                                       tuple(opad), g, self.dilation)
+                y = _place_along(y, 2 + axis, c * self.dilation[axis] - self.padding[axis],
+                                 size[axis])
+                outs.append(y)
+            lo = hi
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1, 1)

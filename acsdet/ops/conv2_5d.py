@@ -4,7 +4,7 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
-from .acs_conv import IntOr3, _Conv2dWeightIn3d
+from .acs_conv import ACSConvTranspose, IntOr3, _Conv2dWeightIn3d
 
 
 class Conv2_5d(_Conv2dWeightIn3d):
@@ -35,3 +35,22 @@ class Conv2_5d(_Conv2dWeightIn3d):
             x = F.pad(x, [p for axis in reversed(pads) for p in axis], mode=self.padding_mode)
             padding = 0
         return F.conv3d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class ConvTranspose2_5d(ACSConvTranspose):
+    """``nn.ConvTranspose3d`` with a ``(1, K, K)`` kernel and a 2D weight ``(Ci, Co/groups, K, K)``.
+
+    An int ``padding`` p means ``(0, p, p)``; the depth axis has kernel 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
+                 padding: IntOr3 = 0, output_padding: IntOr3 = 0, groups: int = 1,
+                 bias: bool = True, dilation: IntOr3 = 1, device=None, dtype=None):
+        if isinstance(padding, int):
+            padding = (0, padding, padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding,
+                         groups, bias, dilation, (out_channels, 0, 0), device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose3d(x, self.weight.unsqueeze(2), self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)
