@@ -127,34 +127,109 @@ def acs_conv3d(x: torch.Tensor,
         x = F.pad(x, flat, mode='constant' if padding_mode == 'zeros' else padding_mode)
         pads = ((0, 0), ) * 3
 
-    outputs = []
-    lo = 0
-    for axis, part in zip((0, 1, 2), split):  # collapsed axis: D (axial), H (coronal), W (sagittal)
+    # One plan per non-empty view: output channels [lo, hi), the collapsed axis, the narrowing of
+    # the input along it (offset, length) or None, and the convolution's padding.
+    plans, lo = [], 0
+    for axis, part in enumerate(split):  # collapsed axis: D (axial), H (coronal), W (sagittal)
         hi = lo + part
-        if part == 0:
-            continue
-        w = weight.unsqueeze(2 + axis)
-        # The view's single tap along the collapsed axis reads input index o * s + offset; with the
-        # fast path's conditions that index range always lies inside the input or its padding.
-        offset = centre * dilation[axis] - pads[axis][0]
-        conv_pad = [p[0] for p in pads]
-        xa = x
-        if offset >= 0:
-            conv_pad[axis] = 0
-            need = (out_size[axis] - 1) * stride[axis] + 1
-            if offset or need != x.shape[2 + axis]:
-                xa = x.narrow(2 + axis, offset, need)
-        else:
-            conv_pad[axis] = -offset
-        y = _part_conv(xa, w, stride, tuple(conv_pad), dilation, groups, lo, hi)
-        if y.shape[2 + axis] != out_size[axis]:
-            y = y.narrow(2 + axis, 0, out_size[axis])
-        outputs.append(y)
+        if part:
+            # The view's single tap along the collapsed axis reads input index o * s + offset;
+            # under the fast path's conditions that range lies inside the input or its padding.
+            offset = centre * dilation[axis] - pads[axis][0]
+            conv_pad = [p[0] for p in pads]
+            window = None
+            if offset >= 0:
+                conv_pad[axis] = 0
+                need = (out_size[axis] - 1) * stride[axis] + 1
+                if offset or need != x.shape[2 + axis]:
+                    window = (offset, need)
+            else:
+                conv_pad[axis] = -offset
+            plans.append((lo, hi, axis, window, tuple(conv_pad)))
         lo = hi
-    out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
+
+    if groups == 1:
+        out = _ACSConvFunction.apply(x, weight, plans, stride, dilation, tuple(out_size))
+    else:  # general groups: composed from autograd ops
+        outputs = []
+        for lo, hi, axis, window, conv_pad in plans:
+            xa = x if window is None else x.narrow(2 + axis, *window)
+            y = _part_conv(xa, weight.unsqueeze(2 + axis), stride, conv_pad, dilation, groups, lo, hi)
+            if y.shape[2 + axis] != out_size[axis]:
+                y = y.narrow(2 + axis, 0, out_size[axis])
+            outputs.append(y)
+        out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1, 1)
     return out
+
+
+# Input gradients at least this large are accumulated in chunks (memory); smaller ones in one call.
+_CHUNK_BYTES = 4 * 2**20
+
+
+class _ACSConvFunction(torch.autograd.Function):
+    """The three view convolutions (groups=1) with a memory-lean forward and backward.
+
+    Forward writes each view straight into one output tensor (no concatenation of three parts).
+    Backward accumulates the views' input gradients in place; for large inputs the second and
+    third are computed in batch chunks (input-channel chunks for N=1), so at most a chunk is held
+    beside the accumulated gradient: ACS then needs about the memory of one (1, K, K) convolution.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, plans, stride, dilation, out_size):
+        n = x.shape[0]
+        out = x.new_empty((n, weight.shape[0]) + out_size)
+        for lo, hi, axis, window, conv_pad in plans:
+            xa = x if window is None else x.narrow(2 + axis, *window)
+            out[:, lo:hi] = F.conv3d(xa, weight[lo:hi].unsqueeze(2 + axis), None, stride, conv_pad,
+                                     dilation)
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (plans, stride, dilation)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        plans, stride, dilation = ctx.conf
+        need_x, need_w = ctx.needs_input_grad[:2]
+        grad_x = None
+        grad_w = torch.empty_like(weight) if need_w else None
+        conv_bwd = torch.ops.aten.convolution_backward
+        for lo, hi, axis, window, conv_pad in plans:
+            xa = x if window is None else x.narrow(2 + axis, *window)
+            w = weight[lo:hi].unsqueeze(2 + axis)
+            g = grad_out[:, lo:hi]
+            args = (list(stride), list(conv_pad), list(dilation), False, [0, 0, 0], 1)
+            if need_w:
+                grad_w[lo:hi] = conv_bwd(g, xa, w, None, *args, [False, True, False])[1].squeeze(2 + axis)
+            if not need_x:
+                continue
+            if grad_x is None:
+                gx = conv_bwd(g, xa, w, None, *args, [True, False, False])[0]
+                if window is None:
+                    grad_x = gx
+                    continue
+                grad_x = x.new_zeros(x.shape)
+                grad_x.narrow(2 + axis, *window).copy_(gx)
+                del gx
+                continue
+            target = grad_x if window is None else grad_x.narrow(2 + axis, *window)
+            if target.numel() * target.element_size() < _CHUNK_BYTES:  # small: one call is faster
+                target += conv_bwd(g, xa, w, None, *args, [True, False, False])[0]
+            elif x.shape[0] > 1:  # batch chunks
+                for i in range(x.shape[0]):
+                    target[i:i + 1] += conv_bwd(g[i:i + 1], xa[i:i + 1], w, None, *args,
+                                                [True, False, False])[0]
+            else:  # input-channel chunks
+                ci = x.shape[1]
+                for c0, c1 in ((0, ci // 2), (ci // 2, ci)):
+                    if c1 > c0:
+                        target[:, c0:c1] += conv_bwd(g, xa[:, c0:c1], w[:, c0:c1], None, *args,
+                                                     [True, False, False])[0]
+        return grad_x, grad_w, None, None, None, None
 
 
 class _Conv2dWeightIn3d(nn.Module):
