@@ -172,3 +172,13 @@ def test_conv2_5d_matches_conv3d_1kk(padding, padding_mode):
     x = torch.randn(2, 4, 5, 8, 9)
     torch.testing.assert_close(m(x), ref(x), rtol=1e-5, atol=1e-5)
     assert m.weight.shape == (6, 4, 3, 3)
+
+
+@pytest.mark.parametrize('batch', [1, 2])
+@pytest.mark.parametrize('padding', [1, 0])
+def test_chunked_input_gradient_path(monkeypatch, batch, padding):
+    """Large inputs accumulate the views' input gradients in chunks; force that path here."""
+    from acsdet.ops import acs_conv
+    monkeypatch.setattr(acs_conv, '_CHUNK_BYTES', 0)
+    acs = ACSConv(5, 7, 3, padding=padding, stride=(1, 2, 1))
+    check_against_dense(acs, torch.randn(batch, 5, 6, 7, 8))
