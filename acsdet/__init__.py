@@ -9,4 +9,6 @@ from .version import __version__
 
 register_checkpoint_loader()
 
+from . import evaluation  # noqa: E402,F401  (registers FROCMetric)
+
 __all__ = ['__version__']
