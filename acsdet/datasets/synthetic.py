@@ -243,7 +243,7 @@ def _assign_splits(n_patients: int, rng) -> Dict[int, int]:
 
 
 def generate_series(index: int, seed: int, image_size: int, context_mm: float,
-                    patient: int, study: int, split: int, out_dir: str):
+                    patient: int, study: int, split: int, out_dir: str, noisy_fraction: float = 0.03):
     """Write one series' PNGs; return its CSV rows (dicts) and truth entries."""
     rng = np.random.default_rng([seed, index])
     px = float(rng.uniform(0.6, 0.98)) * 512 / image_size
@@ -301,7 +301,7 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
         recist = measure_recist(mask)
         if recist is None:
             continue
-        noisy = rng.random() < 0.03
+        noisy = rng.random() < noisy_fraction
         meas = recist.copy()
         if noisy:  # an annotation error: the measurement is displaced from the lesion
             meas += rng.uniform(15, 40, 2) * rng.choice([-1, 1], 2)
@@ -335,8 +335,13 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
 
 
 def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, image_size: int = 512,
-                              context_mm: float = 30.0, progress: bool = False) -> dict:
-    """Write a synthetic DeepLesion of ``num_series`` series into ``out_dir``; return a summary."""
+                              context_mm: float = 30.0, progress: bool = False,
+                              noisy_fraction: float = 0.03) -> dict:
+    """Write a synthetic DeepLesion of ``num_series`` series into ``out_dir``; return a summary.
+
+    ``context_mm``: slices kept on each side of the key slices; ``noisy_fraction``: share of
+    lesions marked ``Possibly_noisy`` (their measurement is displaced, as annotation errors are).
+    """
     rng = np.random.default_rng(seed)
     n_patients = max(1, (num_series + 1) // 2)
     splits = _assign_splits(n_patients, rng)
@@ -348,7 +353,7 @@ def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, imag
     for i in it:
         patient = i // 2 + 1
         r, t = generate_series(i + 1, seed, image_size, context_mm, patient, i % 2 + 1,
-                               splits[patient], out_dir)
+                               splits[patient], out_dir, noisy_fraction)
         rows += r
         truth += t
     for line, (row, tr) in enumerate(zip(rows, truth), start=2):

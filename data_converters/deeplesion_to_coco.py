@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Convert DeepLesion (DL_info.csv + Images_png/) to COCO files with GrabCut weak masks.
+
+    python data_converters/deeplesion_to_coco.py --data-root data/deeplesion \
+        --out-dir data/deeplesion/annotations [--workers 2] [--splits train val test]
+
+Writes deeplesion_{train,val,test}.json and deeplesion_conversion_report.json (skipped rows with
+their line numbers and reasons). Existing files are replaced only after a successful run.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from acsdet.datasets.deeplesion_coco import WINDOWS, convert_deeplesion  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--data-root', required=True, help='folder with DL_info.csv and Images_png/')
+    p.add_argument('--out-dir', required=True)
+    p.add_argument('--splits', nargs='+', default=['train', 'val', 'test'])
+    p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--window', default='dicom',
+                   help=f'GrabCut input windowing: one of {WINDOWS} or MIN,MAX in HU')
+    p.add_argument('--dl-info', help='DL_info.csv (default: DATA_ROOT/DL_info.csv)')
+    p.add_argument('--images-dir', help='Images_png folder (default: DATA_ROOT/Images_png)')
+    args = p.parse_args(argv)
+    window = args.window
+    if window not in WINDOWS:
+        try:
+            window = tuple(float(v) for v in window.split(','))
+        except ValueError:
+            p.error(f'--window: {window!r} is neither a name nor MIN,MAX')
+    summary = convert_deeplesion(args.data_root, args.out_dir, args.splits, args.workers, window,
+                                 progress=True, dl_info=args.dl_info, images_dir=args.images_dir)
+    print(summary.report())
+    print('wrote ' + ', '.join(summary.files))
+    return summary
+
+
+if __name__ == '__main__':
+    main()
