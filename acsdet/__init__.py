@@ -9,6 +9,6 @@ from .version import __version__
 
 register_checkpoint_loader()
 
-from . import evaluation  # noqa: E402,F401  (registers FROCMetric)
+from . import datasets, evaluation, models  # noqa: E402,F401  (registers into mmdet.registry)
 
 __all__ = ['__version__']

@@ -1,0 +1,76 @@
+"""Load a DeepLesion multi-slice sample and window it: MMDetection pipeline transforms."""
+import os.path as osp
+from typing import Optional, Sequence
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mmdet.registry import TRANSFORMS
+
+from ..slices import SliceReader, load_slice_stack
+
+
+@TRANSFORMS.register_module()
+class LoadDeepLesionSlices(BaseTransform):
+    """Read ``num_slices`` slices at ``target_interval`` mm around the key slice ``img_path``.
+
+    Needs ``img_path`` (the key slice PNG), ``key_slice`` and ``slice_interval``. Writes ``img``
+    as float32 HU ``(H, W, D)`` (slices as channels, MMCV's layout), ``img_shape``, ``ori_shape``.
+
+    Args:
+        depth_jitter_mm: if > 0, the stack is moved along depth by U(-j, j) mm (training
+            augmentation of the key slice's position).
+        cache_size: decoded slices kept per worker process (LRU).
+    """
+
+    def __init__(self, num_slices: int = 7, target_interval: float = 2.0,
+                 depth_jitter_mm: float = 0.0, cache_size: int = 64):
+        self.num_slices, self.target_interval = num_slices, target_interval
+        self.depth_jitter_mm = depth_jitter_mm
+        self.reader = SliceReader(cache_size)
+
+    def transform(self, results: dict) -> dict:
+        path = results['img_path']
+        offset = 0.0
+        if self.depth_jitter_mm > 0:
+            offset = float(np.random.uniform(-self.depth_jitter_mm, self.depth_jitter_mm))
+        stack = load_slice_stack(osp.dirname(path), int(results['key_slice']),
+                                 results.get('slice_interval'), self.num_slices,
+                                 self.target_interval, offset, self.reader)
+        img = np.ascontiguousarray(stack.transpose(1, 2, 0))
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(num_slices={self.num_slices}, target_interval='
+                f'{self.target_interval}, depth_jitter_mm={self.depth_jitter_mm})')
+
+
+@TRANSFORMS.register_module()
+class HUWindowNormalize(BaseTransform):
+    """Clip HU to ``window`` and map it linearly onto ``out_range`` (default [0, 1]).
+
+    The reference's scaling is ``window=(-1024, 2050), out_range=(-50, 205)`` (AlignShift maps to
+    [0, 255] and subtracts 50).
+    """
+
+    def __init__(self, window: Sequence[float] = (-1024, 2050), out_range: Sequence[float] = (0.0, 1.0)):
+        if window[1] <= window[0]:
+            raise ValueError(f'window max must exceed min, got {window}')
+        self.window, self.out_range = tuple(window), tuple(out_range)
+
+    def transform(self, results: dict) -> dict:
+        lo, hi = self.window
+        a, b = self.out_range
+        img = np.clip(results['img'], lo, hi, dtype=np.float32)
+        img -= lo
+        img *= (b - a) / (hi - lo)
+        if a:
+            img += a
+        results['img'] = img
+        return results
+
+    def __repr__(self):
+        return f'{type(self).__name__}(window={self.window}, out_range={self.out_range})'

@@ -1,0 +1,6 @@
+"""Models registered into ``mmdet.registry.MODELS``."""
+from .backbones.truncated_densenet import TruncatedDenseNet
+from .losses.mask_dice_loss import MaskDiceLoss
+from .necks.top_down_decoder import TopDownDecoder
+
+__all__ = ['TruncatedDenseNet', 'TopDownDecoder', 'MaskDiceLoss']

@@ -1,0 +1,78 @@
+"""A 2D DenseNet with torchvision's module names, so torchvision state dicts load as they are.
+
+Only what the truncated backbone needs: ``features.conv0 .. denseblockN``; dense layers can run
+their bottleneck under gradient checkpointing (``with_cp``) in 2D or after 3D conversion, since
+a layer only concatenates its inputs and calls its sub-modules.
+"""
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-Conv1x1 (bn_size * growth) - BN-ReLU-Conv3x3 (growth) on the concatenated inputs."""
+
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, norm: Callable[[int], nn.Module]):
+        super().__init__()
+        self.norm1 = norm(in_channels)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(in_channels, bn_size * growth_rate, 1, bias=False)
+        self.norm2 = norm(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
+        self.with_cp = False
+
+    def bottleneck(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.conv1(self.relu1(self.norm1(torch.cat(inputs, 1))))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and any(t.requires_grad for t in inputs):
+            out = cp.checkpoint(self.bottleneck, *inputs, use_reentrant=False)
+        else:
+            out = self.bottleneck(*inputs)
+        return self.conv2(self.relu2(self.norm2(out)))
+
+
+class DenseBlock(nn.ModuleDict):
+    """``denselayer1 .. denselayerN``; returns the concatenation of its input and every layer."""
+
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int, norm):
+        super().__init__()
+        for i in range(num_layers):
+            self.add_module(f'denselayer{i + 1}',
+                            DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(*features))
+        return torch.cat(features, 1)
+
+
+class Transition(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int, norm):
+        super().__init__(OrderedDict(norm=norm(in_channels), relu=nn.ReLU(inplace=True),
+                                     conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                                     pool=nn.AvgPool2d(2, 2)))
+
+
+def densenet_features(in_channels: int = 3, growth_rate: int = 32,
+                      block_config: Sequence[int] = (6, 12, 24), num_init_features: int = 64,
+                      bn_size: int = 4, norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
+    """``features`` of a 2D DenseNet (DenseNet-121 up to ``len(block_config)`` blocks), named as in
+    torchvision: conv0, norm0, relu0, pool0, denseblock1, transition1, denseblock2, ..."""
+    layers = OrderedDict(
+        conv0=nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False),
+        norm0=norm(num_init_features), relu0=nn.ReLU(inplace=True),
+        pool0=nn.MaxPool2d(3, stride=2, padding=1))
+    c = num_init_features
+    for i, n in enumerate(block_config):
+        layers[f'denseblock{i + 1}'] = DenseBlock(n, c, growth_rate, bn_size, norm)
+        c += n * growth_rate
+        if i != len(block_config) - 1:
+            layers[f'transition{i + 1}'] = Transition(c, c // 2, norm)
+            c //= 2
+    return nn.Sequential(layers)

@@ -1,0 +1,219 @@
+"""Truncated DenseNet-121 3D-to-2D backbone (paper section IV-D; the MULAN/AlignShift design).
+
+conv0 7x7/2 - norm0 - relu0 - pool0 3x3/2 - denseblock1 (256 ch, stride 4) - transition1 (/8) -
+denseblock2 (512 ch, /8) - transition2 (/16) - denseblock3 (1024 ch, /16), built in 2D and
+converted by :func:`acsdet.converters.convert` with ``conv_mode`` ('acs', '2.5d', '3d', 'a3d'). Depth
+is kept throughout: strides and pooling act in-plane (``pool_depth=1``, ``conv_depth_stride=1``).
+After each dense block a ``Conv3d(C, C, (D, 1, 1))`` without padding collapses depth to 1, giving
+three 2D maps (strides 4, 8, 16; 256, 512, 1024 channels) for the 2D decoder neck
+(:class:`~acsdet.models.necks.TopDownDecoder`). The decoder is a neck rather than part of the
+backbone so that it can be swapped (one stride-4 level as in the paper, or an FPN-style pyramid).
+
+Input ``(N, D, H, W)``: the D slices as channels, as MMDetection's data pipeline delivers them;
+the backbone adds the depth axis itself (``(N, 1, D, H, W)``, grey scale).
+
+Pretrained weights (``init_cfg=dict(type='Pretrained', checkpoint=PATH)``): a torchvision-format
+DenseNet-121 ImageNet state dict (``features.denseblock1.denselayer1.norm1.weight``, legacy
+``norm.1``-style names too). conv0's three RGB kernels are summed into one grey kernel, which
+keeps the response to a grey image (R = G = B) unchanged; ``'3d'`` inflates every K x K kernel
+I3D-style (repeat along depth, divide by K). Loaded and skipped keys are logged and kept in
+``self.pretrained_report``.
+"""
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdet.registry import MODELS
+
+from ...converters import convert
+from .densenet import DenseLayer, densenet_features
+
+_LEGACY = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$')
+
+
+def _norm_factory(norm_cfg: dict):
+    """A 2D norm constructor from an MMDetection ``norm_cfg`` (BN, SyncBN or GN)."""
+    cfg = dict(norm_cfg)
+    kind = cfg.pop('type')
+    requires_grad = cfg.pop('requires_grad', True)
+
+    def make(c: int) -> nn.Module:
+        if kind == 'BN':
+            m = nn.BatchNorm2d(c, **cfg)
+        elif kind == 'SyncBN':
+            m = nn.SyncBatchNorm(c, **cfg)
+        elif kind == 'GN':
+            m = nn.GroupNorm(num_channels=c, **cfg)
+        else:
+            raise ValueError(f"norm_cfg type must be 'BN', 'SyncBN' or 'GN', got {kind!r}")
+        for p in m.parameters():
+            p.requires_grad = requires_grad
+        return m
+    return make
+
+
+def torchvision_densenet_to_backbone(state_dict: Dict[str, torch.Tensor],
+                                     target: Dict[str, torch.Tensor]) -> Tuple[Dict, List[str]]:
+    """Map a torchvision DenseNet state dict onto a converted backbone's ``features.*`` keys.
+
+    Handles ``module.``/``state_dict`` wrapping, legacy ``norm.1`` names, RGB -> grey conv0 (sum
+    of the three kernels) and I3D inflation where the target kernel is 3D. Returns the mapped
+    dict (only keys the target has, with matching shapes) and the source keys left unused.
+    """
+    if 'state_dict' in state_dict and isinstance(state_dict['state_dict'], dict):
+        state_dict = state_dict['state_dict']
+    mapped, unused = {}, []
+    for key, value in state_dict.items():
+        k = key[7:] if key.startswith('module.') else key
+        m = _LEGACY.match(k)
+        if m:
+            k = m.group(1) + m.group(2)
+        if k not in target:
+            unused.append(key)
+            continue
+        want = target[k].shape
+        if k == 'features.conv0.weight' and value.shape[1] != want[1] and want[1] == 1:
+            value = value.sum(1, keepdim=True)  # RGB -> grey
+        if value.dim() == 4 and len(want) == 5:  # '3d': inflate (K, K) -> (K, K, K) / K
+            k_d = want[2]
+            value = value.unsqueeze(2).repeat(1, 1, k_d, 1, 1) / k_d
+        if tuple(value.shape) != tuple(want):
+            unused.append(key)
+            continue
+        mapped[k] = value
+    return mapped, unused
+
+
+@MODELS.register_module()
+class TruncatedDenseNet(BaseModule):
+    """DenseNet-121 truncated after dense block 3, converted to 3D, collapsing depth per block.
+
+    Args:
+        conv_mode: 'acs', '2.5d', '3d' (I3D when pretrained) or 'a3d'.
+        num_slices: D, the number of input slices (odd, >= 1).
+        out_indices: which dense blocks (0, 1, 2) to output.
+        frozen_stages: -1 none; 0 the stem (conv0, norm0); i >= 1 also dense blocks 1..i (with
+            the transitions before them and their depth-collapsing convs).
+        norm_cfg: BN, SyncBN or GN (MMDetection style).
+        norm_eval: keep BatchNorm layers in eval mode (frozen statistics) while training.
+        with_cp: gradient checkpointing of every dense layer's bottleneck (less memory).
+        collapse_init: 'centre' initialises each depth-collapsing conv to pass the key slice
+            through (the pretrained 2D behaviour at the start); 'kaiming' draws it at random.
+        growth_rate, block_config, num_init_features, bn_size: the DenseNet; default DenseNet-121.
+    """
+    CHANNELS = (256, 512, 1024)
+
+    def __init__(self, conv_mode: str = 'acs', num_slices: int = 7,
+                 out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True), norm_eval: bool = False,
+                 with_cp: bool = False, collapse_init: str = 'centre', growth_rate: int = 32,
+                 block_config: Sequence[int] = (6, 12, 24), num_init_features: int = 64,
+                 bn_size: int = 4, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if num_slices < 1 or num_slices % 2 == 0:
+            raise ValueError(f'num_slices must be an odd number >= 1, got {num_slices}')
+        if collapse_init not in ('centre', 'kaiming'):
+            raise ValueError(f"collapse_init must be 'centre' or 'kaiming', got {collapse_init!r}")
+        self.conv_mode, self.num_slices = conv_mode, num_slices
+        self.out_indices, self.frozen_stages = tuple(out_indices), frozen_stages
+        self.norm_eval, self.collapse_init = norm_eval, collapse_init
+        features2d = densenet_features(1, growth_rate, block_config, num_init_features, bn_size,
+                                       _norm_factory(norm_cfg))
+        kw = dict(num_slices=num_slices) if conv_mode == 'a3d' else {}
+        self.features = convert(features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **kw)
+        for m in self.features.modules():
+            if isinstance(m, DenseLayer):
+                m.with_cp = with_cp
+        channels, c = [], num_init_features
+        for i, n in enumerate(block_config):
+            c += n * growth_rate
+            channels.append(c)
+            c //= 2
+        self.out_channels = tuple(channels)
+        self.depth_collapse = nn.ModuleList(
+            nn.Conv3d(ch, ch, (num_slices, 1, 1), bias=False) for ch in channels)
+        self.pretrained_report: Optional[dict] = None
+        self._reset_collapse()
+        self._freeze_stages()
+
+    def _reset_collapse(self):
+        for conv in self.depth_collapse:
+            if self.collapse_init == 'centre':
+                with torch.no_grad():
+                    conv.weight.zero_()
+                    idx = torch.arange(conv.weight.shape[0])
+                    conv.weight[idx, idx, self.num_slices // 2, 0, 0] = 1.0
+            else:
+                nn.init.kaiming_normal_(conv.weight, mode='fan_out', nonlinearity='relu')
+
+    def _stage_modules(self, i: int) -> List[nn.Module]:
+        f = self.features
+        if i == 0:
+            return [f.conv0, f.norm0]
+        mods = [getattr(f, f'denseblock{i}'), self.depth_collapse[i - 1]]
+        if i > 1:
+            mods.append(getattr(f, f'transition{i - 1}'))
+        return mods
+
+    def _freeze_stages(self):
+        for i in range(self.frozen_stages + 1):
+            for m in self._stage_modules(i):
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            self.load_pretrained(cfg['checkpoint'])
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def load_pretrained(self, checkpoint: str) -> dict:
+        """Load a torchvision-format DenseNet state dict (local path, or any MMEngine URI);
+        returns and logs ``{'loaded': [...], 'not_loaded': [...], 'unused': [...]}``."""
+        src = _load_checkpoint(checkpoint, map_location='cpu')
+        target = self.state_dict()
+        mapped, unused = torchvision_densenet_to_backbone(src, target)
+        self.load_state_dict(mapped, strict=False)
+        not_loaded = sorted(k for k in target if k not in mapped and not k.endswith('num_batches_tracked'))
+        report = dict(loaded=sorted(mapped), not_loaded=not_loaded, unused=sorted(unused))
+        self.pretrained_report = report
+        print_log(f'TruncatedDenseNet ({self.conv_mode}, D={self.num_slices}): loaded '
+                  f'{len(mapped)} tensors from {checkpoint}; not in the checkpoint (kept at '
+                  f'their initialisation): {not_loaded}; unused checkpoint keys: {len(unused)} '
+                  f'(e.g. {sorted(unused)[:3]})', logger='current')
+        return report
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """``(N, D, H, W)`` -> tuple of ``(N, C_i, H / s_i, W / s_i)`` for the selected blocks."""
+        if x.dim() != 4 or x.shape[1] != self.num_slices:
+            raise ValueError(f'TruncatedDenseNet expects (N, D={self.num_slices}, H, W) input, '
+                             f'got {tuple(x.shape)}')
+        x = x.unsqueeze(1)
+        outs = []
+        f = self.features
+        x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
+        for i in range(len(self.out_channels)):
+            if i:
+                x = getattr(f, f'transition{i}')(x)
+            x = getattr(f, f'denseblock{i + 1}')(x)
+            if i in self.out_indices:
+                outs.append(self.depth_collapse[i](x).squeeze(2))
+        return tuple(outs)
