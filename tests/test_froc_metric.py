@@ -82,9 +82,9 @@ def test_froc_eval_cli_on_pickle_and_json(tmp_path, capsys):
     # plain JSON detections against a COCO GT file (noisy lesion left out)
     coco = dict(images=[dict(id=7, file_name='000001_01_00/010.png', slice_interval=1.0),
                         dict(id=8, file_name='000001_01_01/010.png', slice_interval=5.0)],
-                annotations=[dict(id=1, image_id=7, bbox=[10, 10, 19, 19], lesion_type=4, noisy=0),
+                annotations=[dict(id=1, image_id=7, bbox=[10, 10, 20, 20], lesion_type=4, noisy=0),
                              dict(id=2, image_id=7, bbox=[200, 200, 20, 20], noisy=1),
-                             dict(id=3, image_id=8, bbox=[100, 100, 39, 39], noisy=0)],
+                             dict(id=3, image_id=8, bbox=[100, 100, 40, 40], noisy=0)],
                 categories=[dict(id=1, name='lesion')])
     (tmp_path / 'gt.json').write_text(json.dumps(coco))
     dets = {'000001_01_00/010.png': [A + [.9], [300, 300, 320, 320, .8]],

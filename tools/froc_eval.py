@@ -11,6 +11,8 @@ GT:
     as in the official protocol; lesion type, size and thickness subsets are reported), or
   * a JSON object ``{"<image>": [[x1, y1, x2, y2], ...], ...}``;
   * omitted: the GT stored in the pickle's samples (``instances``).
+Plain JSON boxes are inclusive pixel boxes, as in DL_info.csv (0-based), scored with the official
++1-pixel IoU; pickles and COCO files hold continuous boxes (MMDetection, COCO) and are converted.
 Images are matched by COCO ``id``/``img_id`` or by file name (``000001_01_01/109.png``, or any path
 ending with it). Evaluated images are those of GT with at least one lesion (the official protocol);
 detections of other images are ignored and counted.
@@ -42,7 +44,7 @@ def load_detections(path: str):
         dets = {}
         for s in samples:
             pred = s['pred_instances']
-            boxes = np.asarray(pred['bboxes'], dtype=np.float64).reshape(-1, 4)
+            boxes = np.asarray(pred['bboxes'], dtype=np.float64).reshape(-1, 4) - [0, 0, 1, 1]
             scores = np.asarray(pred['scores'], dtype=np.float64).reshape(-1, 1)
             arr = np.hstack([boxes, scores])
             if s.get('img_id') is not None:
@@ -75,8 +77,9 @@ def load_gt(path: str):
             for a in anns.get(img['id'], []):
                 if a.get('noisy', 0):
                     continue
-                x, y, w, h = a['bbox']
-                inst.append(dict(bbox=[x, y, x + w, y + h], lesion_type=a.get('lesion_type', -1),
+                x, y, w, h = a['bbox']  # continuous -> inclusive pixel box
+                inst.append(dict(bbox=[x, y, x + w - 1, y + h - 1],
+                                 lesion_type=a.get('lesion_type', -1),
                                  long_diameter_mm=a.get('long_diameter_mm')))
             if inst:
                 keys = [('id', img['id']), ('file', _key(img['file_name']))]
@@ -94,7 +97,8 @@ def load_gt(path: str):
 def gt_from_samples(samples):
     out = []
     for s in samples:
-        inst = [a for a in s.get('instances', []) if not a.get('ignore_flag', 0)]
+        inst = [dict(a, bbox=list(np.asarray(a['bbox'], float) - [0, 0, 1, 1]))
+                for a in s.get('instances', []) if not a.get('ignore_flag', 0)]
         if inst:
             keys = [('id', s.get('img_id')), ('file', _key(s.get('img_path', '')))]
             out.append((keys, inst, s.get('slice_interval')))
@@ -122,7 +126,8 @@ def main(argv=None):
     if not gt:
         p.error('no image with a GT lesion to evaluate')
 
-    metric = FROCMetric(fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir)
+    metric = FROCMetric(fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir,
+                        continuous_boxes=False)  # everything is inclusive pixel boxes by now
     used, missing = set(), 0
     for keys, inst, interval in gt:
         arr = next((dets[k] for k in keys if k in dets), None)

@@ -16,7 +16,8 @@ class DeepLesionDataset(BaseDetDataset):
 
     Each data info holds ``img_path`` (the key slice PNG under ``data_prefix['img']``),
     ``key_slice``, ``slice_interval``, ``spacing``, ``dicom_window``, ``height``/``width`` and
-    ``instances`` (box ``[x1, y1, x2, y2]`` 0-based, label 0, weak mask RLE, lesion type, long
+    ``instances`` (box ``[x1, y1, x2, y2]`` 0-based and continuous as everywhere in MMDetection,
+    i.e. DeepLesion's inclusive pixel box plus 1 on x2 and y2; label 0, weak mask RLE, lesion type, long
     diameter in mm, noisy flag), which the slice loader, ``LoadAnnotations`` and ``FROCMetric`` use.
 
     Args:

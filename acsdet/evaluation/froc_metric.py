@@ -40,18 +40,23 @@ class FROCMetric(BaseMetric):
             in the sample.
         output_dir: if set, write ``froc.json`` (operating points, subsets, the curve) and
             ``froc_curve.png`` there; ``tools/test.py`` sets it to the work dir.
+        continuous_boxes: boxes are MMDetection's continuous ``[x1, y1, x2, y2)`` (default); the
+            official protocol's inclusive pixel boxes with the +1 IoU are ``x2 - 1, y2 - 1`` of
+            them (the IoU is the same). False: boxes are already inclusive pixel boxes.
     """
     default_prefix = 'froc'
 
     def __init__(self, fps: Sequence[float] = DEFAULT_FPS, iou_thr: float = 0.5,
                  subsets: Sequence[str] = SUBSETS, output_dir: Optional[str] = None,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None):
+                 continuous_boxes: bool = True, collect_device: str = 'cpu',
+                 prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         unknown = set(subsets) - set(SUBSETS)
         if unknown:
             raise ValueError(f'unknown FROC subsets {sorted(unknown)}; choose from {SUBSETS}')
         self.fps, self.iou_thr, self.subsets = tuple(fps), iou_thr, tuple(subsets)
         self.output_dir = output_dir
+        self.continuous_boxes = continuous_boxes
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -59,8 +64,12 @@ class FROCMetric(BaseMetric):
             boxes = _to_numpy(pred['bboxes']).reshape(-1, 4)
             scores = _to_numpy(pred['scores']).reshape(-1, 1)
             gt, groups = self._ground_truth(sample)
-            self.results.append(dict(img_id=sample.get('img_id'), dets=np.hstack([boxes, scores]),
-                                     gt=gt, groups=groups))
+            dets = np.hstack([boxes, scores]).astype(np.float64)
+            if self.continuous_boxes:  # to inclusive pixel boxes, as the protocol counts them
+                dets[:, 2:4] -= 1
+                gt = gt.copy()
+                gt[:, 2:4] -= 1
+            self.results.append(dict(img_id=sample.get('img_id'), dets=dets, gt=gt, groups=groups))
 
     def _ground_truth(self, sample: dict):
         interval = sample.get('slice_interval')

@@ -1,0 +1,198 @@
+"""Multi-slice loading, the pipeline transforms and DeepLesionDataset on converter output."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import acsdet  # noqa: F401
+from acsdet.datasets.deeplesion_coco import convert_deeplesion
+from acsdet.datasets.slices import SliceReader, load_slice_stack
+from acsdet.datasets.synthetic import make_synthetic_deeplesion
+from mmdet.registry import DATASETS, TRANSFORMS
+from mmdet.structures.bbox import HorizontalBoxes
+from mmdet.structures.mask import BitmapMasks
+
+from .conftest import ROOT
+
+
+def write_series(folder, first, last, skip=()):
+    os.makedirs(folder, exist_ok=True)
+    for k in range(first, last + 1):
+        if k not in skip:
+            cv2.imwrite(str(folder / f'{k:03d}.png'), np.full((4, 5), 10 * k + 32768, np.uint16))
+
+
+def expected_stack(key, t, d, first, last, missing=()):
+    """10 * (interpolated index), slice by slice, each position with its own fraction; a missing
+    slice is replaced by the nearest existing one towards the key slice."""
+    def value(i):
+        i = min(max(i, first), last)
+        while i in missing:
+            i += -1 if i > key else 1
+        return 10.0 * i
+    out = []
+    for p in range(-(d // 2), d // 2 + 1):
+        pos = key + p * 2.0 / t
+        lo = int(np.floor(pos + 1e-9))
+        w = pos - lo
+        out.append(value(lo) if w < 1e-6 else (1 - w) * value(lo) + w * value(lo + 1))
+    return np.array(out)
+
+
+@pytest.mark.parametrize('t', [0.625, 1.0, 2.0, 2.5, 5.0])
+@pytest.mark.parametrize('d', [3, 7, 9])
+def test_load_slice_stack_exact_values(tmp_path, t, d):
+    write_series(tmp_path, 1, 60)
+    stack = load_slice_stack(str(tmp_path), 30, t, d, reader=SliceReader(0))
+    assert stack.shape == (d, 4, 5) and stack.dtype == np.float32
+    exp = expected_stack(30, t, d, 1, 60)
+    np.testing.assert_allclose(stack[:, 0, 0], exp, rtol=0, atol=1e-3)
+    assert np.all(stack == stack[:, :1, :1])
+    if t in (0.625, 2.5):  # fractional positions: every neighbour interpolated at its own
+        # fraction, so the stack is linear in depth (10 * key + 10 * p * 2 / t)
+        np.testing.assert_allclose(exp, 10 * (30 + np.arange(-(d // 2), d // 2 + 1) * 2 / t), atol=1e-9)
+
+
+@pytest.mark.parametrize('t', [0.625, 1.0, 2.5, 5.0])
+def test_volume_edges_and_gaps_fall_back_towards_the_key_slice(tmp_path, t):
+    write_series(tmp_path, 10, 16, skip=(14, ))
+    stack = load_slice_stack(str(tmp_path), 11, t, 9, reader=SliceReader(0))
+    np.testing.assert_allclose(stack[:, 0, 0], expected_stack(11, t, 9, 10, 16, missing=(14, )),
+                               atol=1e-3)
+    assert stack[0, 0, 0] == 100.0  # beyond the first slice: slice 10
+
+
+def test_missing_key_slice_and_cache(tmp_path):
+    write_series(tmp_path, 1, 9)
+    with pytest.raises(FileNotFoundError, match='020.png'):
+        load_slice_stack(str(tmp_path), 20, 1.0, 3)
+    reader = SliceReader(16)
+    load_slice_stack(str(tmp_path), 5, 1.0, 3, reader=reader)
+    misses = reader.misses
+    load_slice_stack(str(tmp_path), 5, 1.0, 3, reader=reader)
+    assert reader.misses == misses and reader.hits >= 3
+
+
+def _sample(h=64, w=80, d=7):
+    img = np.stack([np.full((h, w), 0.1 * c, np.float32) for c in range(d)], -1)
+    img[20:36, 30:50] += 2.0  # a lesion drawn into every slice
+    mask = np.zeros((1, h, w), np.uint8)
+    mask[0, 20:36, 30:50] = 1
+    return dict(img=img, img_shape=(h, w), ori_shape=(h, w),
+                gt_bboxes=HorizontalBoxes(np.array([[30, 20, 50, 36]], np.float32)),  # continuous
+                gt_bboxes_labels=np.array([0]), gt_ignore_flags=np.array([False]),
+                gt_masks=BitmapMasks(mask, h, w))
+
+
+def _check_aligned(res, d=7):
+    img, box = res['img'], res['gt_bboxes'].tensor.numpy()[0]
+    mask = res['gt_masks'].masks[0].astype(bool)
+    assert img.shape[2] == d and mask.shape == img.shape[:2]
+    inside = img[mask]
+    assert inside.shape[0] > 20
+    # the lesion (value >= 2 in every slice) is under its mask, and the mask under its box
+    assert np.mean(inside[:, 0] > 1.0) > 0.9
+    ys, xs = np.nonzero(mask)
+    assert xs.min() >= np.floor(box[0]) and xs.max() + 1 <= np.ceil(box[2])
+    assert ys.min() >= np.floor(box[1]) and ys.max() + 1 <= np.ceil(box[3])
+    bright = img[..., 0] > 1.0
+    assert np.mean(mask[bright]) > 0.9
+    # every slice moved the same way: slice c - slice 0 is 0.1 * c wherever both are valid
+    diff = img[..., d - 1] - img[..., 0]
+    assert np.allclose(np.median(diff[mask]), 0.1 * (d - 1), atol=0.02)
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_shift_scale_rotate_keeps_image_boxes_and_masks_aligned(seed):
+    np.random.seed(seed)
+    t = TRANSFORMS.build(dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=1.0))
+    res = t.transform(_sample())
+    assert 'affine_matrix' in res
+    _check_aligned(res)
+
+
+def test_mmdet_resize_and_flip_handle_7_channel_float_images():
+    init_default_scope('mmdet')
+    resize = TRANSFORMS.build(dict(type='Resize', scale=(160, 160), keep_ratio=True))
+    flip = TRANSFORMS.build(dict(type='RandomFlip', prob=1.0))
+    res = flip(resize(_sample()))
+    assert res['img'].shape == (128, 160, 7) and res['img'].dtype == np.float32
+    assert res['scale_factor'] == pytest.approx((2.0, 2.0))
+    assert res['flip'] and res['flip_direction'] == 'horizontal'
+    _check_aligned(res)
+    # slice c outside the lesion keeps its value 0.1 c after resizing
+    np.testing.assert_allclose(res['img'][2, 2], 0.1 * np.arange(7), atol=1e-6)
+
+
+def test_hu_window_normalize():
+    t = TRANSFORMS.build(dict(type='HUWindowNormalize', window=(-1024, 2050)))
+    res = t(dict(img=np.array([[[-2000., -1024., 513., 2050., 4000.]]], np.float32)))
+    np.testing.assert_allclose(res['img'][0, 0], [0, 0, 0.5, 1, 1], atol=1e-6)
+    ref = TRANSFORMS.build(dict(type='HUWindowNormalize', window=(-1024, 2050), out_range=(-50, 205)))
+    assert ref(dict(img=np.array([[[2050.]]], np.float32)))['img'][0, 0, 0] == pytest.approx(205)
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp('dl')
+    make_synthetic_deeplesion(str(root), num_series=6, seed=11, image_size=128, context_mm=8,
+                              noisy_fraction=0.3)
+    convert_deeplesion(str(root), str(root / 'annotations'))
+    return root
+
+
+def _dataset(root, split, pipeline, **kw):
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'deeplesion_acs_7slice.py'))
+    ds = dict(cfg[f'{split}_dataloader'].dataset) if split != 'test' else dict(cfg.test_dataloader.dataset)
+    ds.update(data_root=str(root) + '/', pipeline=cfg[pipeline], **kw)
+    if split == 'train':
+        ds['ann_file'] = 'annotations/deeplesion_train.json'
+    return DATASETS.build(ds)
+
+
+def test_dataset_train_samples(converted):
+    import json
+    coco = json.loads((converted / 'annotations' / 'deeplesion_train.json').read_text())
+    ds = _dataset(converted, 'train', 'train_pipeline')
+    clean = [i['id'] for i in coco['images']
+             if any(not a['noisy'] for a in coco['annotations'] if a['image_id'] == i['id'])]
+    assert len(ds) == len(clean)
+    for i in range(len(ds)):
+        s = ds[i]
+        x = s['inputs']
+        assert x.dtype == torch.float32 and x.shape[0] == 7 and max(x.shape[1:]) == 512
+        assert 0 <= x.min() and x.max() <= 1
+        n = len(ds.get_data_info(i)['instances'])
+        gt = s['data_samples'].gt_instances
+        assert len(gt) <= n and len(gt.masks) == len(gt.bboxes)  # augmentation may push some out
+    with_noisy = _dataset(converted, 'train', 'train_pipeline', drop_noisy=False)
+    infos = [with_noisy.get_data_info(i) for i in range(len(with_noisy))]
+    assert sum(len(d['instances']) for d in infos) == len(coco['annotations'])
+    assert sum(a['noisy'] for d in infos for a in d['instances']) > 0
+
+
+def test_dataset_test_samples_keep_gt_in_original_coordinates(converted):
+    ds = _dataset(converted, 'test', 'test_pipeline')
+    assert len(ds) > 0
+    s = ds[0]
+    info = ds.get_data_info(0)
+    meta = s['data_samples'].metainfo
+    assert s['inputs'].shape == (7, 512, 512) and meta['ori_shape'] == (128, 128)
+    assert meta['scale_factor'] == pytest.approx((4.0, 4.0))
+    np.testing.assert_allclose(s['data_samples'].gt_instances.bboxes.tensor.numpy(),
+                               [a['bbox'] for a in info['instances']], rtol=1e-5)
+    assert meta['instances'][0]['bbox'] == info['instances'][0]['bbox']
+    assert meta['slice_interval'] == info['slice_interval']
+
+
+def test_dataset_type_selection_and_empty_images(converted):
+    ds = _dataset(converted, 'test', 'test_pipeline', keep_empty=True, lesion_types=[99 % 8])
+    all_ds = _dataset(converted, 'test', 'test_pipeline')
+    assert len(ds) >= len(all_ds)
+    kept = {a['lesion_type'] for i in range(len(ds)) for a in ds.get_data_info(i)['instances']}
+    assert kept <= {99 % 8}
