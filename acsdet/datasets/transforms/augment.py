@@ -14,19 +14,19 @@ from mmdet.structures.mask import BitmapMasks
 
 def warp_channels(img: np.ndarray, matrix: np.ndarray, size, border_value: float,
                   interpolation=cv2.INTER_LINEAR) -> np.ndarray:
-    """``cv2.warpAffine`` of an ``(H, W, C)`` image with any C (OpenCV warps at most 4 at once)."""
+    """``cv2.warpAffine`` of an ``(H, W)`` or ``(H, W, C)`` image, any C, slice by slice.
+
+    (OpenCV's own path for more than 4 channels rounds coordinates more coarsely.)
+    """
     w, h = size
-    if img.ndim == 2:
-        return cv2.warpAffine(img, matrix, (w, h), flags=interpolation,
+
+    def warp(x):
+        return cv2.warpAffine(np.ascontiguousarray(x), matrix, (w, h), flags=interpolation,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
-    out = np.empty((h, w, img.shape[2]), img.dtype)
-    for c in range(0, img.shape[2], 4):
-        chunk = np.ascontiguousarray(img[:, :, c:c + 4])
-        warped = cv2.warpAffine(chunk, matrix, (w, h), flags=interpolation,
-                                borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=(border_value, ) * 4)
-        out[:, :, c:c + 4] = warped.reshape(h, w, -1)
-    return out
+    if img.ndim == 2:
+        return warp(img)
+    out = cv2.merge([warp(img[:, :, c]) for c in range(img.shape[2])])
+    return out.reshape(h, w, img.shape[2])
 
 
 @TRANSFORMS.register_module()

@@ -2,6 +2,7 @@
 import os.path as osp
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
@@ -37,7 +38,7 @@ class LoadDeepLesionSlices(BaseTransform):
         stack = load_slice_stack(osp.dirname(path), int(results['key_slice']),
                                  results.get('slice_interval'), self.num_slices,
                                  self.target_interval, offset, self.reader)
-        img = np.ascontiguousarray(stack.transpose(1, 2, 0))
+        img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)  # (H, W, D)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
