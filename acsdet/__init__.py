@@ -9,6 +9,6 @@ from .version import __version__
 
 register_checkpoint_loader()
 
-from . import datasets, evaluation, models  # noqa: E402,F401  (registers into mmdet.registry)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers into mmdet.registry)
 
 __all__ = ['__version__']

@@ -151,11 +151,11 @@ _LESION_ORGANS = {'chest': ['lung', 'lung', 'lung', 'mediastinum', 'muscle', 've
                   'pelvis': ['bladder', 'pelvic fat', 'iliac marrow', 'muscle']}
 
 
-def _make_lesion(rng, organ: Shape, z: float, px: float) -> Shape:
+def _make_lesion(rng, organ: Shape, z: float, px: float, size_mm=(3.0, 60.0)) -> Shape:
     sec = organ.section(z)
     cx, cy, a, b = sec
     room = min(a, b)
-    long_d = float(np.exp(rng.uniform(np.log(3.0), np.log(60.0))))
+    long_d = float(np.exp(rng.uniform(np.log(size_mm[0]), np.log(size_mm[1]))))
     long_d = min(long_d, max(3.0, 1.4 * room))
     long_d = max(long_d, 3.0, 3.5 * px)
     ratio = rng.uniform(0.5, 1.0)
@@ -243,7 +243,8 @@ def _assign_splits(n_patients: int, rng) -> Dict[int, int]:
 
 
 def generate_series(index: int, seed: int, image_size: int, context_mm: float,
-                    patient: int, study: int, split: int, out_dir: str, noisy_fraction: float = 0.03):
+                    patient: int, study: int, split: int, out_dir: str, noisy_fraction: float = 0.03,
+                    lesion_mm: Tuple[float, float] = (3.0, 60.0)):
     """Write one series' PNGs; return its CSV rows (dicts) and truth entries."""
     rng = np.random.default_rng([seed, index])
     px = float(rng.uniform(0.6, 0.98)) * 512 / image_size
@@ -274,7 +275,7 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
                           if o.section(z) is not None), None)
             if organ is None:
                 organ = by_name['muscle'][0]
-            lesions.append((k, _make_lesion(rng, organ, z, px)))
+            lesions.append((k, _make_lesion(rng, organ, z, px, lesion_mm)))
     all_shapes = shapes + [s for _, s in lesions]
 
     series = f'{patient:06d}_{study:02d}_{index % 100:02d}'
@@ -336,11 +337,13 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
 
 def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, image_size: int = 512,
                               context_mm: float = 30.0, progress: bool = False,
-                              noisy_fraction: float = 0.03) -> dict:
+                              noisy_fraction: float = 0.03,
+                              lesion_mm: Tuple[float, float] = (3.0, 60.0)) -> dict:
     """Write a synthetic DeepLesion of ``num_series`` series into ``out_dir``; return a summary.
 
     ``context_mm``: slices kept on each side of the key slices; ``noisy_fraction``: share of
-    lesions marked ``Possibly_noisy`` (their measurement is displaced, as annotation errors are).
+    lesions marked ``Possibly_noisy`` (their measurement is displaced, as annotation errors are);
+    ``lesion_mm``: range of the lesions' long diameters (log-uniform; DeepLesion: 3-60 mm).
     """
     rng = np.random.default_rng(seed)
     n_patients = max(1, (num_series + 1) // 2)
@@ -353,7 +356,7 @@ def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, imag
     for i in it:
         patient = i // 2 + 1
         r, t = generate_series(i + 1, seed, image_size, context_mm, patient, i % 2 + 1,
-                               splits[patient], out_dir, noisy_fraction)
+                               splits[patient], out_dir, noisy_fraction, lesion_mm)
         rows += r
         truth += t
     for line, (row, tr) in enumerate(zip(rows, truth), start=2):

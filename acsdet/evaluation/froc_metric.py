@@ -121,9 +121,12 @@ class FROCMetric(BaseMetric):
                 if group != 'unknown':
                     metrics[f'{name}[{group}]/avg'] = float(r.average)
             lines.append(self._subset_table(name, res))
+        text = '\n\n'.join(lines)
         if self.output_dir:
             self.save(main, by_subset, self.output_dir)
-        return metrics, '\n\n'.join(lines)
+            with open(osp.join(self.output_dir, 'froc_table.txt'), 'w') as f:
+                f.write(text + '\n')
+        return metrics, text
 
     def _subset_table(self, name: str, res: Dict[str, FROCResult]) -> str:
         head = ['group', 'lesions'] + [f'{f:g}' for f in self.fps] + ['Avg']

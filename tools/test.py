@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Test a detector and print the DeepLesion FROC table (MMDetection conventions).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
+        [--data-root DIR] [--cfg-options key=value ...]
+
+Writes froc.json, froc_table.txt and froc_curve.png into the work dir; --out dumps the
+predictions (score them later with tools/froc_eval.py); --show-dir writes every key slice with
+predicted boxes/masks and the ground-truth RECIST. Multi-GPU: tools/dist_test.sh.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import acsdet  # noqa: E402,F401
+from acsdet.engine.cli import cpu_friendly, set_data_root  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Test a detector; print the FROC table')
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('--work-dir', help='where the FROC files and logs go')
+    p.add_argument('--out', help='dump predictions to this .pkl file')
+    p.add_argument('--show-dir', help='write visualised key slices here')
+    p.add_argument('--show-score-thr', type=float, default=0.3)
+    p.add_argument('--data-root', help='override the data root of every dataset')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_cfg(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    for ev in evaluators:
+        if ev.get('type') == 'FROCMetric':
+            ev.output_dir = cfg.work_dir
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit('--out must be a .pkl or .pickle file')
+        cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=args.out)]
+    hooks = list(cfg.get('custom_hooks', []))
+    hooks.append(dict(type='ProgressBarHook'))
+    if args.show_dir:
+        hooks.append(dict(type='DeepLesionVisualizationHook', out_dir=args.show_dir,
+                          score_thr=args.show_score_thr))
+    cfg.custom_hooks = hooks
+    cfg.default_hooks.pop('visualization', None)  # MMDetection's reads 16-bit PNGs as RGB
+    cpu_friendly(cfg)
+    return cfg
+
+
+def main(argv=None):
+    cfg = build_cfg(parse_args(argv))
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    metrics = runner.test()
+    table = osp.join(cfg.work_dir, 'froc_table.txt')
+    if osp.isfile(table):
+        with open(table) as f:
+            print('\n' + f.read())
+        print(f'FROC files: {cfg.work_dir}/froc.json, froc_table.txt, froc_curve.png')
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

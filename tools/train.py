@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Train a detector (MMDetection conventions).
+
+    python tools/train.py configs/deeplesion_acs_7slice.py [--work-dir DIR] [--resume [CKPT]]
+        [--amp] [--data-root DIR] [--auto-scale-lr] [--cfg-options key=value ...]
+
+Multi-GPU: tools/dist_train.sh CONFIG GPUS [arguments above].
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import acsdet  # noqa: E402,F401  (registers acsdet, installs the checkpoint loader)
+from acsdet.engine.cli import cpu_friendly, enable_amp, set_data_root  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Train a detector')
+    p.add_argument('config', help='train config file path')
+    p.add_argument('--work-dir', help='the dir to save logs and models')
+    p.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA only)')
+    p.add_argument('--auto-scale-lr', action='store_true',
+                   help='scale the learning rate to the actual total batch size')
+    p.add_argument('--resume', nargs='?', type=str, const='auto',
+                   help='resume from CKPT, or without a value from the latest checkpoint of '
+                   'the work dir')
+    p.add_argument('--data-root', help='override the data root of every dataset')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_cfg(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    cpu_friendly(cfg)
+    return cfg
+
+
+def main(argv=None):
+    cfg = build_cfg(parse_args(argv))
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
