@@ -1,4 +1,4 @@
-"""Convert a 2D PyTorch model into its 3D counterpart: ACS, 2.5D or 3D (I3D).
+"""Convert a 2D PyTorch model into its 3D counterpart: ACS, 2.5D, 3D (I3D) or A3D.
 
 ``convert(model, mode)`` returns an ordinary ``nn.Module`` (a converted deep copy; no proxy) whose
 layers take ``(N, C, D, H, W)`` input, with the 2D weights carried over. ACS and 2.5D keep every
@@ -19,7 +19,9 @@ Dropout2d          Dropout3d                   Dropout3d                    Drop
 =================  ==========================  ===========================  ========================
 
 GroupNorm, SyncBatchNorm, LayerNorm, activations, Dropout, Linear and containers are dimension-free and
-kept. Strided convolutions keep depth by default (``conv_depth_stride=1``, the paper's detection
+kept. ``'a3d'`` is ``'2.5d'`` with a learned per-channel D x D slice fusion before every K x K
+convolution (:class:`A3DConv`; needs ``num_slices``; depth must stay D). Strided convolutions keep
+depth by default (``conv_depth_stride=1``, the paper's detection
 setting); ``conv_depth_stride=None`` uses the 2D stride along depth too. Anything else with 2D
 semantics raises :class:`ConversionError` naming the module. Only module attributes are read (never
 ``Conv2d.__init__``'s argument names), so new torch versions do not break it. Functional 2D calls
@@ -31,9 +33,9 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .ops import ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
+from .ops import A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
 
-MODES = ('acs', '2.5d', '3d')
+MODES = ('acs', '2.5d', '3d', 'a3d')
 
 # Leaf modules that are correct on 5D input as they are.
 _DIMENSION_FREE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
@@ -56,7 +58,8 @@ def _copy_bias(src, dst):
             dst.bias.copy_(src.bias)
 
 
-def _convert_conv(m: nn.Conv2d, name: str, mode: str, conv_depth_stride, inflate: bool):
+def _convert_conv(m: nn.Conv2d, name: str, mode: str, conv_depth_stride, inflate: bool,
+                  num_slices: Optional[int] = None):
     kh, kw = m.kernel_size
     (sh, sw), (dh, dw) = m.stride, m.dilation
     sd = sh if conv_depth_stride is None else conv_depth_stride
@@ -73,7 +76,11 @@ def _convert_conv(m: nn.Conv2d, name: str, mode: str, conv_depth_stride, inflate
             new.weight.copy_(m.weight.unsqueeze(2))
         _copy_bias(m, new)
         return new
-    if mode == '2.5d' or kh == 1:  # a 1x1 conv is the 1x1x1 Conv3d; kept in the 2D weight layout
+    if mode == 'a3d' and kh > 1:
+        pad3 = padding if isinstance(padding, str) else (0, ) + padding
+        new = A3DConv(m.in_channels, m.out_channels, kh, num_slices, (sd, sh, sw), pad3,
+                      (1, dh, dw), padding_mode=m.padding_mode, **args)
+    elif mode in ('2.5d', 'a3d') or kh == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
         pad3 = padding if isinstance(padding, str) else (0, ) + padding
         new = Conv2_5d(m.in_channels, m.out_channels, kh, (sd, sh, sw), pad3, (1, dh, dw),
                        padding_mode=m.padding_mode, **args)
@@ -107,7 +114,7 @@ def _convert_conv_transpose(m: nn.ConvTranspose2d, name, mode, conv_depth_stride
         new = ACSConvTranspose(m.in_channels, m.out_channels, kh, (sd, sh, sw), (ph, ph, pw),
                                (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
         weight = m.weight
-    elif mode == '2.5d':
+    elif mode in ('2.5d', 'a3d'):
         new = ConvTranspose2_5d(m.in_channels, m.out_channels, kh, (sd, sh, sw), (0, ph, pw),
                                 (0, oh, ow), dilation=(1, dh, dw), **args)
         weight = m.weight
@@ -162,10 +169,11 @@ def _convert_upsample(m: nn.Upsample, name):
 
 
 def convert_module(m: nn.Module, name: str, mode: str, pool_depth: int = 1,
-                   conv_depth_stride: Optional[int] = 1, inflate: bool = True) -> Optional[nn.Module]:
+                   conv_depth_stride: Optional[int] = 1, inflate: bool = True,
+                   num_slices: Optional[int] = None) -> Optional[nn.Module]:
     """The 3D counterpart of one module, or None if it has children to convert one by one."""
     if isinstance(m, nn.Conv2d):
-        return _convert_conv(m, name, mode, conv_depth_stride, inflate)
+        return _convert_conv(m, name, mode, conv_depth_stride, inflate, num_slices)
     if isinstance(m, nn.ConvTranspose2d):
         return _convert_conv_transpose(m, name, mode, conv_depth_stride, inflate)
     if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)):
@@ -177,7 +185,7 @@ def convert_module(m: nn.Module, name: str, mode: str, pool_depth: int = 1,
     if isinstance(m, nn.Dropout2d):
         return nn.Dropout3d(m.p, m.inplace)
     if isinstance(m, _DIMENSION_FREE) or isinstance(
-            m, (ACSConv, ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d,
+            m, (A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d,
                 nn.InstanceNorm3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
                 nn.AdaptiveMaxPool3d, nn.Dropout3d)):
         return m
@@ -190,8 +198,9 @@ def convert_module(m: nn.Module, name: str, mode: str, pool_depth: int = 1,
 
 
 def convert(model: nn.Module, mode: str, *, pool_depth: int = 1,
-            conv_depth_stride: Optional[int] = 1, inflate: bool = True) -> nn.Module:
-    """A 3D copy of the 2D ``model`` for ``mode`` in ``('acs', '2.5d', '3d')``.
+            conv_depth_stride: Optional[int] = 1, inflate: bool = True,
+            num_slices: Optional[int] = None) -> nn.Module:
+    """A 3D copy of the 2D ``model`` for ``mode`` in ``('acs', '2.5d', '3d', 'a3d')``.
 
     Args:
         pool_depth: kernel and stride of pooling along depth (1 keeps depth, as the paper's
@@ -199,14 +208,20 @@ def convert(model: nn.Module, mode: str, *, pool_depth: int = 1,
         conv_depth_stride: depth stride of strided convolutions; None uses the 2D stride.
         inflate: ``'3d'`` only; True inflates the 2D kernels I3D-style (repeat along depth, divide
             by K), False keeps ``nn.Conv3d``'s random initialisation.
+        num_slices: ``'a3d'`` only: D, the depth the slice-fusion matrices act on.
     """
     if mode not in MODES:
         raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    if mode == 'a3d':
+        if not num_slices or num_slices < 1:
+            raise ValueError("mode 'a3d' needs num_slices, the depth D of the input")
+        if pool_depth != 1 or conv_depth_stride != 1:
+            raise ValueError("mode 'a3d' keeps depth: pool_depth and conv_depth_stride must be 1")
     model = copy.deepcopy(model)
 
     def visit(module: nn.Module, prefix: str) -> nn.Module:
         new = convert_module(module, prefix or type(module).__name__, mode, pool_depth,
-                             conv_depth_stride, inflate)
+                             conv_depth_stride, inflate, num_slices)
         if new is not None:
             return new
         for child_name, child in list(module.named_children()):
