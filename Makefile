@@ -11,5 +11,24 @@ setup:
 test:
 	$(PY) -m pytest tests
 
+# Benchmarks (not tests): see benchmarks/ and the README's tables.
 bench:
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_acs_conv.py
+	$(PY) benchmarks/bench_backbone.py
+	$(PY) benchmarks/bench_froc.py
+	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_weak_masks.py
+
+# The synthetic demo: generate a small DeepLesion-format set, convert it, train the CPU-sized
+# ACS 7-slice model, test it and print the FROC table (about 15 minutes on 2 CPU cores).
+DEMO_DATA ?= data/synthetic_demo
+DEMO_WORK ?= work_dirs/demo
+DEMO_CONFIG ?= configs/demo/deeplesion_acs_7slice_demo.py
+demo:
+	$(PY) data_converters/make_synthetic_deeplesion.py --out $(DEMO_DATA) --num-series 240 \
+		--seed 0 --image-size 192 --context-mm 8 --lesion-mm 10 60
+	$(PY) data_converters/deeplesion_to_coco.py --data-root $(DEMO_DATA) \
+		--out-dir $(DEMO_DATA)/annotations --workers 2
+	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK) --data-root $(DEMO_DATA)
+	$(PY) tools/test.py $(DEMO_CONFIG) $$(ls -t $(DEMO_WORK)/best_froc_avg_*.pth | head -1) \
+		--work-dir $(DEMO_WORK)/test --data-root $(DEMO_DATA) --show-dir $(DEMO_WORK)/test/show

@@ -108,7 +108,6 @@ def test_pretrained_torchvision_weights_transfer(tmp_path, mode):
 
 def test_centre_init_passes_the_key_slice_through():
     m = backbone(num_slices=3).eval()
-    x = torch.randn(1, 3, 64, 64)
     w = m.depth_collapse[0].weight
     assert torch.count_nonzero(w) == 256 and torch.all(w[:, :, 1].diagonal() == 1)
 

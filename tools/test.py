@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import acsdet  # noqa: E402,F401
-from acsdet.engine.cli import cpu_friendly, set_data_root  # noqa: E402
+from acsdet.engine.cli import load_config  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -39,16 +39,7 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
@@ -66,7 +57,6 @@ def build_cfg(args) -> Config:
                           score_thr=args.show_score_thr))
     cfg.custom_hooks = hooks
     cfg.default_hooks.pop('visualization', None)  # MMDetection's reads 16-bit PNGs as RGB
-    cpu_friendly(cfg)
     return cfg
 
 

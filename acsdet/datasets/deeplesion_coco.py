@@ -18,8 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
-
+from ..utils import atomic_write, mask_to_rle
 from .deeplesion_info import SPLITS, LesionRecord, group_by_key_slice, read_dl_info
 from .weak_masks import SOFT_TISSUE_WINDOW, WIDE_WINDOW, weak_mask
 
@@ -47,12 +46,6 @@ def _window_of(rec: LesionRecord, window: Union[str, Sequence[float]]):
     return WIDE_WINDOW if window == 'wide' else SOFT_TISSUE_WINDOW
 
 
-def _rle(mask: np.ndarray) -> dict:
-    r = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    r['counts'] = r['counts'].decode('ascii')
-    return r
-
-
 def process_key_slice(task) -> Tuple[str, Optional[str], List[dict]]:
     """Worker: ``(path, [(record, window)])`` -> ``(path, error or None, [mask results])``."""
     path, lesions = task
@@ -63,7 +56,7 @@ def process_key_slice(task) -> Tuple[str, Optional[str], List[dict]]:
     out = []
     for rec, window in lesions:
         mask, method = weak_mask(hu, rec.bbox, rec.recist, window)
-        out.append(dict(segmentation=_rle(mask), area=int(mask.sum()), mask_method=method))
+        out.append(dict(segmentation=mask_to_rle(mask), area=int(mask.sum()), mask_method=method))
     return path, None, out
 
 
@@ -97,16 +90,7 @@ class ConversionSummary:
 
 
 def _atomic_json(path: str, obj) -> None:
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        with open(tmp, 'w') as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: json.dump(obj, f))
 
 
 def convert_deeplesion(data_root: str, out_dir: str, splits: Sequence[str] = ('train', 'val', 'test'),

@@ -19,8 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
-
+from ..utils import atomic_write, mask_to_rle
 from .deeplesion_info import COLUMNS
 
 THICKNESSES = (0.625, 1.0, 1.25, 2.0, 2.5, 3.0, 5.0)
@@ -221,12 +220,6 @@ def measure_recist(mask: np.ndarray) -> Optional[np.ndarray]:
     return np.stack([p1, p2, ends[0], ends[1]])
 
 
-def _rle(mask: np.ndarray) -> dict:
-    r = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    r['counts'] = r['counts'].decode('ascii')
-    return r
-
-
 def _fmt(vals, nd=3) -> str:
     return ', '.join(f'{v:.{nd}f}'.rstrip('0').rstrip('.') if isinstance(v, float) else str(v)
                      for v in vals)
@@ -283,7 +276,6 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
     os.makedirs(sdir, exist_ok=True)
     coords = (np.arange(image_size) - (image_size - 1) / 2) * px
     rows, truth = [], []
-    key_masks = {}
     for n in range(n_slices):
         z = z_lo + n * t
         img = render_slice(all_shapes, z, image_size, px, rng)
@@ -329,7 +321,7 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
         rows.append(row)
         truth.append(dict(file_name=row['File_name'], lesion=len([r for r in rows
                                                                   if r['File_name'] == row['File_name']]) - 1,
-                          mask=_rle(mask), true_type=true_type, region=region,
+                          mask=mask_to_rle(mask), true_type=true_type, region=region,
                           long_diameter_mm=float(np.linalg.norm(recist[0] - recist[1]) * px),
                           noisy=bool(noisy)))
     return rows, truth
@@ -361,8 +353,8 @@ def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, imag
         truth += t
     for line, (row, tr) in enumerate(zip(rows, truth), start=2):
         tr['line'] = line
-    _atomic_write(osp.join(out_dir, 'DL_info.csv'), lambda f: _write_csv(f, rows), newline='')
-    _atomic_write(osp.join(out_dir, 'synthetic_truth.json'),
+    atomic_write(osp.join(out_dir, 'DL_info.csv'), lambda f: _write_csv(f, rows), newline='')
+    atomic_write(osp.join(out_dir, 'synthetic_truth.json'),
                   lambda f: json.dump(dict(seed=seed, image_size=image_size, lesions=truth), f))
     return dict(series=num_series, key_slices=len({r['File_name'] for r in rows}), lesions=len(rows),
                 noisy=sum(r['Possibly_noisy'] for r in rows),
@@ -374,16 +366,3 @@ def _write_csv(f, rows):
     w = csv.DictWriter(f, fieldnames=COLUMNS)
     w.writeheader()
     w.writerows(rows)
-
-
-def _atomic_write(path: str, write, newline=None):
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        with open(tmp, 'w', newline=newline) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)

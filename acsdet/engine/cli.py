@@ -1,5 +1,7 @@
 """Helpers shared by ``tools/train.py`` and ``tools/test.py``."""
+import os.path as osp
 import warnings
+from typing import Optional
 
 import torch
 from mmengine.config import Config
@@ -35,3 +37,21 @@ def cpu_friendly(cfg: Config) -> None:
     """Use the gloo backend when no GPU is present (NCCL needs CUDA)."""
     if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
         cfg.env_cfg.dist_cfg.backend = 'gloo'
+
+
+def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None, work_dir: Optional[str] = None) -> Config:
+    """Read a config and apply the command line the MMDetection way: ``--cfg-options``, then
+    ``--data-root``; the work dir is CLI > config > ``work_dirs/<config name>``."""
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        set_data_root(cfg, data_root)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    cpu_friendly(cfg)
+    return cfg

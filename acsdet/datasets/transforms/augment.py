@@ -1,6 +1,5 @@
 """Geometric transforms applied identically to every slice, the boxes and the masks."""
-import math
-from typing import Optional, Sequence
+
 
 import cv2
 import numpy as np

@@ -1,6 +1,6 @@
 """Load a DeepLesion multi-slice sample and window it: MMDetection pipeline transforms."""
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
