@@ -23,8 +23,9 @@ fi
 PY="$ROOT/$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
-# Build tooling first: mmcv's setup.py needs pkg_resources (setuptools<82).
-"${PIP[@]}" install -q "$(pin setuptools)" wheel
+# Build tooling first: mmcv's setup.py needs pkg_resources (setuptools<82). Every install below
+# goes through the constraints, so no dependency (torch wants setuptools>=77) lifts that pin.
+"${PIP[@]}" install -q --upgrade -c "$CONSTRAINTS" setuptools wheel
 
 # torch: keep one that is already installed (a user's CUDA build), else the pinned CPU wheel.
 if "$PY" -c 'import torch' 2>/dev/null; then
@@ -32,7 +33,7 @@ if "$PY" -c 'import torch' 2>/dev/null; then
   say "keeping installed torch $TORCH_VER"
 else
   say "installing $(pin torch)"
-  "${PIP[@]}" install -q "$(pin torch)"
+  "${PIP[@]}" install -q -c "$CONSTRAINTS" torch
   TORCH_VER=$("$PY" -c 'import torch; print(torch.__version__)')
 fi
 # Constraints without the torch pin, so the installed torch is never replaced.

@@ -104,6 +104,6 @@ def load_slice_stack(series_dir: str, key_slice: int, slice_interval: Optional[f
             out[d] = a
         else:
             b = reader.read(_existing(hi, key_slice, series_dir, reader))
-            np.multiply(a, 1.0 - w, out=out[d], casting='unsafe')
-            out[d] += w * b
+            # (1 - w) a + w b in float32, one pass
+            cv2.addWeighted(a, 1.0 - w, b, w, 0.0, dst=out[d], dtype=cv2.CV_32F)
     return out
