@@ -20,10 +20,15 @@ _np_multiarray = _np_multiarray.multiarray
 
 def mmengine_checkpoint_globals():
     """The non-tensor globals an MMEngine checkpoint pickles (message hub, numpy logs)."""
-    safe = [HistoryBuffer, np.ndarray, np.dtype, _np_multiarray._reconstruct,
-            _np_multiarray.scalar,
-            # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, name)
-            getattr]
+    safe = [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        _np_multiarray._reconstruct,
+        _np_multiarray.scalar,
+        # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, name)
+        getattr
+    ]
     dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtype classes
     if dtypes is not None:
         safe += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]

@@ -58,7 +58,11 @@ def _copy_bias(src, dst):
             dst.bias.copy_(src.bias)
 
 
-def _convert_conv(m: nn.Conv2d, name: str, mode: str, conv_depth_stride, inflate: bool,
+def _convert_conv(m: nn.Conv2d,
+                  name: str,
+                  mode: str,
+                  conv_depth_stride,
+                  inflate: bool,
                   num_slices: Optional[int] = None):
     kh, kw = m.kernel_size
     (sh, sw), (dh, dw) = m.stride, m.dilation
@@ -70,28 +74,54 @@ def _convert_conv(m: nn.Conv2d, name: str, mode: str, conv_depth_stride, inflate
     pad_d = padding if isinstance(padding, str) else padding[0]
     if mode == '3d' and kh == 1:
         pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        new = nn.Conv3d(m.in_channels, m.out_channels, 1, (sd, sh, sw), pad3, (1, dh, dw),
-                        padding_mode=m.padding_mode, **args)
+        new = nn.Conv3d(
+            m.in_channels,
+            m.out_channels,
+            1, (sd, sh, sw),
+            pad3, (1, dh, dw),
+            padding_mode=m.padding_mode,
+            **args)
         with torch.no_grad():
             new.weight.copy_(m.weight.unsqueeze(2))
         _copy_bias(m, new)
         return new
     if mode == 'a3d' and kh > 1:
         pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        new = A3DConv(m.in_channels, m.out_channels, kh, num_slices, (sd, sh, sw), pad3,
-                      (1, dh, dw), padding_mode=m.padding_mode, **args)
+        new = A3DConv(
+            m.in_channels,
+            m.out_channels,
+            kh,
+            num_slices, (sd, sh, sw),
+            pad3, (1, dh, dw),
+            padding_mode=m.padding_mode,
+            **args)
     elif mode in ('2.5d', 'a3d') or kh == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
         pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        new = Conv2_5d(m.in_channels, m.out_channels, kh, (sd, sh, sw), pad3, (1, dh, dw),
-                       padding_mode=m.padding_mode, **args)
+        new = Conv2_5d(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw),
+            pad3, (1, dh, dw),
+            padding_mode=m.padding_mode,
+            **args)
     elif mode == 'acs':
         pad3 = padding if isinstance(padding, str) else (pad_d, ) + padding
-        new = ACSConv(m.in_channels, m.out_channels, kh, (sd, sh, sw), pad3, (dh, dh, dw),
-                      padding_mode=m.padding_mode, **args)
+        new = ACSConv(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw),
+            pad3, (dh, dh, dw),
+            padding_mode=m.padding_mode,
+            **args)
     else:
         pad3 = padding if isinstance(padding, str) else (pad_d, ) + padding
-        new = nn.Conv3d(m.in_channels, m.out_channels, kh, (sd, sh, sw), pad3, (dh, dh, dw),
-                        padding_mode=m.padding_mode, **args)
+        new = nn.Conv3d(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw),
+            pad3, (dh, dh, dw),
+            padding_mode=m.padding_mode,
+            **args)
         if inflate:  # I3D: repeat along depth, divide by K
             with torch.no_grad():
                 new.weight.copy_(m.weight.unsqueeze(2).repeat(1, 1, kh, 1, 1) / kh)
@@ -111,16 +141,28 @@ def _convert_conv_transpose(m: nn.ConvTranspose2d, name, mode, conv_depth_stride
     sd = sh if conv_depth_stride is None else conv_depth_stride
     args = dict(groups=m.groups, bias=m.bias is not None)
     if mode == 'acs':
-        new = ACSConvTranspose(m.in_channels, m.out_channels, kh, (sd, sh, sw), (ph, ph, pw),
-                               (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
+        new = ACSConvTranspose(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
+            dilation=(dh, dh, dw),
+            **args)
         weight = m.weight
     elif mode in ('2.5d', 'a3d'):
-        new = ConvTranspose2_5d(m.in_channels, m.out_channels, kh, (sd, sh, sw), (0, ph, pw),
-                                (0, oh, ow), dilation=(1, dh, dw), **args)
+        new = ConvTranspose2_5d(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw), (0, ph, pw), (0, oh, ow),
+            dilation=(1, dh, dw),
+            **args)
         weight = m.weight
     else:
-        new = nn.ConvTranspose3d(m.in_channels, m.out_channels, kh, (sd, sh, sw), (ph, ph, pw),
-                                 (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
+        new = nn.ConvTranspose3d(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
+            dilation=(dh, dh, dw),
+            **args)
         if not inflate:
             return new
         weight = m.weight.unsqueeze(2).repeat(1, 1, kh, 1, 1) / kh
@@ -160,16 +202,21 @@ def _convert_upsample(m: nn.Upsample, name):
     if m.size is not None or m.scale_factor is None:
         raise ConversionError(f'cannot convert {name} ({m}): only scale_factor upsampling has a '
                               '3D counterpart that keeps depth')
-    sh, sw = _pair(m.scale_factor) if not isinstance(m.scale_factor, float) else (m.scale_factor, ) * 2
+    sh, sw = _pair(
+        m.scale_factor) if not isinstance(m.scale_factor, float) else (m.scale_factor, ) * 2
     modes = {'nearest': 'nearest', 'bilinear': 'trilinear', 'nearest-exact': 'nearest-exact'}
     if m.mode not in modes:
         raise ConversionError(f'cannot convert {name} ({m}): mode {m.mode!r} has no 3D counterpart')
-    return nn.Upsample(scale_factor=(1.0, float(sh), float(sw)), mode=modes[m.mode],
-                       align_corners=m.align_corners)
+    return nn.Upsample(
+        scale_factor=(1.0, float(sh), float(sw)), mode=modes[m.mode], align_corners=m.align_corners)
 
 
-def convert_module(m: nn.Module, name: str, mode: str, pool_depth: int = 1,
-                   conv_depth_stride: Optional[int] = 1, inflate: bool = True,
+def convert_module(m: nn.Module,
+                   name: str,
+                   mode: str,
+                   pool_depth: int = 1,
+                   conv_depth_stride: Optional[int] = 1,
+                   inflate: bool = True,
                    num_slices: Optional[int] = None) -> Optional[nn.Module]:
     """The 3D counterpart of one module, or None if it has children to convert one by one."""
     if isinstance(m, nn.Conv2d):
@@ -185,8 +232,8 @@ def convert_module(m: nn.Module, name: str, mode: str, pool_depth: int = 1,
     if isinstance(m, nn.Dropout2d):
         return nn.Dropout3d(m.p, m.inplace)
     if isinstance(m, _DIMENSION_FREE) or isinstance(
-            m, (A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d,
-                nn.InstanceNorm3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
+            m, (A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d,
+                nn.BatchNorm3d, nn.InstanceNorm3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
                 nn.AdaptiveMaxPool3d, nn.Dropout3d)):
         return m
     if next(m.children(), None) is not None:
@@ -197,8 +244,12 @@ def convert_module(m: nn.Module, name: str, mode: str, pool_depth: int = 1,
     return m  # a parameter-free leaf without 2D semantics (e.g. a custom activation)
 
 
-def convert(model: nn.Module, mode: str, *, pool_depth: int = 1,
-            conv_depth_stride: Optional[int] = 1, inflate: bool = True,
+def convert(model: nn.Module,
+            mode: str,
+            *,
+            pool_depth: int = 1,
+            conv_depth_stride: Optional[int] = 1,
+            inflate: bool = True,
             num_slices: Optional[int] = None) -> nn.Module:
     """A 3D copy of the 2D ``model`` for ``mode`` in ``('acs', '2.5d', '3d', 'a3d')``.
 
@@ -225,7 +276,8 @@ def convert(model: nn.Module, mode: str, *, pool_depth: int = 1,
         if new is not None:
             return new
         for child_name, child in list(module.named_children()):
-            setattr(module, child_name, visit(child, f'{prefix}.{child_name}' if prefix else child_name))
+            setattr(module, child_name,
+                    visit(child, f'{prefix}.{child_name}' if prefix else child_name))
         return module
 
     return visit(model, '')

@@ -69,8 +69,12 @@ def peak_mib(fn, device) -> float:
 def run_isolated(script: str, args) -> dict:
     """Run ``script args`` in a fresh interpreter (exact CPU peak memory); it prints one JSON line."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0')
-    out = subprocess.run([sys.executable, script] + [str(a) for a in args], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, script] + [str(a) for a in args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

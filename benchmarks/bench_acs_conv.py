@@ -33,12 +33,14 @@ def make_layer(name, cin, cout, k=3):
 def make_step(name, size, args, device):
     torch.manual_seed(0)
     layer = make_layer(name, args.cin, args.cout).to(device)
-    x = torch.randn(args.batch, args.cin, args.slices, size, size, device=device, requires_grad=True)
+    x = torch.randn(
+        args.batch, args.cin, args.slices, size, size, device=device, requires_grad=True)
 
     def step():
         layer.zero_grad(set_to_none=True)
         x.grad = None
         layer(x).sum().backward()
+
     return step
 
 
@@ -72,16 +74,22 @@ def main(argv=None):
             if device.type == 'cuda':
                 mem[name] = peak_mib(make_step(name, size, args, device), device)
             else:
-                child = [f'--{k}={v}' for k, v in (('batch', args.batch), ('slices', args.slices),
-                                                   ('cin', args.cin), ('cout', args.cout))]
+                child = [
+                    f'--{k}={v}' for k, v in (('batch', args.batch), ('slices', args.slices),
+                                              ('cin', args.cin), ('cout', args.cout))
+                ]
                 mem[name] = run_isolated(__file__, child + ['--memory-of', name, size])['peak_mib']
         t0, m0 = times[OPS[0]], mem[OPS[0]]
         for name in OPS:
-            rows.append([f'{size}x{size}', name, f'{times[name]:.2f}', f'{times[name] / t0:.2f}x',
-                         f'{mem[name]:.1f}', f'{mem[name] / m0:.2f}x'])
+            rows.append([
+                f'{size}x{size}', name, f'{times[name]:.2f}', f'{times[name] / t0:.2f}x',
+                f'{mem[name]:.1f}', f'{mem[name] / m0:.2f}x'
+            ])
     print(f'ACSConv forward+backward on {machine()}: N={args.batch}, {args.cin}->{args.cout} ch, '
           f'D={args.slices}, K=3')
-    print(markdown_table(['H=W', 'operator', 'ms', 'time vs 2.5D', 'peak MiB', 'memory vs 2.5D'], rows))
+    print(
+        markdown_table(['H=W', 'operator', 'ms', 'time vs 2.5D', 'peak MiB', 'memory vs 2.5D'],
+                       rows))
 
 
 if __name__ == '__main__':

@@ -31,6 +31,7 @@ def make_step(mode, args, device):
     def step():
         model.zero_grad(set_to_none=True)
         sum(o.sum() for o in model(x)).backward()
+
     return step, model
 
 
@@ -60,16 +61,22 @@ def main(argv=None):
         if device.type == 'cuda':
             mem[mode] = peak_mib(make_step(mode, args, device)[0], device)
         else:
-            mem[mode] = run_isolated(__file__, [f'--size={args.size}', f'--slices={args.slices}',
-                                                f'--batch={args.batch}', '--memory-of', mode])['peak_mib']
+            mem[mode] = run_isolated(__file__, [
+                f'--size={args.size}', f'--slices={args.slices}', f'--batch={args.batch}',
+                '--memory-of', mode
+            ])['peak_mib']
     base = args.modes[0]
-    rows = [[m, f'{params[m] / 1e6:.2f} M', f'{times[m] / 1e3 / args.batch:.2f}',
-             f'{times[m] / times[base]:.2f}x', f'{mem[m] / args.batch:.0f}',
-             f'{mem[m] / mem[base]:.2f}x'] for m in args.modes]
+    rows = [[
+        m, f'{params[m] / 1e6:.2f} M', f'{times[m] / 1e3 / args.batch:.2f}',
+        f'{times[m] / times[base]:.2f}x', f'{mem[m] / args.batch:.0f}', f'{mem[m] / mem[base]:.2f}x'
+    ] for m in args.modes]
     print(f'Truncated DenseNet-121 backbones, forward+backward per {args.slices}-slice '
           f'{args.size}x{args.size} image (batch {args.batch}) on {machine()}')
-    print(markdown_table(['mode', 'parameters', 's / image', f'time vs {base}', 'peak MiB / image',
-                          f'memory vs {base}'], rows))
+    print(
+        markdown_table([
+            'mode', 'parameters', 's / image', f'time vs {base}', 'peak MiB / image',
+            f'memory vs {base}'
+        ], rows))
 
 
 if __name__ == '__main__':

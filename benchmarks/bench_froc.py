@@ -52,10 +52,11 @@ def main(argv=None):
     t_slow = time.perf_counter() - t0
     assert np.allclose(fast.sensitivities, slow)
     print(f'FROC on {args.images} images x {args.dets} detections, {args.lesions} lesions')
-    print(markdown_table(['implementation', 'seconds', 'speed-up'],
-                         [['reference loop (one detection at a time)', f'{t_slow:.3f}', '1.0x'],
-                          ['acsdet compute_froc (vectorised)', f'{t_fast:.3f}',
-                           f'{t_slow / t_fast:.0f}x']]))
+    print(
+        markdown_table(
+            ['implementation', 'seconds', 'speed-up'],
+            [['reference loop (one detection at a time)', f'{t_slow:.3f}', '1.0x'],
+             ['acsdet compute_froc (vectorised)', f'{t_fast:.3f}', f'{t_slow / t_fast:.0f}x']]))
 
 
 if __name__ == '__main__':

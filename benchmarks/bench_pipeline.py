@@ -45,13 +45,17 @@ def main(argv=None):
     dataset = DATASETS.build(ds_cfg)
     rows = []
     for workers in args.workers:
-        sampler = torch.utils.data.RandomSampler(dataset, replacement=True,
-                                                 num_samples=args.samples + 10 * max(workers, 1))
+        sampler = torch.utils.data.RandomSampler(
+            dataset, replacement=True, num_samples=args.samples + 10 * max(workers, 1))
         # as MMEngine's runner sets up workers (env_cfg.mp_cfg.opencv_num_threads=0)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=1, sampler=sampler,
-                                             num_workers=workers, collate_fn=pseudo_collate,
-                                             persistent_workers=False,
-                                             worker_init_fn=lambda _: cv2.setNumThreads(0))
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=1,
+            sampler=sampler,
+            num_workers=workers,
+            collate_fn=pseudo_collate,
+            persistent_workers=False,
+            worker_init_fn=lambda _: cv2.setNumThreads(0))
         it = iter(loader)
         for _ in range(5 * max(workers, 1)):  # warm-up: worker start-up, first decodes
             next(it)

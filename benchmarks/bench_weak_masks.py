@@ -22,8 +22,12 @@ from _common import markdown_table  # noqa: E402
 from acsdet.datasets.deeplesion_coco import convert_deeplesion, read_hu  # noqa: E402
 from acsdet.datasets.deeplesion_info import key_slice_path, read_dl_info  # noqa: E402
 from acsdet.datasets.synthetic import make_synthetic_deeplesion  # noqa: E402
-from acsdet.datasets.weak_masks import (SOFT_TISSUE_WINDOW, WIDE_WINDOW, ellipse_mask,  # noqa: E402
-                                        grabcut_mask, window_to_uint8)
+from acsdet.datasets.weak_masks import (
+    SOFT_TISSUE_WINDOW,
+    WIDE_WINDOW,
+    ellipse_mask,  # noqa: E402
+    grabcut_mask,
+    window_to_uint8)
 from acsdet.evaluation.froc import size_bucket  # noqa: E402
 
 
@@ -45,8 +49,10 @@ def main(argv=None):
     records, _ = read_dl_info(osp.join(root, 'DL_info.csv'))
     with open(osp.join(root, 'synthetic_truth.json')) as f:
         truth = {t['line']: t for t in json.load(f)['lesions']}
-    methods = ['GrabCut wide [-1024,2050]', 'GrabCut DICOM window', 'GrabCut soft [-175,275]',
-               'RECIST ellipse', 'box']
+    methods = [
+        'GrabCut wide [-1024,2050]', 'GrabCut DICOM window', 'GrabCut soft [-175,275]',
+        'RECIST ellipse', 'box'
+    ]
     scores = {m: {} for m in methods}
     fallbacks = {m: 0 for m in methods[:3]}
     n = 0
@@ -70,22 +76,29 @@ def main(argv=None):
             scores[m].setdefault(bucket, []).append(dice(mask, gt))
         scores['RECIST ellipse'].setdefault(bucket, []).append(dice(ell, gt))
         scores['box'].setdefault(bucket, []).append(dice(box, gt))
-    buckets = sorted({b for s in scores.values() for b in s}, key=lambda b: ('<' not in b, '-' not in b, b))
+    buckets = sorted({b
+                      for s in scores.values()
+                      for b in s},
+                     key=lambda b: ('<' not in b, '-' not in b, b))
     rows = []
     for m in methods:
         allv = [v for b in scores[m].values() for v in b]
-        rows.append([m] + [f'{np.mean(scores[m][b]):.3f} (n={len(scores[m][b])})' for b in buckets] +
-                     [f'{np.mean(allv):.3f}', str(fallbacks.get(m, '-'))])
-    print(f'Weak masks vs the synthetic truth: mean Dice, {n} lesions ({len(records)} rows), 512x512')
+        rows.append([m] + [f'{np.mean(scores[m][b]):.3f} (n={len(scores[m][b])})'
+                           for b in buckets] +
+                    [f'{np.mean(allv):.3f}', str(fallbacks.get(m, '-'))])
+    print(
+        f'Weak masks vs the synthetic truth: mean Dice, {n} lesions ({len(records)} rows), 512x512')
     print(markdown_table(['method'] + buckets + ['all', 'ellipse fallbacks'], rows))
 
     out = tempfile.mkdtemp(prefix='acsdet-coco-')
     t0 = time.time()
     s = convert_deeplesion(root, out, workers=args.workers)
     dt = time.time() - t0
-    print(f'\nconverter: {s.total_lesions} lesions in {dt:.2f} s with {args.workers} workers = '
-          f'{s.total_lesions / dt:.1f} lesions/s (process start-up included); '
-          f'whole DeepLesion (32,735 lesions) at this rate: {32735 / (s.total_lesions / dt) / 60:.1f} min')
+    print(
+        f'\nconverter: {s.total_lesions} lesions in {dt:.2f} s with {args.workers} workers = '
+        f'{s.total_lesions / dt:.1f} lesions/s (process start-up included); '
+        f'whole DeepLesion (32,735 lesions) at this rate: {32735 / (s.total_lesions / dt) / 60:.1f} min'
+    )
 
 
 if __name__ == '__main__':

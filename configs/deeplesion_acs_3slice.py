@@ -4,5 +4,6 @@ _base_ = [
     '_base_/schedules/schedule_20e.py', '_base_/default_runtime.py'
 ]
 pretrained = 'checkpoints/densenet121-a639ec97.pth'
-model = dict(backbone=dict(conv_mode='acs', num_slices=3,
-                           init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+model = dict(
+    backbone=dict(
+        conv_mode='acs', num_slices=3, init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

@@ -21,8 +21,10 @@ def main(argv=None):
     p.add_argument('--out-dir', required=True)
     p.add_argument('--splits', nargs='+', default=['train', 'val', 'test'])
     p.add_argument('--workers', type=int, default=1)
-    p.add_argument('--window', default='dicom',
-                   help=f'GrabCut input windowing: one of {WINDOWS} or MIN,MAX in HU')
+    p.add_argument(
+        '--window',
+        default='dicom',
+        help=f'GrabCut input windowing: one of {WINDOWS} or MIN,MAX in HU')
     p.add_argument('--dl-info', help='DL_info.csv (default: DATA_ROOT/DL_info.csv)')
     p.add_argument('--images-dir', help='Images_png folder (default: DATA_ROOT/Images_png)')
     args = p.parse_args(argv)
@@ -32,8 +34,15 @@ def main(argv=None):
             window = tuple(float(v) for v in window.split(','))
         except ValueError:
             p.error(f'--window: {window!r} is neither a name nor MIN,MAX')
-    summary = convert_deeplesion(args.data_root, args.out_dir, args.splits, args.workers, window,
-                                 progress=True, dl_info=args.dl_info, images_dir=args.images_dir)
+    summary = convert_deeplesion(
+        args.data_root,
+        args.out_dir,
+        args.splits,
+        args.workers,
+        window,
+        progress=True,
+        dl_info=args.dl_info,
+        images_dir=args.images_dir)
     print(summary.report())
     print('wrote ' + ', '.join(summary.files))
     return summary

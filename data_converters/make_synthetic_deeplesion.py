@@ -18,16 +18,30 @@ def main(argv=None):
     p.add_argument('--num-series', type=int, required=True)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--image-size', type=int, default=512)
-    p.add_argument('--context-mm', type=float, default=30.0,
-                   help='slices kept on each side of the key slices, in mm (DeepLesion: about 30)')
-    p.add_argument('--lesion-mm', type=float, nargs=2, default=(3.0, 60.0), metavar=('MIN', 'MAX'),
-                   help='range of lesion long diameters in mm (default 3 60, as DeepLesion)')
+    p.add_argument(
+        '--context-mm',
+        type=float,
+        default=30.0,
+        help='slices kept on each side of the key slices, in mm (DeepLesion: about 30)')
+    p.add_argument(
+        '--lesion-mm',
+        type=float,
+        nargs=2,
+        default=(3.0, 60.0),
+        metavar=('MIN', 'MAX'),
+        help='range of lesion long diameters in mm (default 3 60, as DeepLesion)')
     p.add_argument('--noisy-fraction', type=float, default=0.03)
     args = p.parse_args(argv)
     t0 = time.time()
-    s = make_synthetic_deeplesion(args.out, args.num_series, args.seed, args.image_size,
-                                  args.context_mm, progress=True, noisy_fraction=args.noisy_fraction,
-                                  lesion_mm=tuple(args.lesion_mm))
+    s = make_synthetic_deeplesion(
+        args.out,
+        args.num_series,
+        args.seed,
+        args.image_size,
+        args.context_mm,
+        progress=True,
+        noisy_fraction=args.noisy_fraction,
+        lesion_mm=tuple(args.lesion_mm))
     print(f'wrote {s["series"]} series, {s["key_slices"]} key slices, {s["lesions"]} lesions '
           f'({s["noisy"]} possibly noisy; per split {s["per_split"]}) to {args.out} '
           f'in {time.time() - t0:.1f} s')

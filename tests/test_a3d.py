@@ -27,8 +27,9 @@ def test_slice_fusion_matches_its_definition_and_starts_near_identity():
 
 
 def net2d():
-    return nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 8, 1), nn.MaxPool2d(2), nn.Conv2d(8, 4, 3, padding=1))
+    return nn.Sequential(
+        nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 1),
+        nn.MaxPool2d(2), nn.Conv2d(8, 4, 3, padding=1))
 
 
 def test_a3d_at_identity_equals_2_5d_and_parameter_count():
@@ -70,7 +71,8 @@ def test_a3d_backbone_mode_equals_2_5d_at_identity():
     n_conv = sum(isinstance(m, A3DConv) for m in a3d.modules())
     assert n_conv == 1 + 6 + 12 + 24  # conv0 and every dense layer's 3x3 conv
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert n(a3d) == n(p25) + sum(9 * m.in_channels for m in a3d.modules() if isinstance(m, A3DConv))
+    assert n(a3d) == n(p25) + sum(9 * m.in_channels
+                                  for m in a3d.modules() if isinstance(m, A3DConv))
     for m in a3d.modules():
         if isinstance(m, A3DConv):
             m.fusion.reset_parameters(noise=0.0)

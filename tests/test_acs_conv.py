@@ -52,12 +52,13 @@ def check_against_dense(acs, x):
         torch.testing.assert_close(acs.bias.grad, dense.bias.grad, rtol=1e-4, atol=1e-4)
 
 
-GRID = list(itertools.product(
-    [1, 3, 5],                                   # kernel size
-    [1, 2, (1, 2, 2), (2, 1, 3)],                # stride
-    [0, 1, 2, (0, 1, 2)],                        # padding
-    [1, 2],                                      # dilation
-))
+GRID = list(
+    itertools.product(
+        [1, 3, 5],  # kernel size
+        [1, 2, (1, 2, 2), (2, 1, 3)],  # stride
+        [0, 1, 2, (0, 1, 2)],  # padding
+        [1, 2],  # dilation
+    ))
 
 
 @pytest.mark.parametrize('k,stride,padding,dilation', GRID)
@@ -79,13 +80,15 @@ def test_padding_modes(padding_mode, padding):
     check_against_dense(acs, torch.randn(1, 3, 6, 7, 8))
 
 
-@pytest.mark.parametrize('k,padding', [(2, 'same'), (4, 'same'), (2, 0), (2, 1), (4, 2), (3, 'valid')])
+@pytest.mark.parametrize('k,padding', [(2, 'same'), (4, 'same'), (2, 0), (2, 1), (4, 2),
+                                       (3, 'valid')])
 def test_even_kernels_and_string_padding(k, padding):
     acs = ACSConv(3, 5, k, padding=padding)
     check_against_dense(acs, torch.randn(1, 3, 6, 7, 8))
 
 
-@pytest.mark.parametrize('cin,cout,groups', [(6, 6, 6), (6, 12, 6), (8, 12, 4), (6, 9, 3), (4, 10, 2)])
+@pytest.mark.parametrize('cin,cout,groups', [(6, 6, 6), (6, 12, 6), (8, 12, 4), (6, 9, 3),
+                                             (4, 10, 2)])
 @pytest.mark.parametrize('stride', [1, 2])
 def test_groups(cin, cout, groups, stride):
     acs = ACSConv(cin, cout, 3, stride=stride, padding=1, groups=groups)
@@ -136,7 +139,7 @@ def test_rejects_non_square_kernels_and_bad_arguments():
 @pytest.mark.parametrize('groups', [1, 'depthwise'])
 def test_same_outputs_as_official_acsconv(stride, groups):
     """Where the official operator is correct (odd K, 'same'-style padding), outputs are identical."""
-    official_ops = pytest.importorskip('acsconv.operators', reason='official acsconv is a test dependency')
+    import acsconv.operators as official_ops  # a test dependency (tools/setup_env.sh)
     cin = 6
     g = cin if groups == 'depthwise' else 1
     ours = ACSConv(cin, cin, 3, stride=stride, padding=1, groups=g)
@@ -148,7 +151,7 @@ def test_same_outputs_as_official_acsconv(stride, groups):
 
 
 def test_official_acsconv_is_wrong_with_dilation_where_ours_is_right():
-    official_ops = pytest.importorskip('acsconv.operators', reason='official acsconv is a test dependency')
+    import acsconv.operators as official_ops  # a test dependency (tools/setup_env.sh)
     ours = ACSConv(3, 6, 3, padding=0, dilation=2)
     theirs = official_ops.ACSConv(3, 6, 3, padding=0, dilation=2)
     theirs.load_state_dict(ours.state_dict())
@@ -162,8 +165,13 @@ def test_official_acsconv_is_wrong_with_dilation_where_ours_is_right():
 @pytest.mark.parametrize('padding', [1, (0, 1, 1), 'same'])
 @pytest.mark.parametrize('padding_mode', ['zeros', 'reflect'])
 def test_conv2_5d_matches_conv3d_1kk(padding, padding_mode):
-    m = Conv2_5d(4, 6, 3, padding=padding, stride=(1, 2, 1) if padding != 'same' else 1,
-                 padding_mode=padding_mode)
+    m = Conv2_5d(
+        4,
+        6,
+        3,
+        padding=padding,
+        stride=(1, 2, 1) if padding != 'same' else 1,
+        padding_mode=padding_mode)
     pad3d = (0, 1, 1) if padding == 1 else padding
     ref = nn.Conv3d(4, 6, (1, 3, 3), stride=m.stride, padding=pad3d, padding_mode=padding_mode)
     with torch.no_grad():

@@ -92,7 +92,8 @@ def test_pretrained_torchvision_weights_transfer(tmp_path, mode):
     else:
         torch.testing.assert_close(got['features.conv0.weight'], conv0)
         for k in ('features.denseblock3.denselayer24.conv2.weight',
-                  'features.transition2.conv.weight', 'features.denseblock1.denselayer1.conv1.weight'):
+                  'features.transition2.conv.weight',
+                  'features.denseblock1.denselayer1.conv1.weight'):
             assert torch.equal(got[k], sd[k]), k
     for k in ('features.norm0.running_var', 'features.transition1.norm.weight',
               'features.denseblock3.denselayer10.norm2.running_mean'):
@@ -102,8 +103,9 @@ def test_pretrained_torchvision_weights_transfer(tmp_path, mode):
     assert 'features.denseblock2.denselayer3.norm1.weight' in rep['loaded']
     assert 'classifier.weight' in rep['unused'] and 'features.norm5.weight' in rep['unused']
     assert any(k.startswith('features.denseblock4') for k in rep['unused'])
-    assert rep['not_loaded'] == ['depth_collapse.0.weight', 'depth_collapse.1.weight',
-                                 'depth_collapse.2.weight']
+    assert rep['not_loaded'] == [
+        'depth_collapse.0.weight', 'depth_collapse.1.weight', 'depth_collapse.2.weight'
+    ]
 
 
 def test_centre_init_passes_the_key_slice_through():
@@ -129,8 +131,8 @@ def test_frozen_stages_norm_eval_and_checkpointing():
         torch.testing.assert_close(u, v)
     sum(o.sum() for o in a).backward()
     sum(o.sum() for o in b).backward()
-    torch.testing.assert_close(ref.features.conv0.weight.grad, cp.features.conv0.weight.grad,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        ref.features.conv0.weight.grad, cp.features.conv0.weight.grad, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize('norm', [dict(type='GN', num_groups=8), dict(type='SyncBN')])
@@ -172,12 +174,18 @@ def _batch(d, size=64, n=1):
     for _ in range(n):
         img = torch.rand(d, size, size)
         img[:, 20:40, 24:44] += 1.0
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        scale_factor=(1.0, 1.0), pad_shape=(size, size)))
+        s = DetDataSample(
+            metainfo=dict(
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                scale_factor=(1.0, 1.0),
+                pad_shape=(size, size)))
         mask = np.zeros((1, size, size), np.uint8)
         mask[0, 22:38, 26:42] = 1
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[24., 20., 44., 40.]]),
-                                      labels=torch.tensor([0]), masks=BitmapMasks(mask, size, size))
+        s.gt_instances = InstanceData(
+            bboxes=torch.tensor([[24., 20., 44., 40.]]),
+            labels=torch.tensor([0]),
+            masks=BitmapMasks(mask, size, size))
         inputs.append(img)
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)

@@ -14,11 +14,16 @@ class Net2d(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(2, 12, 3, padding=1, bias=False), nn.BatchNorm2d(12), nn.ReLU(inplace=True),
+            nn.Conv2d(2, 12, 3, padding=1, bias=False),
+            nn.BatchNorm2d(12),
+            nn.ReLU(inplace=True),
             nn.Conv2d(12, 12, 3, stride=2, padding=2, dilation=2, groups=3),
-            nn.GroupNorm(3, 12), nn.ReLU(),
+            nn.GroupNorm(3, 12),
+            nn.ReLU(),
             nn.MaxPool2d(2, 2),
-            nn.Conv2d(12, 9, 1), nn.InstanceNorm2d(9, affine=True), nn.Dropout2d(0.1),
+            nn.Conv2d(12, 9, 1),
+            nn.InstanceNorm2d(9, affine=True),
+            nn.Dropout2d(0.1),
             nn.AvgPool2d(3, 1, 1),
             nn.ConvTranspose2d(9, 6, 3, stride=2, padding=1, output_padding=1),
             nn.Upsample(scale_factor=2, mode='nearest'),
@@ -143,6 +148,7 @@ def test_conv_transpose_acs_matches_dense():
 
 
 class Odd2d(nn.Module):
+
     def forward(self, x):
         return x
 
@@ -164,6 +170,7 @@ def test_conversion_reads_attributes_not_constructor_locals():
     converter broke when torch renamed Conv2d.__init__'s arguments)."""
 
     class MyConv(nn.Conv2d):
+
         def __init__(self, cin, cout):
             super().__init__(cin, cout, kernel_size=3, padding=1)
 

@@ -15,7 +15,8 @@ SAMPLE = osp.join(SHARED, 'deeplesion', 'DL_info_sample.csv')
 @pytest.fixture(scope='module')
 def parsed():
     if not osp.isfile(SAMPLE):
-        pytest.fail(f'{SAMPLE} is missing: the shared DeepLesion sample rows must sit beside the repo')
+        pytest.fail(
+            f'{SAMPLE} is missing: the shared DeepLesion sample rows must sit beside the repo')
     return read_dl_info(SAMPLE)
 
 
@@ -33,7 +34,8 @@ def test_all_real_rows_parse_with_splits(parsed):
 
 def test_first_row_values_and_zero_based_coordinates(parsed):
     r = parsed[0][0]
-    assert (r.file_name, r.patient, r.study, r.series, r.key_slice) == ('000089_01_01_037.png', 89, 1, 1, 37)
+    assert (r.file_name, r.patient, r.study, r.series, r.key_slice) == ('000089_01_01_037.png', 89,
+                                                                        1, 1, 37)
     assert r.line == 2
     # Measurement_coordinates "154.273, 176.808, 143.903, 209.029, ..." shifted by -1
     np.testing.assert_allclose(r.recist[0], [153.273, 175.808])
@@ -53,8 +55,10 @@ def test_first_row_values_and_zero_based_coordinates(parsed):
 def test_multi_lesion_key_slices_are_grouped(parsed):
     groups = group_by_key_slice(parsed[0])
     multi = {k: v for k, v in groups.items() if len(v) > 1}
-    assert set(multi) == {'000091_03_01_093.png', '000096_02_01_106.png', '000097_02_01_065.png',
-                          '000098_03_01_038.png'}
+    assert set(multi) == {
+        '000091_03_01_093.png', '000096_02_01_106.png', '000097_02_01_065.png',
+        '000098_03_01_038.png'
+    }
     assert all(len(v) == 2 for v in multi.values())
     assert sum(len(v) for v in groups.values()) == 45 and len(groups) == 41
 
@@ -71,18 +75,18 @@ def test_malformed_rows_are_reported_and_skipped(tmp_path):
         header, *rows = list(csv.reader(f))
     col = {c: i for i, c in enumerate(header)}
     rows[1][col['Measurement_coordinates']] = '142.391, abc, 1, 2, 3, 4, 5, 6'  # line 3
-    rows[2][col['File_name']] = '000089_02_01_051.png'                          # line 4
-    rows[3] = rows[3][:10]                                                      # line 5
-    rows[4][col['Coarse_lesion_type']] = '42'                                   # line 6
-    rows[5][col['DICOM_windows']] = ''                                          # line 7: optional
+    rows[2][col['File_name']] = '000089_02_01_051.png'  # line 4
+    rows[3] = rows[3][:10]  # line 5
+    rows[4][col['Coarse_lesion_type']] = '42'  # line 6
+    rows[5][col['DICOM_windows']] = ''  # line 7: optional
     rows[5][col['Patient_age']] = ''
-    rows[6][col['Bounding_boxes']] = '10, 10, 5, 20'                            # line 8
+    rows[6][col['Bounding_boxes']] = '10, 10, 5, 20'  # line 8
     path = tmp_path / 'DL_info.csv'
     _write_rows(path, header, rows)
     records, errors = read_dl_info(str(path))
-    assert [(e.line, e.field) for e in errors] == [
-        (3, 'Measurement_coordinates'), (4, 'File_name'), (5, '<row>'), (6, 'Coarse_lesion_type'),
-        (8, 'Bounding_boxes')]
+    assert [(e.line, e.field) for e in errors] == [(3, 'Measurement_coordinates'), (4, 'File_name'),
+                                                   (5, '<row>'), (6, 'Coarse_lesion_type'),
+                                                   (8, 'Bounding_boxes')]
     assert 'abc' in errors[0].message and 'line 3' in str(errors[0])
     assert len(records) == 45 - 5
     r7 = next(r for r in records if r.line == 7)

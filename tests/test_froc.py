@@ -14,7 +14,8 @@ def d(box, score):
 
 def sens(dets, gts, fps=(0.5, 1, 2, 4, 8, 16)):
     return compute_froc([np.array(x, float).reshape(-1, 5) for x in dets],
-                        [np.array(g, float).reshape(-1, 4) for g in gts], fps=fps)
+                        [np.array(g, float).reshape(-1, 4) for g in gts],
+                        fps=fps)
 
 
 def test_image_without_gt_counts_its_detections_as_false_positives():
@@ -79,8 +80,8 @@ def test_linear_interpolation_between_points():
     s = np.array([0, .4, .8])
     np.testing.assert_allclose(sensitivity_at(fps, s, [0.5, 1.5, 2, 3]), [.2, .6, .8, .8])
     # a tie at 1 FP: the last point of the tie
-    np.testing.assert_allclose(sensitivity_at(np.array([0, 1, 1, 2.]), np.array([0, .2, .5, .5]),
-                                              [1, 0.5]), [.5, .1])
+    np.testing.assert_allclose(
+        sensitivity_at(np.array([0, 1, 1, 2.]), np.array([0, .2, .5, .5]), [1, 0.5]), [.5, .1])
 
 
 def _random_case(rng, n_img=60):
@@ -132,7 +133,8 @@ def test_by_group_restricts_gt_and_keeps_all_detections():
     b = [50, 50, 59, 59]
     dets = [[d(A, .9), d(b, .8)]]
     res = compute_froc_by_group([np.array(x) for x in dets], [np.array([A, b])],
-                                [np.array(['liver', 'lung'])], fps=(0.5, 1))
+                                [np.array(['liver', 'lung'])],
+                                fps=(0.5, 1))
     # for 'lung', the hit on the liver lesion is a false positive ranked above the lung hit
     np.testing.assert_allclose(res['lung'].curve_fps, [0, 1, 1])
     np.testing.assert_allclose(res['lung'].sensitivities, [0, 1])
@@ -141,8 +143,8 @@ def test_by_group_restricts_gt_and_keeps_all_detections():
 
 
 def test_size_buckets():
-    assert [size_bucket(x) for x in (3, 10, 29.9, 30, 60)] == ['<10mm', '10-30mm', '10-30mm',
-                                                              '>=30mm', '>=30mm']
+    assert [size_bucket(x)
+            for x in (3, 10, 29.9, 30, 60)] == ['<10mm', '10-30mm', '10-30mm', '>=30mm', '>=30mm']
 
 
 def test_bad_input_is_named():

@@ -14,18 +14,24 @@ A, B = [10, 10, 29, 29], [100, 100, 139, 139]
 
 def sample(img_id, dets, instances, interval=1.0):
     dets = np.asarray(dets, dtype=np.float32).reshape(-1, 5)
-    return dict(img_id=img_id, pred_instances=dict(bboxes=torch.from_numpy(dets[:, :4]),
-                                                   scores=torch.from_numpy(dets[:, 4])),
-                instances=instances, slice_interval=interval)
+    return dict(
+        img_id=img_id,
+        pred_instances=dict(
+            bboxes=torch.from_numpy(dets[:, :4]), scores=torch.from_numpy(dets[:, 4])),
+        instances=instances,
+        slice_interval=interval)
 
 
 def two_images():
     return [
-        sample(0, [A + [.9], [300, 300, 320, 320, .8]],
-               [dict(bbox=A, lesion_type=4, long_diameter_mm=8.0),
-                dict(bbox=[200, 200, 220, 220], lesion_type=5, long_diameter_mm=12., ignore_flag=1)]),
-        sample(1, [[50, 50, 60, 60, .7], B + [.6]],
-               [dict(bbox=B, lesion_type=5, long_diameter_mm=35.0)], interval=5.0),
+        sample(0, [A + [.9], [300, 300, 320, 320, .8]], [
+            dict(bbox=A, lesion_type=4, long_diameter_mm=8.0),
+            dict(bbox=[200, 200, 220, 220], lesion_type=5, long_diameter_mm=12., ignore_flag=1)
+        ]),
+        sample(
+            1, [[50, 50, 60, 60, .7], B + [.6]],
+            [dict(bbox=B, lesion_type=5, long_diameter_mm=35.0)],
+            interval=5.0),
     ]
 
 
@@ -80,16 +86,23 @@ def test_froc_eval_cli_on_pickle_and_json(tmp_path, capsys):
     assert (tmp_path / 'out' / 'froc_curve.png').is_file()
 
     # plain JSON detections against a COCO GT file (noisy lesion left out)
-    coco = dict(images=[dict(id=7, file_name='000001_01_00/010.png', slice_interval=1.0),
-                        dict(id=8, file_name='000001_01_01/010.png', slice_interval=5.0)],
-                annotations=[dict(id=1, image_id=7, bbox=[10, 10, 20, 20], lesion_type=4, noisy=0),
-                             dict(id=2, image_id=7, bbox=[200, 200, 20, 20], noisy=1),
-                             dict(id=3, image_id=8, bbox=[100, 100, 40, 40], noisy=0)],
-                categories=[dict(id=1, name='lesion')])
+    coco = dict(
+        images=[
+            dict(id=7, file_name='000001_01_00/010.png', slice_interval=1.0),
+            dict(id=8, file_name='000001_01_01/010.png', slice_interval=5.0)
+        ],
+        annotations=[
+            dict(id=1, image_id=7, bbox=[10, 10, 20, 20], lesion_type=4, noisy=0),
+            dict(id=2, image_id=7, bbox=[200, 200, 20, 20], noisy=1),
+            dict(id=3, image_id=8, bbox=[100, 100, 40, 40], noisy=0)
+        ],
+        categories=[dict(id=1, name='lesion')])
     (tmp_path / 'gt.json').write_text(json.dumps(coco))
-    dets = {'000001_01_00/010.png': [A + [.9], [300, 300, 320, 320, .8]],
-            'x/000001_01_01/010.png': [[50, 50, 60, 60, .7], B + [.6]],
-            '000009_01_01/001.png': [[0, 0, 5, 5, .99]]}
+    dets = {
+        '000001_01_00/010.png': [A + [.9], [300, 300, 320, 320, .8]],
+        'x/000001_01_01/010.png': [[50, 50, 60, 60, .7], B + [.6]],
+        '000009_01_01/001.png': [[0, 0, 5, 5, .99]]
+    }
     (tmp_path / 'dets.json').write_text(json.dumps(dets))
     metrics = froc_eval.main([str(tmp_path / 'dets.json'), str(tmp_path / 'gt.json')])
     assert metrics['avg'] == pytest.approx(0.875)

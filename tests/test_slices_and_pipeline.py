@@ -29,11 +29,13 @@ def write_series(folder, first, last, skip=()):
 def expected_stack(key, t, d, first, last, missing=()):
     """10 * (interpolated index), slice by slice, each position with its own fraction; a missing
     slice is replaced by the nearest existing one towards the key slice."""
+
     def value(i):
         i = min(max(i, first), last)
         while i in missing:
             i += -1 if i > key else 1
         return 10.0 * i
+
     out = []
     for p in range(-(d // 2), d // 2 + 1):
         pos = key + p * 2.0 / t
@@ -54,15 +56,16 @@ def test_load_slice_stack_exact_values(tmp_path, t, d):
     assert np.all(stack == stack[:, :1, :1])
     if t in (0.625, 2.5):  # fractional positions: every neighbour interpolated at its own
         # fraction, so the stack is linear in depth (10 * key + 10 * p * 2 / t)
-        np.testing.assert_allclose(exp, 10 * (30 + np.arange(-(d // 2), d // 2 + 1) * 2 / t), atol=1e-9)
+        np.testing.assert_allclose(
+            exp, 10 * (30 + np.arange(-(d // 2), d // 2 + 1) * 2 / t), atol=1e-9)
 
 
 @pytest.mark.parametrize('t', [0.625, 1.0, 2.5, 5.0])
 def test_volume_edges_and_gaps_fall_back_towards_the_key_slice(tmp_path, t):
     write_series(tmp_path, 10, 16, skip=(14, ))
     stack = load_slice_stack(str(tmp_path), 11, t, 9, reader=SliceReader(0))
-    np.testing.assert_allclose(stack[:, 0, 0], expected_stack(11, t, 9, 10, 16, missing=(14, )),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        stack[:, 0, 0], expected_stack(11, t, 9, 10, 16, missing=(14, )), atol=1e-3)
     assert stack[0, 0, 0] == 100.0  # beyond the first slice: slice 10
 
 
@@ -82,10 +85,14 @@ def _sample(h=64, w=80, d=7):
     img[20:36, 30:50] += 2.0  # a lesion drawn into every slice
     mask = np.zeros((1, h, w), np.uint8)
     mask[0, 20:36, 30:50] = 1
-    return dict(img=img, img_shape=(h, w), ori_shape=(h, w),
-                gt_bboxes=HorizontalBoxes(np.array([[30, 20, 50, 36]], np.float32)),  # continuous
-                gt_bboxes_labels=np.array([0]), gt_ignore_flags=np.array([False]),
-                gt_masks=BitmapMasks(mask, h, w))
+    return dict(
+        img=img,
+        img_shape=(h, w),
+        ori_shape=(h, w),
+        gt_bboxes=HorizontalBoxes(np.array([[30, 20, 50, 36]], np.float32)),  # continuous
+        gt_bboxes_labels=np.array([0]),
+        gt_ignore_flags=np.array([False]),
+        gt_masks=BitmapMasks(mask, h, w))
 
 
 def _check_aligned(res, d=7):
@@ -109,7 +116,8 @@ def _check_aligned(res, d=7):
 @pytest.mark.parametrize('seed', range(4))
 def test_shift_scale_rotate_keeps_image_boxes_and_masks_aligned(seed):
     np.random.seed(seed)
-    t = TRANSFORMS.build(dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=1.0))
+    t = TRANSFORMS.build(
+        dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=1.0))
     res = t.transform(_sample())
     assert 'affine_matrix' in res
     _check_aligned(res)
@@ -132,15 +140,16 @@ def test_hu_window_normalize():
     t = TRANSFORMS.build(dict(type='HUWindowNormalize', window=(-1024, 2050)))
     res = t(dict(img=np.array([[[-2000., -1024., 513., 2050., 4000.]]], np.float32)))
     np.testing.assert_allclose(res['img'][0, 0], [0, 0, 0.5, 1, 1], atol=1e-6)
-    ref = TRANSFORMS.build(dict(type='HUWindowNormalize', window=(-1024, 2050), out_range=(-50, 205)))
+    ref = TRANSFORMS.build(
+        dict(type='HUWindowNormalize', window=(-1024, 2050), out_range=(-50, 205)))
     assert ref(dict(img=np.array([[[2050.]]], np.float32)))['img'][0, 0, 0] == pytest.approx(205)
 
 
 @pytest.fixture(scope='module')
 def converted(tmp_path_factory):
     root = tmp_path_factory.mktemp('dl')
-    make_synthetic_deeplesion(str(root), num_series=6, seed=11, image_size=128, context_mm=8,
-                              noisy_fraction=0.3)
+    make_synthetic_deeplesion(
+        str(root), num_series=6, seed=11, image_size=128, context_mm=8, noisy_fraction=0.3)
     convert_deeplesion(str(root), str(root / 'annotations'))
     return root
 
@@ -148,7 +157,8 @@ def converted(tmp_path_factory):
 def _dataset(root, split, pipeline, **kw):
     init_default_scope('mmdet')
     cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'deeplesion_acs_7slice.py'))
-    ds = dict(cfg[f'{split}_dataloader'].dataset) if split != 'test' else dict(cfg.test_dataloader.dataset)
+    ds = dict(cfg[f'{split}_dataloader'].dataset) if split != 'test' else dict(
+        cfg.test_dataloader.dataset)
     ds.update(data_root=str(root) + '/', pipeline=cfg[pipeline], **kw)
     if split == 'train':
         ds['ann_file'] = 'annotations/deeplesion_train.json'
@@ -159,8 +169,10 @@ def test_dataset_train_samples(converted):
     import json
     coco = json.loads((converted / 'annotations' / 'deeplesion_train.json').read_text())
     ds = _dataset(converted, 'train', 'train_pipeline')
-    clean = [i['id'] for i in coco['images']
-             if any(not a['noisy'] for a in coco['annotations'] if a['image_id'] == i['id'])]
+    clean = [
+        i['id'] for i in coco['images']
+        if any(not a['noisy'] for a in coco['annotations'] if a['image_id'] == i['id'])
+    ]
     assert len(ds) == len(clean)
     for i in range(len(ds)):
         s = ds[i]
@@ -184,8 +196,10 @@ def test_dataset_test_samples_keep_gt_in_original_coordinates(converted):
     meta = s['data_samples'].metainfo
     assert s['inputs'].shape == (7, 512, 512) and meta['ori_shape'] == (128, 128)
     assert meta['scale_factor'] == pytest.approx((4.0, 4.0))
-    np.testing.assert_allclose(s['data_samples'].gt_instances.bboxes.tensor.numpy(),
-                               [a['bbox'] for a in info['instances']], rtol=1e-5)
+    np.testing.assert_allclose(
+        s['data_samples'].gt_instances.bboxes.tensor.numpy(),
+        [a['bbox'] for a in info['instances']],
+        rtol=1e-5)
     assert meta['instances'][0]['bbox'] == info['instances'][0]['bbox']
     assert meta['slice_interval'] == info['slice_interval']
 

@@ -36,8 +36,10 @@ def test_mmcv_roi_align_compiled_op():
 
 
 def _stock_mask_rcnn_cfg():
-    cfg = Config.fromfile(osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', '_base_',
-                                   'models', 'mask-rcnn_r50_fpn.py'))
+    cfg = Config.fromfile(
+        osp.join(
+            osp.dirname(mmdet.__file__), '.mim', 'configs', '_base_', 'models',
+            'mask-rcnn_r50_fpn.py'))
     m = cfg.model
     m.backbone.update(depth=18, init_cfg=None, frozen_stages=-1, norm_eval=False)
     m.neck.in_channels = [64, 128, 256, 512]
@@ -49,14 +51,19 @@ def _stock_mask_rcnn_cfg():
 def _batch(size=96):
     img = torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
     img[:, 20:60, 30:70] = 255  # one bright object
-    sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                         scale_factor=(1.0, 1.0), pad_shape=(size, size)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(size, size),
+            ori_shape=(size, size),
+            scale_factor=(1.0, 1.0),
+            pad_shape=(size, size)))
     from mmdet.structures.mask import BitmapMasks
     mask = np.zeros((1, size, size), np.uint8)
     mask[0, 20:60, 30:70] = 1
-    sample.gt_instances = InstanceData(bboxes=torch.tensor([[30., 20., 70., 60.]]),
-                                       labels=torch.tensor([1]),
-                                       masks=BitmapMasks(mask, size, size))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[30., 20., 70., 60.]]),
+        labels=torch.tensor([1]),
+        masks=BitmapMasks(mask, size, size))
     return dict(inputs=[img], data_samples=[sample])
 
 
@@ -82,7 +89,7 @@ def test_stock_mask_rcnn_trains_and_infers_on_cpu():
     model.eval()
     with torch.no_grad():
         data = model.data_preprocessor(_batch(), training=False)
-        (pred,) = model(**data, mode='predict')
+        (pred, ) = model(**data, mode='predict')
     inst = pred.pred_instances
     assert inst.bboxes.ndim == 2 and inst.bboxes.shape[1] == 4
     assert len(inst.bboxes) == len(inst.scores) == len(inst.labels) == len(inst.masks)
@@ -91,6 +98,7 @@ def test_stock_mask_rcnn_trains_and_infers_on_cpu():
 
 
 class _ToyModel(BaseModel):
+
     def __init__(self):
         super().__init__()
         self.linear = torch.nn.Linear(2, 1)
@@ -98,20 +106,28 @@ class _ToyModel(BaseModel):
     def forward(self, inputs, labels=None, mode='tensor'):
         out = self.linear(inputs)  # default_collate stacks the batch
         if mode == 'loss':
-            return dict(loss=((out.squeeze(1) - labels) ** 2).mean())
+            return dict(loss=((out.squeeze(1) - labels)**2).mean())
         return out
 
 
 def _runner(work_dir, **kw):
     data = [dict(inputs=torch.randn(2), labels=torch.tensor(1.0)) for _ in range(4)]
-    loader = dict(dataset=data, sampler=dict(type='DefaultSampler', shuffle=False), batch_size=2,
-                  collate_fn=dict(type='default_collate'))
-    return Runner(model=_ToyModel(), work_dir=str(work_dir), train_dataloader=loader,
-                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                  train_cfg=dict(by_epoch=True, max_epochs=2),
-                  default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
-                  env_cfg=dict(dist_cfg=dict(backend='gloo')), default_scope='mmengine',
-                  experiment_name=f'exp{id(kw)}', **kw)
+    loader = dict(
+        dataset=data,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_size=2,
+        collate_fn=dict(type='default_collate'))
+    return Runner(
+        model=_ToyModel(),
+        work_dir=str(work_dir),
+        train_dataloader=loader,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        default_scope='mmengine',
+        experiment_name=f'exp{id(kw)}',
+        **kw)
 
 
 def test_mmengine_checkpoint_loads_back_on_new_torch(tmp_path):

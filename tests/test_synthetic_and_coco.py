@@ -19,8 +19,8 @@ from acsdet.datasets.weak_masks import ellipse_mask, window_to_uint8
 @pytest.fixture(scope='module')
 def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp('synth')
-    summary = make_synthetic_deeplesion(str(root), num_series=8, seed=5, image_size=160,
-                                        context_mm=6, noisy_fraction=0.5)
+    summary = make_synthetic_deeplesion(
+        str(root), num_series=8, seed=5, image_size=160, context_mm=6, noisy_fraction=0.5)
     return root, summary
 
 
@@ -48,7 +48,8 @@ def test_generator_layout_encoding_and_determinism(synth, tmp_path):
     for r in records:
         series = root / 'Images_png' / r.series_dir
         names = sorted(os.listdir(series))
-        assert names[0] == f'{r.slice_range[0]:03d}.png' and names[-1] == f'{r.slice_range[1]:03d}.png'
+        assert names[0] == f'{r.slice_range[0]:03d}.png' and names[
+            -1] == f'{r.slice_range[1]:03d}.png'
         png = cv2.imread(str(series / f'{r.key_slice:03d}.png'), cv2.IMREAD_UNCHANGED)
         assert png.dtype == np.uint16 and png.shape == (160, 160)
         hu = png.astype(np.int32) - 32768
@@ -58,8 +59,8 @@ def test_generator_layout_encoding_and_determinism(synth, tmp_path):
         np.testing.assert_allclose(r.bbox, ext, atol=2e-3)
         assert r.diameters_px[0] >= r.diameters_px[1] - 1e-3
     other = tmp_path / 'again'
-    make_synthetic_deeplesion(str(other), num_series=8, seed=5, image_size=160, context_mm=6,
-                              noisy_fraction=0.5)
+    make_synthetic_deeplesion(
+        str(other), num_series=8, seed=5, image_size=160, context_mm=6, noisy_fraction=0.5)
     assert _digest(other) == _digest(root)
 
 
@@ -87,14 +88,18 @@ def test_converter_on_synthetic(synth, tmp_path):
     s = convert_deeplesion(str(root), str(out), workers=1)
     assert s.total_lesions == summary['lesions'] and not s.skipped
     records, _ = read_dl_info(str(root / 'DL_info.csv'))
-    truth = {t['line']: t for t in json.loads((root / 'synthetic_truth.json').read_text())['lesions']}
+    truth = {
+        t['line']: t
+        for t in json.loads((root / 'synthetic_truth.json').read_text())['lesions']
+    }
     seen = {}
     for split in ('train', 'val', 'test'):
         coco = COCO(str(out / f'deeplesion_{split}.json'))
         for ann in coco.dataset['annotations']:
             seen[ann['csv_line']] = ann
             img = coco.imgs[ann['image_id']]
-            assert img['split'] == split and img['file_name'].endswith(f'/{img["key_slice"]:03d}.png')
+            assert img['split'] == split and img['file_name'].endswith(
+                f'/{img["key_slice"]:03d}.png')
             mask = coco.annToMask(ann).astype(bool)  # RLE round trip through pycocotools
             assert mask.sum() == ann['area'] > 0
             x, y, w, h = ann['bbox']
@@ -143,7 +148,10 @@ def test_converter_skips_and_reports_bad_rows_and_pngs(synth, tmp_path):
     reasons = dict(s.skipped)
     assert 'unreadable PNG' in reasons[broken.line] and 'missing PNG' in reasons[missing.line]
     assert reasons[bad_line].startswith('Bounding_boxes')
-    n_bad = len(groups[0]) + len(groups[1]) + (bad_line not in {r.line for g in groups[:2] for r in g})
+    n_bad = len(groups[0]) + len(groups[1]) + (
+        bad_line not in {r.line
+                         for g in groups[:2]
+                         for r in g})
     assert s.total_lesions == len(records) - n_bad
     report = json.loads((out / 'deeplesion_conversion_report.json').read_text())
     assert {d['line'] for d in report['skipped']} == set(reasons)
@@ -158,6 +166,7 @@ def test_interrupted_conversion_keeps_earlier_output(synth, tmp_path, monkeypatc
 
     def crash(task):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(deeplesion_coco, 'process_key_slice', crash)
     with pytest.raises(KeyboardInterrupt):
         convert_deeplesion(str(root), str(out), splits=['val'])

@@ -55,7 +55,8 @@ def load_detections(path: str):
     with open(path) as f:
         raw = json.load(f)
     if not isinstance(raw, dict):
-        raise ValueError(f'{path}: expected a JSON object {{image: [[x1, y1, x2, y2, score], ...]}}')
+        raise ValueError(
+            f'{path}: expected a JSON object {{image: [[x1, y1, x2, y2, score], ...]}}')
     dets = {}
     for k, v in raw.items():
         arr = np.asarray(v, dtype=np.float64).reshape(-1, 5) if len(v) else np.zeros((0, 5))
@@ -78,15 +79,18 @@ def load_gt(path: str):
                 if a.get('noisy', 0):
                     continue
                 x, y, w, h = a['bbox']  # continuous -> inclusive pixel box
-                inst.append(dict(bbox=[x, y, x + w - 1, y + h - 1],
-                                 lesion_type=a.get('lesion_type', -1),
-                                 long_diameter_mm=a.get('long_diameter_mm')))
+                inst.append(
+                    dict(
+                        bbox=[x, y, x + w - 1, y + h - 1],
+                        lesion_type=a.get('lesion_type', -1),
+                        long_diameter_mm=a.get('long_diameter_mm')))
             if inst:
                 keys = [('id', img['id']), ('file', _key(img['file_name']))]
                 out.append((keys, inst, img.get('slice_interval')))
         return out
     if not isinstance(raw, dict):
-        raise ValueError(f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
+        raise ValueError(
+            f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
     for k, v in raw.items():
         inst = [dict(bbox=list(b)) for b in v]
         if inst:
@@ -97,8 +101,10 @@ def load_gt(path: str):
 def gt_from_samples(samples):
     out = []
     for s in samples:
-        inst = [dict(a, bbox=list(np.asarray(a['bbox'], float) - [0, 0, 1, 1]))
-                for a in s.get('instances', []) if not a.get('ignore_flag', 0)]
+        inst = [
+            dict(a, bbox=list(np.asarray(a['bbox'], float) - [0, 0, 1, 1]))
+            for a in s.get('instances', []) if not a.get('ignore_flag', 0)
+        ]
         if inst:
             keys = [('id', s.get('img_id')), ('file', _key(s.get('img_path', '')))]
             out.append((keys, inst, s.get('slice_interval')))
@@ -106,9 +112,10 @@ def gt_from_samples(samples):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split('\n\n', 2)[2])
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 2)[2])
     p.add_argument('detections')
     p.add_argument('gt', nargs='?')
     p.add_argument('--iou', type=float, default=0.5)
@@ -126,8 +133,9 @@ def main(argv=None):
     if not gt:
         p.error('no image with a GT lesion to evaluate')
 
-    metric = FROCMetric(fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir,
-                        continuous_boxes=False)  # everything is inclusive pixel boxes by now
+    metric = FROCMetric(
+        fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir,
+        continuous_boxes=False)  # everything is inclusive pixel boxes by now
     used, missing = set(), 0
     for keys, inst, interval in gt:
         arr = next((dets[k] for k in keys if k in dets), None)
@@ -135,8 +143,10 @@ def main(argv=None):
             missing += 1
             arr = np.zeros((0, 5))
         used.update(k for k in keys if k in dets)
-        sample = dict(pred_instances=dict(bboxes=arr[:, :4], scores=arr[:, 4]), instances=inst,
-                      slice_interval=interval)
+        sample = dict(
+            pred_instances=dict(bboxes=arr[:, :4], scores=arr[:, 4]),
+            instances=inst,
+            slice_interval=interval)
         metric.process({}, [sample])
     unmatched = len({id(v) for k, v in dets.items() if k not in used} - {id(dets[k]) for k in used})
     if missing:

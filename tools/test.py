@@ -42,7 +42,8 @@ def build_cfg(args) -> Config:
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir)
     cfg.load_from = args.checkpoint
     cfg.resume = False
-    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator,
+                                                  list) else [cfg.test_evaluator]
     for ev in evaluators:
         if ev.get('type') == 'FROCMetric':
             ev.output_dir = cfg.work_dir
@@ -53,8 +54,11 @@ def build_cfg(args) -> Config:
     hooks = list(cfg.get('custom_hooks', []))
     hooks.append(dict(type='ProgressBarHook'))
     if args.show_dir:
-        hooks.append(dict(type='DeepLesionVisualizationHook', out_dir=args.show_dir,
-                          score_thr=args.show_score_thr))
+        hooks.append(
+            dict(
+                type='DeepLesionVisualizationHook',
+                out_dir=args.show_dir,
+                score_thr=args.show_score_thr))
     cfg.custom_hooks = hooks
     cfg.default_hooks.pop('visualization', None)  # MMDetection's reads 16-bit PNGs as RGB
     return cfg

@@ -24,14 +24,20 @@ def parse_args(argv=None):
     p.add_argument('config', help='train config file path')
     p.add_argument('--work-dir', help='the dir to save logs and models')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA only)')
-    p.add_argument('--auto-scale-lr', action='store_true',
-                   help='scale the learning rate to the actual total batch size')
-    p.add_argument('--resume', nargs='?', type=str, const='auto',
-                   help='resume from CKPT, or without a value from the latest checkpoint of '
-                   'the work dir')
+    p.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate to the actual total batch size')
+    p.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CKPT, or without a value from the latest checkpoint of '
+        'the work dir')
     p.add_argument('--data-root', help='override the data root of every dataset')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
+    p.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)

@@ -31,9 +31,13 @@ class DeepLesionDataset(BaseDetDataset):
     """
     METAINFO = dict(classes=('lesion', ), palette=[(220, 20, 60)])
 
-    def __init__(self, *args, drop_noisy: bool = True, keep_empty: bool = False,
+    def __init__(self,
+                 *args,
+                 drop_noisy: bool = True,
+                 keep_empty: bool = False,
                  lesion_types: Optional[Sequence[int]] = None,
-                 data_prefix: dict = dict(img='Images_png/'), **kwargs):
+                 data_prefix: dict = dict(img='Images_png/'),
+                 **kwargs):
         self.drop_noisy, self.keep_empty = drop_noisy, keep_empty
         self.lesion_types = None if lesion_types is None else {int(t) for t in lesion_types}
         super().__init__(*args, data_prefix=data_prefix, **kwargs)
@@ -52,19 +56,31 @@ class DeepLesionDataset(BaseDetDataset):
             for a in anns.get(img['id'], []):
                 if self.drop_noisy and a.get('noisy', 0):
                     continue
-                if self.lesion_types is not None and a.get('lesion_type', -1) not in self.lesion_types:
+                if self.lesion_types is not None and a.get('lesion_type',
+                                                           -1) not in self.lesion_types:
                     continue
                 x, y, w, h = a['bbox']
-                instances.append(dict(
-                    bbox=[x, y, x + w, y + h], bbox_label=0, ignore_flag=0,
-                    mask=a['segmentation'], lesion_type=a.get('lesion_type', -1),
-                    long_diameter_mm=a.get('long_diameter_mm'), noisy=a.get('noisy', 0),
-                    recist=a.get('recist')))
-            data_list.append(dict(
-                img_id=img['id'], img_path=osp.join(img_prefix, img['file_name']),
-                height=img['height'], width=img['width'], key_slice=img['key_slice'],
-                slice_interval=img.get('slice_interval'), spacing=img.get('spacing'),
-                dicom_window=img.get('dicom_window'), instances=instances))
+                instances.append(
+                    dict(
+                        bbox=[x, y, x + w, y + h],
+                        bbox_label=0,
+                        ignore_flag=0,
+                        mask=a['segmentation'],
+                        lesion_type=a.get('lesion_type', -1),
+                        long_diameter_mm=a.get('long_diameter_mm'),
+                        noisy=a.get('noisy', 0),
+                        recist=a.get('recist')))
+            data_list.append(
+                dict(
+                    img_id=img['id'],
+                    img_path=osp.join(img_prefix, img['file_name']),
+                    height=img['height'],
+                    width=img['width'],
+                    key_slice=img['key_slice'],
+                    slice_interval=img.get('slice_interval'),
+                    spacing=img.get('spacing'),
+                    dicom_window=img.get('dicom_window'),
+                    instances=instances))
         return data_list
 
     def filter_data(self) -> List[dict]:

@@ -93,9 +93,13 @@ def _atomic_json(path: str, obj) -> None:
     atomic_write(path, lambda f: json.dump(obj, f))
 
 
-def convert_deeplesion(data_root: str, out_dir: str, splits: Sequence[str] = ('train', 'val', 'test'),
-                       workers: int = 1, window: Union[str, Sequence[float]] = 'dicom',
-                       progress: bool = False, dl_info: Optional[str] = None,
+def convert_deeplesion(data_root: str,
+                       out_dir: str,
+                       splits: Sequence[str] = ('train', 'val', 'test'),
+                       workers: int = 1,
+                       window: Union[str, Sequence[float]] = 'dicom',
+                       progress: bool = False,
+                       dl_info: Optional[str] = None,
                        images_dir: Optional[str] = None) -> ConversionSummary:
     """Convert ``data_root`` (``DL_info.csv`` and ``Images_png/``) into COCO files in ``out_dir``.
 
@@ -121,14 +125,16 @@ def convert_deeplesion(data_root: str, out_dir: str, splits: Sequence[str] = ('t
         elif r.split in wanted:
             kept.append(r)
     groups = group_by_key_slice(kept)
-    tasks = [(osp.join(images_dir, recs[0].key_slice_relpath), [(r, _window_of(r, window)) for r in recs])
+    tasks = [(osp.join(images_dir, recs[0].key_slice_relpath), [(r, _window_of(r, window))
+                                                                for r in recs])
              for recs in groups.values()]
 
     results = {}
     iterator = None
     pool = mp.get_context('spawn').Pool(workers) if workers > 1 else None
     try:
-        iterator = pool.imap(process_key_slice, tasks, chunksize=4) if pool else map(process_key_slice, tasks)
+        iterator = pool.imap(
+            process_key_slice, tasks, chunksize=4) if pool else map(process_key_slice, tasks)
         if progress:
             from tqdm import tqdm
             iterator = tqdm(iterator, total=len(tasks), desc='key slices', unit='img')
@@ -139,10 +145,18 @@ def convert_deeplesion(data_root: str, out_dir: str, splits: Sequence[str] = ('t
             pool.terminate()
             pool.join()
 
-    coco = {s: dict(images=[], annotations=[], categories=[dict(id=1, name='lesion')],
-                    info=dict(description=f'DeepLesion {s} split, converted by acsdet',
-                              source=osp.abspath(dl_info), weak_mask_window=str(window)))
-            for s in splits}
+    coco = {
+        s:
+        dict(
+            images=[],
+            annotations=[],
+            categories=[dict(id=1, name='lesion')],
+            info=dict(
+                description=f'DeepLesion {s} split, converted by acsdet',
+                source=osp.abspath(dl_info),
+                weak_mask_window=str(window)))
+        for s in splits
+    }
     img_id = ann_id = 0
     for (path, lesions), recs in zip(tasks, groups.values()):
         err, masks = results[path]
@@ -153,22 +167,44 @@ def convert_deeplesion(data_root: str, out_dir: str, splits: Sequence[str] = ('t
         split = SPLITS[r0.split]
         img_id += 1
         hu_h, hu_w = masks[0]['segmentation']['size']
-        coco[split]['images'].append(dict(
-            id=img_id, file_name=r0.key_slice_relpath, width=hu_w, height=hu_h,
-            series_dir=r0.series_dir, key_slice=r0.key_slice, slice_range=list(r0.slice_range),
-            slice_interval=r0.slice_interval, spacing=list(r0.spacing) if r0.spacing else None,
-            dicom_window=list(r0.window) if r0.window else None, patient=r0.patient,
-            study=r0.study, series=r0.series, gender=r0.gender, age=r0.age, split=split))
+        coco[split]['images'].append(
+            dict(
+                id=img_id,
+                file_name=r0.key_slice_relpath,
+                width=hu_w,
+                height=hu_h,
+                series_dir=r0.series_dir,
+                key_slice=r0.key_slice,
+                slice_range=list(r0.slice_range),
+                slice_interval=r0.slice_interval,
+                spacing=list(r0.spacing) if r0.spacing else None,
+                dicom_window=list(r0.window) if r0.window else None,
+                patient=r0.patient,
+                study=r0.study,
+                series=r0.series,
+                gender=r0.gender,
+                age=r0.age,
+                split=split))
         for r, m in zip(recs, masks):
             ann_id += 1
             x1, y1, x2, y2 = (float(v) for v in r.bbox)
-            coco[split]['annotations'].append(dict(
-                id=ann_id, image_id=img_id, category_id=1, bbox=[x1, y1, x2 - x1, y2 - y1],
-                area=m['area'], segmentation=m['segmentation'], iscrowd=0,
-                recist=[float(v) for v in r.recist.reshape(-1)], diameters_px=list(r.diameters_px),
-                long_diameter_mm=r.long_diameter_mm, lesion_type=r.lesion_type, noisy=int(r.noisy),
-                mask_method=m['mask_method'], csv_line=r.line,
-                location=list(r.location) if r.location else None))
+            coco[split]['annotations'].append(
+                dict(
+                    id=ann_id,
+                    image_id=img_id,
+                    category_id=1,
+                    bbox=[x1, y1, x2 - x1, y2 - y1],
+                    area=m['area'],
+                    segmentation=m['segmentation'],
+                    iscrowd=0,
+                    recist=[float(v) for v in r.recist.reshape(-1)],
+                    diameters_px=list(r.diameters_px),
+                    long_diameter_mm=r.long_diameter_mm,
+                    lesion_type=r.lesion_type,
+                    noisy=int(r.noisy),
+                    mask_method=m['mask_method'],
+                    csv_line=r.line,
+                    location=list(r.location) if r.location else None))
             summary.fallbacks += m['mask_method'] != 'grabcut'
     for s in splits:
         summary.images[s] = len(coco[s]['images'])
@@ -182,8 +218,13 @@ def convert_deeplesion(data_root: str, out_dir: str, splits: Sequence[str] = ('t
         path = osp.join(out_dir, f'deeplesion_{s}.json')
         _atomic_json(path, coco[s])
         summary.files.append(path)
-    _atomic_json(osp.join(out_dir, 'deeplesion_conversion_report.json'),
-                 dict(images=summary.images, lesions=summary.lesions, noisy=summary.noisy,
-                      ellipse_fallbacks=summary.fallbacks, seconds=summary.seconds,
-                      skipped=[dict(line=ln, reason=why) for ln, why in summary.skipped]))
+    _atomic_json(
+        osp.join(out_dir, 'deeplesion_conversion_report.json'),
+        dict(
+            images=summary.images,
+            lesions=summary.lesions,
+            noisy=summary.noisy,
+            ellipse_fallbacks=summary.fallbacks,
+            seconds=summary.seconds,
+            skipped=[dict(line=ln, reason=why) for ln, why in summary.skipped]))
     return summary

@@ -19,34 +19,43 @@ COLUMNS = ('File_name', 'Patient_index', 'Study_index', 'Series_ID', 'Key_slice_
            'Normalized_lesion_location', 'Coarse_lesion_type', 'Possibly_noisy', 'Slice_range',
            'Spacing_mm_px_', 'Image_size', 'DICOM_windows', 'Patient_gender', 'Patient_age',
            'Train_Val_Test')
-LESION_TYPES = {1: 'bone', 2: 'abdomen', 3: 'mediastinum', 4: 'liver', 5: 'lung', 6: 'kidney',
-                7: 'soft tissue', 8: 'pelvis', -1: 'unlabelled'}
+LESION_TYPES = {
+    1: 'bone',
+    2: 'abdomen',
+    3: 'mediastinum',
+    4: 'liver',
+    5: 'lung',
+    6: 'kidney',
+    7: 'soft tissue',
+    8: 'pelvis',
+    -1: 'unlabelled'
+}
 SPLITS = {1: 'train', 2: 'val', 3: 'test'}
 
 
 @dataclass(frozen=True)
 class LesionRecord:
     """One lesion (one row of ``DL_info.csv``); pixel coordinates 0-based, ``(x, y)``."""
-    line: int                      # line number in the CSV file (the header is line 1)
-    file_name: str                 # 'pppppp_ss_ee_kkk.png'
+    line: int  # line number in the CSV file (the header is line 1)
+    file_name: str  # 'pppppp_ss_ee_kkk.png'
     patient: int
     study: int
     series: int
     key_slice: int
-    recist: np.ndarray = field(repr=False)   # (4, 2): long-axis ends, then short-axis ends
-    bbox: np.ndarray = field(repr=False)     # (4,): x1, y1, x2, y2
-    diameters_px: Tuple[float, float]        # long, short
+    recist: np.ndarray = field(repr=False)  # (4, 2): long-axis ends, then short-axis ends
+    bbox: np.ndarray = field(repr=False)  # (4,): x1, y1, x2, y2
+    diameters_px: Tuple[float, float]  # long, short
     location: Optional[Tuple[float, float, float]]
-    lesion_type: int                         # 1..8, -1 unlabelled
+    lesion_type: int  # 1..8, -1 unlabelled
     noisy: bool
     slice_range: Tuple[int, int]
-    spacing: Optional[Tuple[float, float]]   # mm per pixel (x, y)
-    slice_interval: Optional[float]          # mm between slices
-    image_size: Tuple[int, int]              # (width, height)
-    window: Optional[Tuple[float, float]]    # DICOM window (min, max) HU
+    spacing: Optional[Tuple[float, float]]  # mm per pixel (x, y)
+    slice_interval: Optional[float]  # mm between slices
+    image_size: Tuple[int, int]  # (width, height)
+    window: Optional[Tuple[float, float]]  # DICOM window (min, max) HU
     gender: Optional[str]
     age: Optional[float]
-    split: Optional[int]                     # 1 train, 2 val, 3 test
+    split: Optional[int]  # 1 train, 2 val, 3 test
 
     @property
     def series_dir(self) -> str:
@@ -78,6 +87,7 @@ class ParseError:
 
 
 class _FieldError(ValueError):
+
     def __init__(self, field_name, message):
         super().__init__(message)
         self.field = field_name
@@ -131,11 +141,14 @@ def parse_row(row: Dict[str, str], line: int) -> LesionRecord:
     parts = name[:-4].split('_') if name.endswith('.png') else []
     if len(parts) != 4 or not all(p.isdigit() for p in parts):
         raise _FieldError('File_name', f'expected pppppp_ss_ee_kkk.png, got {name!r}')
-    patient, study, series = _int(row, 'Patient_index'), _int(row, 'Study_index'), _int(row, 'Series_ID')
+    patient, study, series = _int(row,
+                                  'Patient_index'), _int(row,
+                                                         'Study_index'), _int(row, 'Series_ID')
     key = _int(row, 'Key_slice_index')
     if tuple(int(p) for p in parts) != (patient, study, series, key):
-        raise _FieldError('File_name', f'{name!r} disagrees with the patient/study/series/key-slice '
-                                       f'columns ({patient}, {study}, {series}, {key})')
+        raise _FieldError(
+            'File_name', f'{name!r} disagrees with the patient/study/series/key-slice '
+            f'columns ({patient}, {study}, {series}, {key})')
     recist = np.array(_floats(row, 'Measurement_coordinates', 8)).reshape(4, 2) - 1.0
     bbox = np.array(_floats(row, 'Bounding_boxes', 4)) - 1.0
     if bbox[2] < bbox[0] or bbox[3] < bbox[1]:
@@ -168,9 +181,10 @@ def parse_row(row: Dict[str, str], line: int) -> LesionRecord:
         raise _FieldError('Train_Val_Test', f'expected 1, 2 or 3, got {split}')
     sp = None if spacing is None or spacing[0] <= 0 else (spacing[0], spacing[1])
     interval = None if spacing is None or spacing[2] <= 0 else spacing[2]
-    return LesionRecord(line, name, patient, study, series, key, recist, bbox, tuple(diam), loc,
-                        ltype, bool(noisy), srange, sp, interval, (int(size[0]), int(size[1])),
-                        window, gender, age, split)
+    return LesionRecord(line, name,
+                        patient, study, series, key, recist, bbox, tuple(diam), loc, ltype,
+                        bool(noisy), srange, sp, interval, (int(size[0]), int(size[1])), window,
+                        gender, age, split)
 
 
 def read_dl_info(path: str) -> Tuple[List[LesionRecord], List[ParseError]]:

@@ -51,8 +51,11 @@ class SliceReader:
 _DEFAULT_READER = SliceReader()
 
 
-def slice_plan(key_slice: int, slice_interval: Optional[float], num_slices: int,
-               target_interval: float = 2.0, offset: float = 0.0) -> List[Tuple[int, int, float]]:
+def slice_plan(key_slice: int,
+               slice_interval: Optional[float],
+               num_slices: int,
+               target_interval: float = 2.0,
+               offset: float = 0.0) -> List[Tuple[int, int, float]]:
     """For each output slice: ``(lower index, upper index, weight of the upper)``.
 
     ``offset`` shifts every position by that many mm (depth jitter); a missing or non-positive
@@ -83,8 +86,12 @@ def _existing(idx: int, key: int, series_dir: str, reader: SliceReader) -> str:
         idx += step
 
 
-def load_slice_stack(series_dir: str, key_slice: int, slice_interval: Optional[float],
-                     num_slices: int, target_interval: float = 2.0, offset: float = 0.0,
+def load_slice_stack(series_dir: str,
+                     key_slice: int,
+                     slice_interval: Optional[float],
+                     num_slices: int,
+                     target_interval: float = 2.0,
+                     offset: float = 0.0,
                      reader: Optional[SliceReader] = None) -> np.ndarray:
     """``float32`` ``(num_slices, H, W)`` HU: slices at ``target_interval`` mm around the key slice.
 
@@ -95,8 +102,8 @@ def load_slice_stack(series_dir: str, key_slice: int, slice_interval: Optional[f
     if not reader.exists(key_path):
         raise FileNotFoundError(f'key slice {key_path} not found')
     out = None
-    for d, (lo, hi, w) in enumerate(slice_plan(key_slice, slice_interval, num_slices,
-                                               target_interval, offset)):
+    for d, (lo, hi, w) in enumerate(
+            slice_plan(key_slice, slice_interval, num_slices, target_interval, offset)):
         a = reader.read(_existing(lo, key_slice, series_dir, reader))
         if out is None:
             out = np.empty((num_slices, ) + a.shape, np.float32)

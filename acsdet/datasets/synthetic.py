@@ -55,7 +55,7 @@ class Shape:
         if np.isfinite(self.c):
             if abs(dz) >= self.c:
                 return None
-            f = np.sqrt(1 - (dz / self.c) ** 2)
+            f = np.sqrt(1 - (dz / self.c)**2)
         else:
             f = max(0.05, 1 + self.grow * dz)
         return self.x + self.drift[0] * dz, self.y + self.drift[1] * dz, self.a * f, self.b * f
@@ -76,7 +76,7 @@ class Shape:
         dy = ys[r0:r1, None] - cy
         ca, sa = np.cos(self.angle), np.sin(self.angle)
         u, v = dx * ca + dy * sa, -dx * sa + dy * ca
-        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        rho = np.sqrt((u / a)**2 + (v / b)**2)
         if self.lobes:
             phi = np.arctan2(v / b, u / a)
             rho = rho / (1 + sum(amp * np.cos(k * phi + ph) for k, amp, ph in self.lobes))
@@ -90,45 +90,138 @@ def _organ_shapes(rng, region: str, body_a: float, body_b: float) -> List[Shape]
     j = lambda s=0.06: 1 + rng.uniform(-s, s)  # noqa: E731
     A, B = body_a, body_b
     g = rng.uniform(-0.002, 0.002)
-    shapes = [Shape('body', -100, 0, 0, A, B, grow=g, lesion_type=7),
-              Shape('muscle', 45, 0, 0.02 * B, A * 0.9 * j(0.03), B * 0.88 * j(0.03), grow=g,
-                    lesion_type=7)]
+    shapes = [
+        Shape('body', -100, 0, 0, A, B, grow=g, lesion_type=7),
+        Shape(
+            'muscle', 45, 0, 0.02 * B, A * 0.9 * j(0.03), B * 0.88 * j(0.03), grow=g, lesion_type=7)
+    ]
     spine_y = 0.62 * B
     if region == 'chest':
         for side in (-1, 1):
-            shapes.append(Shape('lung', -850, side * 0.45 * A, -0.05 * B, 0.33 * A * j(), 0.62 * B * j(),
-                                angle=side * 0.1, grow=rng.uniform(-0.004, 0.004), lesion_type=5))
-        shapes += [Shape('mediastinum', 40, 0.02 * A, -0.15 * B, 0.22 * A * j(), 0.42 * B * j(),
-                         lesion_type=3),
-                   Shape('aorta', 180 + rng.uniform(0, 80), 0.08 * A, 0.25 * B, 11 * j(), 11 * j(),
-                         drift=(0.0, -0.02), lesion_type=3)]
+            shapes.append(
+                Shape(
+                    'lung',
+                    -850,
+                    side * 0.45 * A,
+                    -0.05 * B,
+                    0.33 * A * j(),
+                    0.62 * B * j(),
+                    angle=side * 0.1,
+                    grow=rng.uniform(-0.004, 0.004),
+                    lesion_type=5))
+        shapes += [
+            Shape(
+                'mediastinum',
+                40,
+                0.02 * A,
+                -0.15 * B,
+                0.22 * A * j(),
+                0.42 * B * j(),
+                lesion_type=3),
+            Shape(
+                'aorta',
+                180 + rng.uniform(0, 80),
+                0.08 * A,
+                0.25 * B,
+                11 * j(),
+                11 * j(),
+                drift=(0.0, -0.02),
+                lesion_type=3)
+        ]
     elif region == 'abdomen':
-        shapes += [Shape('liver', 60 + rng.uniform(-10, 20), -0.38 * A, -0.05 * B, 0.45 * A * j(),
-                         0.62 * B * j(), angle=0.3, grow=rng.uniform(-0.006, 0.002), lesion_type=4),
-                   Shape('spleen', 50, 0.55 * A, 0.25 * B, 0.18 * A * j(), 0.3 * B * j(), angle=-0.6,
-                         lesion_type=2),
-                   Shape('bowel', 35, 0.15 * A, -0.35 * B, 0.3 * A * j(), 0.3 * B * j(), lesion_type=2),
-                   Shape('aorta', 150 + rng.uniform(0, 80), 0.05 * A, 0.4 * B, 10 * j(), 10 * j(),
-                         lesion_type=2)]
+        shapes += [
+            Shape(
+                'liver',
+                60 + rng.uniform(-10, 20),
+                -0.38 * A,
+                -0.05 * B,
+                0.45 * A * j(),
+                0.62 * B * j(),
+                angle=0.3,
+                grow=rng.uniform(-0.006, 0.002),
+                lesion_type=4),
+            Shape(
+                'spleen',
+                50,
+                0.55 * A,
+                0.25 * B,
+                0.18 * A * j(),
+                0.3 * B * j(),
+                angle=-0.6,
+                lesion_type=2),
+            Shape('bowel', 35, 0.15 * A, -0.35 * B, 0.3 * A * j(), 0.3 * B * j(), lesion_type=2),
+            Shape(
+                'aorta',
+                150 + rng.uniform(0, 80),
+                0.05 * A,
+                0.4 * B,
+                10 * j(),
+                10 * j(),
+                lesion_type=2)
+        ]
         for side in (-1, 1):
-            shapes.append(Shape('kidney', 150 + rng.uniform(-20, 40), side * 0.42 * A, 0.45 * B,
-                                0.13 * A * j(), 0.22 * B * j(), angle=side * 0.4, c=rng.uniform(45, 70),
-                                z=rng.uniform(-10, 10), lesion_type=6))
+            shapes.append(
+                Shape(
+                    'kidney',
+                    150 + rng.uniform(-20, 40),
+                    side * 0.42 * A,
+                    0.45 * B,
+                    0.13 * A * j(),
+                    0.22 * B * j(),
+                    angle=side * 0.4,
+                    c=rng.uniform(45, 70),
+                    z=rng.uniform(-10, 10),
+                    lesion_type=6))
         for _ in range(rng.integers(2, 5)):
-            shapes.append(Shape('gas', -900, rng.uniform(-0.2, 0.5) * A, rng.uniform(-0.5, -0.1) * B,
-                                rng.uniform(4, 12), rng.uniform(4, 10), c=rng.uniform(8, 25),
-                                z=rng.uniform(-30, 30), lesion_type=2))
+            shapes.append(
+                Shape(
+                    'gas',
+                    -900,
+                    rng.uniform(-0.2, 0.5) * A,
+                    rng.uniform(-0.5, -0.1) * B,
+                    rng.uniform(4, 12),
+                    rng.uniform(4, 10),
+                    c=rng.uniform(8, 25),
+                    z=rng.uniform(-30, 30),
+                    lesion_type=2))
     else:  # pelvis
-        shapes += [Shape('bladder', 10, 0, -0.3 * B, 0.25 * A * j(), 0.3 * B * j(), c=rng.uniform(50, 80),
-                         lesion_type=8),
-                   Shape('pelvic fat', -60, 0, 0.1 * B, 0.3 * A, 0.25 * B, lesion_type=8)]
+        shapes += [
+            Shape(
+                'bladder',
+                10,
+                0,
+                -0.3 * B,
+                0.25 * A * j(),
+                0.3 * B * j(),
+                c=rng.uniform(50, 80),
+                lesion_type=8),
+            Shape('pelvic fat', -60, 0, 0.1 * B, 0.3 * A, 0.25 * B, lesion_type=8)
+        ]
         for side in (-1, 1):
-            shapes.append(Shape('iliac', 550, side * 0.55 * A, 0.25 * B, 0.18 * A * j(), 0.35 * B * j(),
-                                angle=side * 0.5, lesion_type=1))
-            shapes.append(Shape('iliac marrow', 200, side * 0.55 * A, 0.25 * B, 0.13 * A, 0.28 * B,
-                                angle=side * 0.5, lesion_type=1))
-    shapes += [Shape('vertebra', 650, 0, spine_y, 17 * j(), 15 * j(), lesion_type=1),
-               Shape('vertebra marrow', 220, 0, spine_y, 13, 11, lesion_type=1)]
+            shapes.append(
+                Shape(
+                    'iliac',
+                    550,
+                    side * 0.55 * A,
+                    0.25 * B,
+                    0.18 * A * j(),
+                    0.35 * B * j(),
+                    angle=side * 0.5,
+                    lesion_type=1))
+            shapes.append(
+                Shape(
+                    'iliac marrow',
+                    200,
+                    side * 0.55 * A,
+                    0.25 * B,
+                    0.13 * A,
+                    0.28 * B,
+                    angle=side * 0.5,
+                    lesion_type=1))
+    shapes += [
+        Shape('vertebra', 650, 0, spine_y, 17 * j(), 15 * j(), lesion_type=1),
+        Shape('vertebra marrow', 220, 0, spine_y, 13, 11, lesion_type=1)
+    ]
     return shapes
 
 
@@ -139,15 +232,24 @@ def _vessels(rng, shapes: List[Shape]) -> List[Shape]:
         if s.name in ('lung', 'liver'):
             for _ in range(rng.integers(6, 14)):
                 r, t = np.sqrt(rng.uniform(0, 0.8)), rng.uniform(0, 2 * np.pi)
-                out.append(Shape('vessel', 40 if s.name == 'lung' else 160, s.x + r * s.a * np.cos(t),
-                                 s.y + r * s.b * np.sin(t), rng.uniform(1.0, 3.0), rng.uniform(1.0, 3.0),
-                                 drift=tuple(rng.uniform(-0.3, 0.3, 2)), lesion_type=s.lesion_type))
+                out.append(
+                    Shape(
+                        'vessel',
+                        40 if s.name == 'lung' else 160,
+                        s.x + r * s.a * np.cos(t),
+                        s.y + r * s.b * np.sin(t),
+                        rng.uniform(1.0, 3.0),
+                        rng.uniform(1.0, 3.0),
+                        drift=tuple(rng.uniform(-0.3, 0.3, 2)),
+                        lesion_type=s.lesion_type))
     return out
 
 
-_LESION_ORGANS = {'chest': ['lung', 'lung', 'lung', 'mediastinum', 'muscle', 'vertebra marrow'],
-                  'abdomen': ['liver', 'liver', 'liver', 'kidney', 'spleen', 'bowel', 'muscle'],
-                  'pelvis': ['bladder', 'pelvic fat', 'iliac marrow', 'muscle']}
+_LESION_ORGANS = {
+    'chest': ['lung', 'lung', 'lung', 'mediastinum', 'muscle', 'vertebra marrow'],
+    'abdomen': ['liver', 'liver', 'liver', 'kidney', 'spleen', 'bowel', 'muscle'],
+    'pelvis': ['bladder', 'pelvic fat', 'iliac marrow', 'muscle']
+}
 
 
 def _make_lesion(rng, organ: Shape, z: float, px: float, size_mm=(3.0, 60.0)) -> Shape:
@@ -167,13 +269,26 @@ def _make_lesion(rng, organ: Shape, z: float, px: float, size_mm=(3.0, 60.0)) ->
     else:
         hu = rng.choice([-1, 1], p=[0.7, 0.3]) * rng.uniform(25, 80)
     lobes = tuple((k, rng.uniform(0, 0.12), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
-    return Shape('lesion', float(hu), x, y, long_d / 2, long_d / 2 * ratio,
-                 z=z + rng.uniform(-0.15, 0.15) * long_d / 2, c=long_d / 2 * rng.uniform(0.6, 1.1),
-                 angle=rng.uniform(0, np.pi), lobes=lobes, lesion_type=organ.lesion_type,
-                 relative=True)
+    return Shape(
+        'lesion',
+        float(hu),
+        x,
+        y,
+        long_d / 2,
+        long_d / 2 * ratio,
+        z=z + rng.uniform(-0.15, 0.15) * long_d / 2,
+        c=long_d / 2 * rng.uniform(0.6, 1.1),
+        angle=rng.uniform(0, np.pi),
+        lobes=lobes,
+        lesion_type=organ.lesion_type,
+        relative=True)
 
 
-def render_slice(shapes: Sequence[Shape], z: float, size: int, px: float, rng,
+def render_slice(shapes: Sequence[Shape],
+                 z: float,
+                 size: int,
+                 px: float,
+                 rng,
                  noise_hu: float = 12.0) -> np.ndarray:
     """HU image (float32, ``size`` x ``size``) of the axial slice at ``z`` mm."""
     coords = (np.arange(size) - (size - 1) / 2) * px
@@ -235,8 +350,15 @@ def _assign_splits(n_patients: int, rng) -> Dict[int, int]:
     return split
 
 
-def generate_series(index: int, seed: int, image_size: int, context_mm: float,
-                    patient: int, study: int, split: int, out_dir: str, noisy_fraction: float = 0.03,
+def generate_series(index: int,
+                    seed: int,
+                    image_size: int,
+                    context_mm: float,
+                    patient: int,
+                    study: int,
+                    split: int,
+                    out_dir: str,
+                    noisy_fraction: float = 0.03,
                     lesion_mm: Tuple[float, float] = (3.0, 60.0)):
     """Write one series' PNGs; return its CSV rows (dicts) and truth entries."""
     rng = np.random.default_rng([seed, index])
@@ -264,8 +386,10 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
         n_les = int(rng.choice([1, 2, 3], p=[0.7, 0.22, 0.08]))
         for _ in range(n_les):
             organ_name = str(rng.choice(_LESION_ORGANS[region]))
-            organ = next((o for o in rng.permutation(by_name.get(organ_name, []))
-                          if o.section(z) is not None), None)
+            organ = next(
+                (o
+                 for o in rng.permutation(by_name.get(organ_name, [])) if o.section(z) is not None),
+                None)
             if organ is None:
                 organ = by_name['muscle'][0]
             lesions.append((k, _make_lesion(rng, organ, z, px, lesion_mm)))
@@ -302,35 +426,73 @@ def generate_series(index: int, seed: int, image_size: int, context_mm: float,
         long_px = float(np.linalg.norm(meas[0] - meas[1]))
         short_px = float(np.linalg.norm(meas[2] - meas[3]))
         box = np.concatenate([meas.min(0) - 5, meas.max(0) + 5]).clip(0, image_size - 1)
-        window = WINDOWS['lung' if les.lesion_type == 5 else 'bone' if les.lesion_type == 1 else 'soft']
+        window = WINDOWS['lung' if les.lesion_type == 5 else 'bone' if les.lesion_type ==
+                         1 else 'soft']
         true_type = les.lesion_type
         row = {
-            'File_name': f'{series}_{k:03d}.png', 'Patient_index': patient, 'Study_index': study,
-            'Series_ID': index % 100, 'Key_slice_index': k,
-            'Measurement_coordinates': _fmt([float(v) for v in (meas + 1).reshape(-1)]),
-            'Bounding_boxes': _fmt([float(v) for v in box + 1]),
-            'Lesion_diameters_Pixel_': _fmt([long_px, short_px], 4),
-            'Normalized_lesion_location': _fmt([float((les.x / px + image_size / 2) / image_size),
-                                                float((les.y / px + image_size / 2) / image_size),
-                                                float(rng.uniform(0.2, 0.8))], 6),
-            'Coarse_lesion_type': -1 if split == 1 else true_type,
-            'Possibly_noisy': int(noisy), 'Slice_range': f'{s_first}, {s_first + n_slices - 1}',
-            'Spacing_mm_px_': _fmt([px, px, t], 6), 'Image_size': f'{image_size}, {image_size}',
-            'DICOM_windows': f'{window[0]}, {window[1]}', 'Patient_gender': gender,
-            'Patient_age': age, 'Train_Val_Test': split}
+            'File_name':
+            f'{series}_{k:03d}.png',
+            'Patient_index':
+            patient,
+            'Study_index':
+            study,
+            'Series_ID':
+            index % 100,
+            'Key_slice_index':
+            k,
+            'Measurement_coordinates':
+            _fmt([float(v) for v in (meas + 1).reshape(-1)]),
+            'Bounding_boxes':
+            _fmt([float(v) for v in box + 1]),
+            'Lesion_diameters_Pixel_':
+            _fmt([long_px, short_px], 4),
+            'Normalized_lesion_location':
+            _fmt([
+                float((les.x / px + image_size / 2) / image_size),
+                float((les.y / px + image_size / 2) / image_size),
+                float(rng.uniform(0.2, 0.8))
+            ], 6),
+            'Coarse_lesion_type':
+            -1 if split == 1 else true_type,
+            'Possibly_noisy':
+            int(noisy),
+            'Slice_range':
+            f'{s_first}, {s_first + n_slices - 1}',
+            'Spacing_mm_px_':
+            _fmt([px, px, t], 6),
+            'Image_size':
+            f'{image_size}, {image_size}',
+            'DICOM_windows':
+            f'{window[0]}, {window[1]}',
+            'Patient_gender':
+            gender,
+            'Patient_age':
+            age,
+            'Train_Val_Test':
+            split
+        }
         rows.append(row)
-        truth.append(dict(file_name=row['File_name'], lesion=len([r for r in rows
-                                                                  if r['File_name'] == row['File_name']]) - 1,
-                          mask=mask_to_rle(mask), true_type=true_type, region=region,
-                          long_diameter_mm=float(np.linalg.norm(recist[0] - recist[1]) * px),
-                          noisy=bool(noisy)))
+        truth.append(
+            dict(
+                file_name=row['File_name'],
+                lesion=len([r for r in rows if r['File_name'] == row['File_name']]) - 1,
+                mask=mask_to_rle(mask),
+                true_type=true_type,
+                region=region,
+                long_diameter_mm=float(np.linalg.norm(recist[0] - recist[1]) * px),
+                noisy=bool(noisy)))
     return rows, truth
 
 
-def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, image_size: int = 512,
-                              context_mm: float = 30.0, progress: bool = False,
-                              noisy_fraction: float = 0.03,
-                              lesion_mm: Tuple[float, float] = (3.0, 60.0)) -> dict:
+def make_synthetic_deeplesion(
+    out_dir: str,
+    num_series: int,
+    seed: int = 0,
+    image_size: int = 512,
+    context_mm: float = 30.0,
+    progress: bool = False,
+    noisy_fraction: float = 0.03,
+    lesion_mm: Tuple[float, float] = (3.0, 60.0)) -> dict:
     """Write a synthetic DeepLesion of ``num_series`` series into ``out_dir``; return a summary.
 
     ``context_mm``: slices kept on each side of the key slices; ``noisy_fraction``: share of
@@ -354,12 +516,19 @@ def make_synthetic_deeplesion(out_dir: str, num_series: int, seed: int = 0, imag
     for line, (row, tr) in enumerate(zip(rows, truth), start=2):
         tr['line'] = line
     atomic_write(osp.join(out_dir, 'DL_info.csv'), lambda f: _write_csv(f, rows), newline='')
-    atomic_write(osp.join(out_dir, 'synthetic_truth.json'),
-                  lambda f: json.dump(dict(seed=seed, image_size=image_size, lesions=truth), f))
-    return dict(series=num_series, key_slices=len({r['File_name'] for r in rows}), lesions=len(rows),
-                noisy=sum(r['Possibly_noisy'] for r in rows),
-                per_split={s: sum(r['Train_Val_Test'] == k for r in rows)
-                           for k, s in ((1, 'train'), (2, 'val'), (3, 'test'))})
+    atomic_write(
+        osp.join(out_dir, 'synthetic_truth.json'),
+        lambda f: json.dump(dict(seed=seed, image_size=image_size, lesions=truth), f))
+    return dict(
+        series=num_series,
+        key_slices=len({r['File_name']
+                        for r in rows}),
+        lesions=len(rows),
+        noisy=sum(r['Possibly_noisy'] for r in rows),
+        per_split={
+            s: sum(r['Train_Val_Test'] == k for r in rows)
+            for k, s in ((1, 'train'), (2, 'val'), (3, 'test'))
+        })
 
 
 def _write_csv(f, rows):

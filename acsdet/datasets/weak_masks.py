@@ -23,7 +23,8 @@ def window_to_uint8(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
     lo, hi = float(window[0]), float(window[1])
     if hi <= lo:
         raise ValueError(f'window max must exceed min, got {window}')
-    return np.rint(np.clip((hu.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)).astype(np.uint8)
+    return np.rint(np.clip((hu.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0,
+                           255)).astype(np.uint8)
 
 
 def recist_quad(recist: np.ndarray) -> np.ndarray:
@@ -48,8 +49,12 @@ def ellipse_mask(recist: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     return mask.astype(bool)
 
 
-def grabcut_mask(img8: np.ndarray, box: np.ndarray, recist: np.ndarray, margin: Optional[int] = None,
-                 iterations: int = 3, seed: int = 0) -> Optional[np.ndarray]:
+def grabcut_mask(img8: np.ndarray,
+                 box: np.ndarray,
+                 recist: np.ndarray,
+                 margin: Optional[int] = None,
+                 iterations: int = 3,
+                 seed: int = 0) -> Optional[np.ndarray]:
     """GrabCut weak mask (full-image bool array) or None when GrabCut fails or degenerates.
 
     ``img8``: uint8 grey (H, W) or BGR (H, W, 3); ``box``: x1, y1, x2, y2; ``recist``: (4, 2).
@@ -74,8 +79,8 @@ def grabcut_mask(img8: np.ndarray, box: np.ndarray, recist: np.ndarray, margin: 
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(seed)
     try:
-        cv2.grabCut(np.ascontiguousarray(crop), init, None, bgd, fgd, iterations,
-                    cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(
+            np.ascontiguousarray(crop), init, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return None
     fg = ((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)).astype(np.uint8)
@@ -94,7 +99,9 @@ def grabcut_mask(img8: np.ndarray, box: np.ndarray, recist: np.ndarray, margin: 
     return out
 
 
-def weak_mask(hu: np.ndarray, box: np.ndarray, recist: np.ndarray,
+def weak_mask(hu: np.ndarray,
+              box: np.ndarray,
+              recist: np.ndarray,
               window: Sequence[float] = SOFT_TISSUE_WINDOW) -> Tuple[np.ndarray, str]:
     """``(mask, method)``: GrabCut on the ``window``-ed slice, else the RECIST ellipse."""
     img8 = window_to_uint8(hu, window)

@@ -39,8 +39,11 @@ def cpu_friendly(cfg: Config) -> None:
         cfg.env_cfg.dist_cfg.backend = 'gloo'
 
 
-def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
-                data_root: Optional[str] = None, work_dir: Optional[str] = None) -> Config:
+def load_config(path: str,
+                launcher: str = 'none',
+                cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None,
+                work_dir: Optional[str] = None) -> Config:
     """Read a config and apply the command line the MMDetection way: ``--cfg-options``, then
     ``--data-root``; the work dir is CLI > config > ``work_dirs/<config name>``."""
     cfg = Config.fromfile(path)

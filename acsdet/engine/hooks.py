@@ -59,9 +59,14 @@ class ProgressBarHook(Hook):
             self._end()
 
 
-def draw_key_slice(hu: np.ndarray, pred_boxes: np.ndarray, pred_scores: np.ndarray,
-                   pred_masks: Optional[np.ndarray], gt_recists: Sequence, gt_boxes: Sequence,
-                   score_thr: float = 0.3, window=SOFT_TISSUE_WINDOW) -> np.ndarray:
+def draw_key_slice(hu: np.ndarray,
+                   pred_boxes: np.ndarray,
+                   pred_scores: np.ndarray,
+                   pred_masks: Optional[np.ndarray],
+                   gt_recists: Sequence,
+                   gt_boxes: Sequence,
+                   score_thr: float = 0.3,
+                   window=SOFT_TISSUE_WINDOW) -> np.ndarray:
     """BGR picture of a key slice (soft-tissue window): predictions in red (boxes, masks,
     scores), ground truth in green (box) with its RECIST diameters in yellow."""
     img = cv2.cvtColor(window_to_uint8(hu, window), cv2.COLOR_GRAY2BGR)
@@ -111,9 +116,10 @@ class DeepLesionVisualizationHook(Hook):
             pred = sample.pred_instances
             masks = pred.masks.cpu().numpy() if 'masks' in pred else None
             gt = [a for a in meta.get('instances', []) if not a.get('ignore_flag', 0)]
-            img = draw_key_slice(hu, pred.bboxes.cpu().numpy(), pred.scores.cpu().numpy(), masks,
-                                 [a.get('recist') for a in gt], [a['bbox'] for a in gt],
-                                 self.score_thr)
+            img = draw_key_slice(hu,
+                                 pred.bboxes.cpu().numpy(),
+                                 pred.scores.cpu().numpy(), masks, [a.get('recist') for a in gt],
+                                 [a['bbox'] for a in gt], self.score_thr)
             series, name = meta['img_path'].replace('\\', '/').split('/')[-2:]
             cv2.imwrite(osp.join(self.out_dir, f'{series}_{name}'), img)
             self._count += 1

@@ -4,5 +4,7 @@ from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group,
 
 from .froc_metric import FROCMetric, plot_froc
 
-__all__ = ['FROCMetric', 'plot_froc', 'DEFAULT_FPS', 'FROCResult', 'compute_froc', 'compute_froc_by_group', 'froc_curve',
-           'iou_plus1', 'sensitivity_at', 'size_bucket', 'thickness_bucket']
+__all__ = [
+    'FROCMetric', 'plot_froc', 'DEFAULT_FPS', 'FROCResult', 'compute_froc', 'compute_froc_by_group',
+    'froc_curve', 'iou_plus1', 'sensitivity_at', 'size_bucket', 'thickness_bucket'
+]

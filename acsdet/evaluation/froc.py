@@ -43,7 +43,10 @@ class FROCResult:
     num_lesions: int = 0
 
     def as_dict(self, prefix: str = '') -> Dict[str, float]:
-        out = {f'{prefix}sens@{_fmt_fp(fp)}': float(s) for fp, s in zip(self.fps, self.sensitivities)}
+        out = {
+            f'{prefix}sens@{_fmt_fp(fp)}': float(s)
+            for fp, s in zip(self.fps, self.sensitivities)
+        }
         out[f'{prefix}avg'] = float(self.average)
         return out
 
@@ -52,10 +55,11 @@ class FROCResult:
         head = [f'{_fmt_fp(fp)}' for fp in self.fps] + ['Avg(0.5-4)']
         vals = [f'{100 * s:.2f}' for s in self.sensitivities] + [f'{100 * self.average:.2f}']
         width = max(8, *(len(h) for h in head))
-        lines = [f'{title}: sensitivity (%) at FPs per image ({self.num_images} images, '
-                 f'{self.num_lesions} lesions)',
-                 ' | '.join(h.rjust(width) for h in head),
-                 ' | '.join(v.rjust(width) for v in vals)]
+        lines = [
+            f'{title}: sensitivity (%) at FPs per image ({self.num_images} images, '
+            f'{self.num_lesions} lesions)', ' | '.join(h.rjust(width) for h in head),
+            ' | '.join(v.rjust(width) for v in vals)
+        ]
         return '\n'.join(lines)
 
 
@@ -161,7 +165,8 @@ def froc_curve_reference(detections: Sequence, gt_boxes: Sequence, iou_thr: floa
     return np.array(fps), np.array(sens)
 
 
-def sensitivity_at(curve_fps: np.ndarray, curve_sens: np.ndarray, fps: Sequence[float]) -> np.ndarray:
+def sensitivity_at(curve_fps: np.ndarray, curve_sens: np.ndarray,
+                   fps: Sequence[float]) -> np.ndarray:
     """Linear interpolation of the curve at ``fps`` (the last point of a tie); beyond its end,
     its last sensitivity."""
     out = np.empty(len(fps))
@@ -178,7 +183,9 @@ def sensitivity_at(curve_fps: np.ndarray, curve_sens: np.ndarray, fps: Sequence[
     return out
 
 
-def compute_froc(detections: Sequence, gt_boxes: Sequence, fps: Sequence[float] = DEFAULT_FPS,
+def compute_froc(detections: Sequence,
+                 gt_boxes: Sequence,
+                 fps: Sequence[float] = DEFAULT_FPS,
                  iou_thr: float = 0.5) -> FROCResult:
     """The official DeepLesion FROC.
 
@@ -192,12 +199,16 @@ def compute_froc(detections: Sequence, gt_boxes: Sequence, fps: Sequence[float] 
     sens = sensitivity_at(curve_fps, curve_sens, fps)
     avg_idx = [i for i, f in enumerate(fps) if f in AVERAGE_FPS]
     average = float(np.mean(sens[avg_idx])) if avg_idx else float('nan')
-    return FROCResult(tuple(fps), sens, average, curve_fps, curve_sens, len(gt_boxes),
-                      int(sum(len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes)))
+    return FROCResult(
+        tuple(fps), sens, average, curve_fps, curve_sens, len(gt_boxes),
+        int(sum(len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes)))
 
 
-def compute_froc_by_group(detections: Sequence, gt_boxes: Sequence, gt_groups: Sequence,
-                          fps: Sequence[float] = DEFAULT_FPS, iou_thr: float = 0.5,
+def compute_froc_by_group(detections: Sequence,
+                          gt_boxes: Sequence,
+                          gt_groups: Sequence,
+                          fps: Sequence[float] = DEFAULT_FPS,
+                          iou_thr: float = 0.5,
                           groups: Optional[List[Hashable]] = None) -> Dict[Hashable, FROCResult]:
     """FROC per subset of lesions, the reference way: keep only the subset's GT, keep every
     detection and every image (detections on other lesions then count as false positives).
@@ -209,8 +220,10 @@ def compute_froc_by_group(detections: Sequence, gt_boxes: Sequence, gt_groups: S
         groups = sorted({x for lab in labels for x in lab}, key=str)
     out = {}
     for grp in groups:
-        sub = [np.asarray(g, dtype=np.float64).reshape(-1, 4)[lab == grp]
-               for g, lab in zip(gt_boxes, labels)]
+        sub = [
+            np.asarray(g, dtype=np.float64).reshape(-1, 4)[lab == grp]
+            for g, lab in zip(gt_boxes, labels)
+        ]
         if sum(len(s) for s in sub):
             out[grp] = compute_froc(detections, sub, fps, iou_thr)
     return out

@@ -13,8 +13,17 @@ from mmdet.registry import METRICS
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)
 
-LESION_TYPE_NAMES = {1: 'bone', 2: 'abdomen', 3: 'mediastinum', 4: 'liver', 5: 'lung', 6: 'kidney',
-                     7: 'soft tissue', 8: 'pelvis', -1: 'unlabelled'}
+LESION_TYPE_NAMES = {
+    1: 'bone',
+    2: 'abdomen',
+    3: 'mediastinum',
+    4: 'liver',
+    5: 'lung',
+    6: 'kidney',
+    7: 'soft tissue',
+    8: 'pelvis',
+    -1: 'unlabelled'
+}
 SUBSETS = ('lesion_type', 'size', 'thickness')
 
 
@@ -46,9 +55,13 @@ class FROCMetric(BaseMetric):
     """
     default_prefix = 'froc'
 
-    def __init__(self, fps: Sequence[float] = DEFAULT_FPS, iou_thr: float = 0.5,
-                 subsets: Sequence[str] = SUBSETS, output_dir: Optional[str] = None,
-                 continuous_boxes: bool = True, collect_device: str = 'cpu',
+    def __init__(self,
+                 fps: Sequence[float] = DEFAULT_FPS,
+                 iou_thr: float = 0.5,
+                 subsets: Sequence[str] = SUBSETS,
+                 output_dir: Optional[str] = None,
+                 continuous_boxes: bool = True,
+                 collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         unknown = set(subsets) - set(SUBSETS)
@@ -82,14 +95,18 @@ class FROCMetric(BaseMetric):
             gt = _to_numpy(inst['bboxes']).astype(np.float64).reshape(-1, 4)
         groups = {}
         if 'lesion_type' in self.subsets:
-            groups['lesion_type'] = [LESION_TYPE_NAMES.get(int(a.get('lesion_type', -1)), 'unlabelled')
-                                     for a in kept]
+            groups['lesion_type'] = [
+                LESION_TYPE_NAMES.get(int(a.get('lesion_type', -1)), 'unlabelled') for a in kept
+            ]
         if 'size' in self.subsets:
-            groups['size'] = [size_bucket(a['long_diameter_mm']) if a.get('long_diameter_mm')
-                              else 'unknown' for a in kept]
+            groups['size'] = [
+                size_bucket(a['long_diameter_mm']) if a.get('long_diameter_mm') else 'unknown'
+                for a in kept
+            ]
         if 'thickness' in self.subsets:
-            groups['thickness'] = [thickness_bucket(interval) if interval else 'unknown'
-                                   for _ in kept]
+            groups['thickness'] = [
+                thickness_bucket(interval) if interval else 'unknown' for _ in kept
+            ]
         return gt, groups
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
@@ -140,13 +157,25 @@ class FROCMetric(BaseMetric):
         """Write ``froc.json`` and ``froc_curve.png`` into ``out_dir``."""
         os.makedirs(out_dir, exist_ok=True)
         payload = dict(
-            fps=list(main.fps), sensitivities=main.sensitivities.tolist(), average=main.average,
-            num_images=main.num_images, num_lesions=main.num_lesions,
-            curve=dict(fps_per_image=main.curve_fps.tolist(),
-                       sensitivity=main.curve_sensitivities.tolist()),
-            subsets={name: {str(g): dict(sensitivities=r.sensitivities.tolist(), average=r.average,
-                                         num_lesions=r.num_lesions) for g, r in res.items()}
-                     for name, res in by_subset.items()})
+            fps=list(main.fps),
+            sensitivities=main.sensitivities.tolist(),
+            average=main.average,
+            num_images=main.num_images,
+            num_lesions=main.num_lesions,
+            curve=dict(
+                fps_per_image=main.curve_fps.tolist(),
+                sensitivity=main.curve_sensitivities.tolist()),
+            subsets={
+                name: {
+                    str(g):
+                    dict(
+                        sensitivities=r.sensitivities.tolist(),
+                        average=r.average,
+                        num_lesions=r.num_lesions)
+                    for g, r in res.items()
+                }
+                for name, res in by_subset.items()
+            })
         tmp = osp.join(out_dir, '.froc.json.tmp')
         with open(tmp, 'w') as f:
             json.dump(payload, f, indent=1)
@@ -165,8 +194,12 @@ def plot_froc(result: FROCResult, path: str, title: str = 'FROC') -> None:
     ax.plot(x[keep], 100 * y[keep], lw=1.5, label='curve')
     ax.plot(result.fps, 100 * result.sensitivities, 'o', label='operating points')
     for f, s in zip(result.fps, result.sensitivities):
-        ax.annotate(f'{100 * s:.1f}', (f, 100 * s), textcoords='offset points', xytext=(0, 6),
-                    ha='center', fontsize=7)
+        ax.annotate(
+            f'{100 * s:.1f}', (f, 100 * s),
+            textcoords='offset points',
+            xytext=(0, 6),
+            ha='center',
+            fontsize=7)
     ax.set_xscale('log')
     ax.set_xlim(min(result.fps) / 2, max(result.fps) * 1.5)
     ax.set_ylim(0, 100)

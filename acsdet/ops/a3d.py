@@ -47,10 +47,20 @@ class A3DConv(Conv2_5d):
     (so 2D checkpoints load unchanged; the fusion matrices are ``fusion.weight``).
     Input ``(N, Ci, D, H, W)`` with D = ``num_slices``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, num_slices: int,
-                 stride: IntOr3 = 1, padding: Union[IntOr3, str] = 0, dilation: IntOr3 = 1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = 'zeros',
-                 init_noise: float = 0.1, device=None, dtype=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size,
+                 num_slices: int,
+                 stride: IntOr3 = 1,
+                 padding: Union[IntOr3, str] = 0,
+                 dilation: IntOr3 = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 init_noise: float = 0.1,
+                 device=None,
+                 dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, device, dtype)
         self.fusion = SliceFusion(in_channels, num_slices, init_noise)

@@ -36,8 +36,9 @@ def square_kernel_size(kernel_size, cls_name: str = 'ACSConv') -> int:
     """The single kernel size K of a square (K, K) or cubic (K, K, K) kernel; else ValueError."""
     ks = (kernel_size, ) if isinstance(kernel_size, int) else tuple(kernel_size)
     if len(ks) not in (1, 2, 3) or len(set(ks)) != 1 or ks[0] < 1:
-        raise ValueError(f'{cls_name} needs a square (K, K) or cubic (K, K, K) kernel, got '
-                         f'kernel_size={kernel_size}: non-square 2D kernels have no ACS counterpart')
+        raise ValueError(
+            f'{cls_name} needs a square (K, K) or cubic (K, K, K) kernel, got '
+            f'kernel_size={kernel_size}: non-square 2D kernels have no ACS counterpart')
     return int(ks[0])
 
 
@@ -81,8 +82,9 @@ def _part_conv(x, weight, stride, padding, dilation, groups, out_lo, out_hi):
     out_per_group = weight.shape[0] // groups
     in_per_group = weight.shape[1]
     g0, g1 = out_lo // out_per_group, -(-out_hi // out_per_group)
-    y = F.conv3d(x[:, g0 * in_per_group:g1 * in_per_group], weight[g0 * out_per_group:g1 * out_per_group],
-                 None, stride, padding, dilation, g1 - g0)
+    y = F.conv3d(x[:, g0 * in_per_group:g1 * in_per_group],
+                 weight[g0 * out_per_group:g1 * out_per_group], None, stride, padding, dilation,
+                 g1 - g0)
     lo = out_lo - g0 * out_per_group
     return y[:, lo:lo + out_hi - out_lo]
 
@@ -101,7 +103,8 @@ def acs_conv3d(x: torch.Tensor,
     Returns ``(N, Co, D', H', W')``, the shape ``nn.Conv3d`` with a ``(K, K, K)`` kernel gives.
     """
     if x.dim() != 5:
-        raise ValueError(f'ACS convolution expects (N, C, D, H, W) input, got shape {tuple(x.shape)}')
+        raise ValueError(
+            f'ACS convolution expects (N, C, D, H, W) input, got shape {tuple(x.shape)}')
     co, _, kh, kw = weight.shape
     k = square_kernel_size((kh, kw))
     stride, dilation = _triple(stride, 'stride'), _triple(dilation, 'dilation')
@@ -154,7 +157,8 @@ def acs_conv3d(x: torch.Tensor,
         outputs = []
         for lo, hi, axis, window, conv_pad in plans:
             xa = x if window is None else x.narrow(2 + axis, *window)
-            y = _part_conv(xa, weight.unsqueeze(2 + axis), stride, conv_pad, dilation, groups, lo, hi)
+            y = _part_conv(xa, weight.unsqueeze(2 + axis), stride, conv_pad, dilation, groups, lo,
+                           hi)
             if y.shape[2 + axis] != out_size[axis]:
                 y = y.narrow(2 + axis, 0, out_size[axis])
             outputs.append(y)
@@ -204,7 +208,8 @@ class _ACSConvFunction(torch.autograd.Function):
             g = grad_out[:, lo:hi]
             args = (list(stride), list(conv_pad), list(dilation), False, [0, 0, 0], 1)
             if need_w:
-                grad_w[lo:hi] = conv_bwd(g, xa, w, None, *args, [False, True, False])[1].squeeze(2 + axis)
+                grad_w[lo:hi] = conv_bwd(g, xa, w, None, *args,
+                                         [False, True, False])[1].squeeze(2 + axis)
             if not need_x:
                 continue
             if grad_x is None:
@@ -238,15 +243,25 @@ class _Conv2dWeightIn3d(nn.Module):
     Same arguments as ``nn.Conv3d``; the 2D weight layout lets 2D checkpoints load unchanged.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
-                 padding: Union[IntOr3, str] = 0, dilation: IntOr3 = 1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = 'zeros', device=None, dtype=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size,
+                 stride: IntOr3 = 1,
+                 padding: Union[IntOr3, str] = 0,
+                 dilation: IntOr3 = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 device=None,
+                 dtype=None):
         super().__init__()
         name = type(self).__name__
         k = square_kernel_size(kernel_size, name)
         if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f'{name}: in_channels ({in_channels}) and out_channels ({out_channels}) '
-                             f'must be divisible by groups ({groups})')
+            raise ValueError(
+                f'{name}: in_channels ({in_channels}) and out_channels ({out_channels}) '
+                f'must be divisible by groups ({groups})')
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f'{name}: padding_mode must be one of {_PADDING_MODES}, '
                              f'got {padding_mode!r}')
@@ -257,7 +272,8 @@ class _Conv2dWeightIn3d(nn.Module):
         resolve_padding(self.padding, k, self.dilation, self.stride)  # validate now, not at forward
         self.padding_mode = padding_mode
         factory = dict(device=device, dtype=dtype)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, k, k, **factory))
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels // groups, k, k, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
         self.reset_parameters()
 
@@ -291,13 +307,23 @@ class ACSConv(_Conv2dWeightIn3d):
     official near-equal split.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
-                 padding: Union[IntOr3, str] = 0, dilation: IntOr3 = 1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = 'zeros',
-                 acs_kernel_split: Optional[Sequence[int]] = None, device=None, dtype=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size,
+                 stride: IntOr3 = 1,
+                 padding: Union[IntOr3, str] = 0,
+                 dilation: IntOr3 = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 acs_kernel_split: Optional[Sequence[int]] = None,
+                 device=None,
+                 dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, device, dtype)
-        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(acs_kernel_split)
+        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(
+            acs_kernel_split)
         if len(split) != 3 or sum(split) != out_channels or min(split) < 0:
             raise ValueError(f'acs_kernel_split {split} must be 3 non-negative ints summing to '
                              f'out_channels={out_channels}')
@@ -326,10 +352,19 @@ class ACSConvTranspose(_Conv2dWeightIn3d):
     gives. Padding modes other than zeros are not defined for transposed convolutions.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
-                 padding: IntOr3 = 0, output_padding: IntOr3 = 0, groups: int = 1,
-                 bias: bool = True, dilation: IntOr3 = 1,
-                 acs_kernel_split: Optional[Sequence[int]] = None, device=None, dtype=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size,
+                 stride: IntOr3 = 1,
+                 padding: IntOr3 = 0,
+                 output_padding: IntOr3 = 0,
+                 groups: int = 1,
+                 bias: bool = True,
+                 dilation: IntOr3 = 1,
+                 acs_kernel_split: Optional[Sequence[int]] = None,
+                 device=None,
+                 dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, 'zeros', device, dtype)
         if isinstance(self.padding, str):
@@ -339,7 +374,8 @@ class ACSConvTranspose(_Conv2dWeightIn3d):
         self.weight = nn.Parameter(self.weight.new_empty(in_channels, out_channels // groups, k, k))
         self.reset_parameters()
         self.output_padding = _triple(output_padding, 'output_padding')
-        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(acs_kernel_split)
+        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(
+            acs_kernel_split)
         if len(split) != 3 or sum(split) != out_channels or min(split) < 0:
             raise ValueError(f'acs_kernel_split {split} must sum to out_channels={out_channels}')
         self.acs_kernel_split = split

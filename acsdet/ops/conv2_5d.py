@@ -14,9 +14,18 @@ class Conv2_5d(_Conv2dWeightIn3d):
     per-axis paddings, ``'same'`` and ``'valid'`` are used as given.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
-                 padding: Union[IntOr3, str] = 0, dilation: IntOr3 = 1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = 'zeros', device=None, dtype=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size,
+                 stride: IntOr3 = 1,
+                 padding: Union[IntOr3, str] = 0,
+                 dilation: IntOr3 = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 device=None,
+                 dtype=None):
         if isinstance(padding, int):
             padding = (0, padding, padding)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
@@ -28,7 +37,8 @@ class Conv2_5d(_Conv2dWeightIn3d):
         if self.padding_mode != 'zeros':
             if isinstance(padding, str):  # resolve 'same'/'valid' for the (1, K, K) kernel
                 k = self.kernel_size[1]
-                total = [0] + [d * (k - 1) for d in self.dilation[1:]] if padding == 'same' else [0] * 3
+                total = [0] + [d * (k - 1)
+                               for d in self.dilation[1:]] if padding == 'same' else [0] * 3
                 pads = [(t // 2, t - t // 2) for t in total]
             else:
                 pads = [(p, p) for p in padding]
@@ -43,9 +53,18 @@ class ConvTranspose2_5d(ACSConvTranspose):
     An int ``padding`` p means ``(0, p, p)``; the depth axis has kernel 1.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: IntOr3 = 1,
-                 padding: IntOr3 = 0, output_padding: IntOr3 = 0, groups: int = 1,
-                 bias: bool = True, dilation: IntOr3 = 1, device=None, dtype=None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size,
+                 stride: IntOr3 = 1,
+                 padding: IntOr3 = 0,
+                 output_padding: IntOr3 = 0,
+                 groups: int = 1,
+                 bias: bool = True,
+                 dilation: IntOr3 = 1,
+                 device=None,
+                 dtype=None):
         if isinstance(padding, int):
             padding = (0, padding, padding)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding,

@@ -5,8 +5,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the last checkpoints and the best by the validation FROC average
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='froc/avg',
-                    rule='greater'),
+    checkpoint=dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='froc/avg', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 env_cfg = dict(

@@ -12,15 +12,16 @@ hu_window = (-250, 350)
 model = dict(
     backbone=dict(growth_rate=16, block_config=(4, 8, 12), num_init_features=32),
     neck=dict(in_channels=[96, 176, 280], out_channels=128),
-    rpn_head=dict(in_channels=128, feat_channels=128,
-                  anchor_generator=dict(scales=[2, 3, 4, 6, 12])),  # 8 .. 48 px at stride 4
+    rpn_head=dict(
+        in_channels=128, feat_channels=128,
+        anchor_generator=dict(scales=[2, 3, 4, 6, 12])),  # 8 .. 48 px at stride 4
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=128),
         bbox_head=dict(in_channels=128, fc_out_channels=256),
         mask_roi_extractor=dict(out_channels=128),
         mask_head=dict(num_convs=2, in_channels=128, conv_out_channels=64)),
-    train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=300),
-                   rcnn=dict(sampler=dict(num=32))),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=2000, max_per_img=300), rcnn=dict(sampler=dict(num=32))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100)))
 train_pipeline = [
     dict(type='LoadDeepLesionSlices', num_slices=7, target_interval=2.0),
@@ -36,19 +37,19 @@ test_pipeline = [
     dict(type='HUWindowNormalize', window=hu_window),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
-                    'slice_interval', 'key_slice', 'dicom_window')),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
+                   'slice_interval', 'key_slice', 'dicom_window')),
 ]
-train_dataloader = dict(batch_size=4, num_workers=2,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+train_dataloader = dict(
+    batch_size=4, num_workers=2, dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[7, 9],
-         gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[7, 9], gamma=0.1),
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 default_hooks = dict(logger=dict(interval=10))

@@ -2,5 +2,7 @@
 from .augment import RandomShiftScaleRotate, SpacingResize, warp_channels
 from .loading import HUWindowNormalize, LoadDeepLesionSlices
 
-__all__ = ['LoadDeepLesionSlices', 'HUWindowNormalize', 'RandomShiftScaleRotate', 'SpacingResize',
-           'warp_channels']
+__all__ = [
+    'LoadDeepLesionSlices', 'HUWindowNormalize', 'RandomShiftScaleRotate', 'SpacingResize',
+    'warp_channels'
+]

@@ -1,6 +1,5 @@
 """Geometric transforms applied identically to every slice, the boxes and the masks."""
 
-
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -11,7 +10,10 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 
 
-def warp_channels(img: np.ndarray, matrix: np.ndarray, size, border_value: float,
+def warp_channels(img: np.ndarray,
+                  matrix: np.ndarray,
+                  size,
+                  border_value: float,
                   interpolation=cv2.INTER_LINEAR) -> np.ndarray:
     """``cv2.warpAffine`` of an ``(H, W)`` or ``(H, W, C)`` image, any C, slice by slice.
 
@@ -20,8 +22,13 @@ def warp_channels(img: np.ndarray, matrix: np.ndarray, size, border_value: float
     w, h = size
 
     def warp(x):
-        return cv2.warpAffine(np.ascontiguousarray(x), matrix, (w, h), flags=interpolation,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+        return cv2.warpAffine(
+            np.ascontiguousarray(x),
+            matrix, (w, h),
+            flags=interpolation,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=border_value)
+
     if img.ndim == 2:
         return warp(img)
     out = cv2.merge([warp(img[:, :, c]) for c in range(img.shape[2])])
@@ -39,8 +46,13 @@ class RandomShiftScaleRotate(BaseTransform):
     :class:`HUWindowNormalize`, i.e. air).
     """
 
-    def __init__(self, shift: float = 0.04, scale: float = 0.2, rotate: float = 15.0,
-                 prob: float = 0.8, border_value: float = 0.0, min_size: float = 2.0):
+    def __init__(self,
+                 shift: float = 0.04,
+                 scale: float = 0.2,
+                 rotate: float = 15.0,
+                 prob: float = 0.8,
+                 border_value: float = 0.0,
+                 min_size: float = 2.0):
         self.shift, self.scale, self.rotate, self.prob = shift, scale, rotate, prob
         self.border_value, self.min_size = border_value, min_size
 
@@ -67,18 +79,24 @@ class RandomShiftScaleRotate(BaseTransform):
             nb = np.concatenate([moved.min(1), moved.max(1)], 1)
             nb[:, 0::2] = nb[:, 0::2].clip(0, w - 1)
             nb[:, 1::2] = nb[:, 1::2].clip(0, h - 1)
-            keep = ((nb[:, 2] - nb[:, 0]) >= self.min_size) & ((nb[:, 3] - nb[:, 1]) >= self.min_size)
+            keep = ((nb[:, 2] - nb[:, 0]) >= self.min_size) & (
+                (nb[:, 3] - nb[:, 1]) >= self.min_size)
             results['gt_bboxes'] = HorizontalBoxes(nb[keep].astype(np.float32))
             for key in ('gt_bboxes_labels', 'gt_ignore_flags'):
                 if key in results:
                     results[key] = results[key][keep]
             if results.get('gt_masks') is not None:
                 masks = results['gt_masks'].masks
-                warped = [cv2.warpAffine(mk, m, (w, h), flags=cv2.INTER_NEAREST,
-                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                          for mk, k in zip(masks, keep) if k]
-                results['gt_masks'] = BitmapMasks(np.stack(warped) if warped else
-                                                  np.zeros((0, h, w), np.uint8), h, w)
+                warped = [
+                    cv2.warpAffine(
+                        mk,
+                        m, (w, h),
+                        flags=cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=0) for mk, k in zip(masks, keep) if k
+                ]
+                results['gt_masks'] = BitmapMasks(
+                    np.stack(warped) if warped else np.zeros((0, h, w), np.uint8), h, w)
         results['affine_matrix'] = m
         return results
 

@@ -24,8 +24,11 @@ class LoadDeepLesionSlices(BaseTransform):
         cache_size: decoded slices kept per worker process (LRU).
     """
 
-    def __init__(self, num_slices: int = 7, target_interval: float = 2.0,
-                 depth_jitter_mm: float = 0.0, cache_size: int = 64):
+    def __init__(self,
+                 num_slices: int = 7,
+                 target_interval: float = 2.0,
+                 depth_jitter_mm: float = 0.0,
+                 cache_size: int = 64):
         self.num_slices, self.target_interval = num_slices, target_interval
         self.depth_jitter_mm = depth_jitter_mm
         self.reader = SliceReader(cache_size)
@@ -35,9 +38,9 @@ class LoadDeepLesionSlices(BaseTransform):
         offset = 0.0
         if self.depth_jitter_mm > 0:
             offset = float(np.random.uniform(-self.depth_jitter_mm, self.depth_jitter_mm))
-        stack = load_slice_stack(osp.dirname(path), int(results['key_slice']),
-                                 results.get('slice_interval'), self.num_slices,
-                                 self.target_interval, offset, self.reader)
+        stack = load_slice_stack(
+            osp.dirname(path), int(results['key_slice']), results.get('slice_interval'),
+            self.num_slices, self.target_interval, offset, self.reader)
         img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)  # (H, W, D)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
@@ -57,7 +60,9 @@ class HUWindowNormalize(BaseTransform):
     [0, 255] and subtracts 50).
     """
 
-    def __init__(self, window: Sequence[float] = (-1024, 2050), out_range: Sequence[float] = (0.0, 1.0)):
+    def __init__(self,
+                 window: Sequence[float] = (-1024, 2050),
+                 out_range: Sequence[float] = (0.0, 1.0)):
         if window[1] <= window[0]:
             raise ValueError(f'window max must exceed min, got {window}')
         self.window, self.out_range = tuple(window), tuple(out_range)

@@ -15,7 +15,8 @@ import torch.utils.checkpoint as cp
 class DenseLayer(nn.Module):
     """BN-ReLU-Conv1x1 (bn_size * growth) - BN-ReLU-Conv3x3 (growth) on the concatenated inputs."""
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, norm: Callable[[int], nn.Module]):
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, norm: Callable[[int],
+                                                                                        nn.Module]):
         super().__init__()
         self.norm1 = norm(in_channels)
         self.relu1 = nn.ReLU(inplace=True)
@@ -53,20 +54,28 @@ class DenseBlock(nn.ModuleDict):
 
 
 class Transition(nn.Sequential):
+
     def __init__(self, in_channels: int, out_channels: int, norm):
-        super().__init__(OrderedDict(norm=norm(in_channels), relu=nn.ReLU(inplace=True),
-                                     conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                                     pool=nn.AvgPool2d(2, 2)))
+        super().__init__(
+            OrderedDict(
+                norm=norm(in_channels),
+                relu=nn.ReLU(inplace=True),
+                conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                pool=nn.AvgPool2d(2, 2)))
 
 
-def densenet_features(in_channels: int = 3, growth_rate: int = 32,
-                      block_config: Sequence[int] = (6, 12, 24), num_init_features: int = 64,
-                      bn_size: int = 4, norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
+def densenet_features(in_channels: int = 3,
+                      growth_rate: int = 32,
+                      block_config: Sequence[int] = (6, 12, 24),
+                      num_init_features: int = 64,
+                      bn_size: int = 4,
+                      norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
     """``features`` of a 2D DenseNet (DenseNet-121 up to ``len(block_config)`` blocks), named as in
     torchvision: conv0, norm0, relu0, pool0, denseblock1, transition1, denseblock2, ..."""
     layers = OrderedDict(
         conv0=nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False),
-        norm0=norm(num_init_features), relu0=nn.ReLU(inplace=True),
+        norm0=norm(num_init_features),
+        relu0=nn.ReLU(inplace=True),
         pool0=nn.MaxPool2d(3, stride=2, padding=1))
     c = num_init_features
     for i, n in enumerate(block_config):

@@ -34,7 +34,9 @@ from mmdet.registry import MODELS
 from ...converters import convert
 from .densenet import DenseLayer, densenet_features
 
-_LEGACY = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$')
+_LEGACY = re.compile(
+    r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$'
+)
 
 
 def _norm_factory(norm_cfg: dict):
@@ -55,6 +57,7 @@ def _norm_factory(norm_cfg: dict):
         for p in m.parameters():
             p.requires_grad = requires_grad
         return m
+
     return make
 
 
@@ -109,12 +112,20 @@ class TruncatedDenseNet(BaseModule):
     """
     CHANNELS = (256, 512, 1024)
 
-    def __init__(self, conv_mode: str = 'acs', num_slices: int = 7,
-                 out_indices: Sequence[int] = (0, 1, 2), frozen_stages: int = -1,
-                 norm_cfg: dict = dict(type='BN', requires_grad=True), norm_eval: bool = False,
-                 with_cp: bool = False, collapse_init: str = 'centre', growth_rate: int = 32,
-                 block_config: Sequence[int] = (6, 12, 24), num_init_features: int = 64,
-                 bn_size: int = 4, init_cfg: Optional[dict] = None):
+    def __init__(self,
+                 conv_mode: str = 'acs',
+                 num_slices: int = 7,
+                 out_indices: Sequence[int] = (0, 1, 2),
+                 frozen_stages: int = -1,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 collapse_init: str = 'centre',
+                 growth_rate: int = 32,
+                 block_config: Sequence[int] = (6, 12, 24),
+                 num_init_features: int = 64,
+                 bn_size: int = 4,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if num_slices < 1 or num_slices % 2 == 0:
             raise ValueError(f'num_slices must be an odd number >= 1, got {num_slices}')
@@ -192,13 +203,16 @@ class TruncatedDenseNet(BaseModule):
         target = self.state_dict()
         mapped, unused = torchvision_densenet_to_backbone(src, target)
         self.load_state_dict(mapped, strict=False)
-        not_loaded = sorted(k for k in target if k not in mapped and not k.endswith('num_batches_tracked'))
+        not_loaded = sorted(
+            k for k in target if k not in mapped and not k.endswith('num_batches_tracked'))
         report = dict(loaded=sorted(mapped), not_loaded=not_loaded, unused=sorted(unused))
         self.pretrained_report = report
-        print_log(f'TruncatedDenseNet ({self.conv_mode}, D={self.num_slices}): loaded '
-                  f'{len(mapped)} tensors from {checkpoint}; not in the checkpoint (kept at '
-                  f'their initialisation): {not_loaded}; unused checkpoint keys: {len(unused)} '
-                  f'(e.g. {sorted(unused)[:3]})', logger='current')
+        print_log(
+            f'TruncatedDenseNet ({self.conv_mode}, D={self.num_slices}): loaded '
+            f'{len(mapped)} tensors from {checkpoint}; not in the checkpoint (kept at '
+            f'their initialisation): {not_loaded}; unused checkpoint keys: {len(unused)} '
+            f'(e.g. {sorted(unused)[:3]})',
+            logger='current')
         return report
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

@@ -15,8 +15,12 @@ from mmdet.registry import MODELS
 class MaskDiceLoss(DiceLoss):
     """``DiceLoss`` (sigmoid) on ``pred[i, label[i]]``; same arguments as ``DiceLoss``."""
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, label: torch.Tensor = None,
-                reduction_override=None, avg_factor=None) -> torch.Tensor:
+    def forward(self,
+                pred: torch.Tensor,
+                target: torch.Tensor,
+                label: torch.Tensor = None,
+                reduction_override=None,
+                avg_factor=None) -> torch.Tensor:
         if pred.dim() == 4:
             if label is None:
                 raise ValueError('MaskDiceLoss needs the RoI labels for (n, C, h, w) predictions')

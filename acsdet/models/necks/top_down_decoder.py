@@ -16,8 +16,11 @@ class TopDownDecoder(BaseModule):
     ``num_outs`` merged maps, finest first (``num_outs=1``: the paper's single stride-4 map).
     """
 
-    def __init__(self, in_channels: Sequence[int] = (256, 512, 1024), out_channels: int = 512,
-                 num_outs: int = 1, init_cfg=dict(type='Xavier', layer='Conv2d', distribution='uniform')):
+    def __init__(self,
+                 in_channels: Sequence[int] = (256, 512, 1024),
+                 out_channels: int = 512,
+                 num_outs: int = 1,
+                 init_cfg=dict(type='Xavier', layer='Conv2d', distribution='uniform')):
         super().__init__(init_cfg=init_cfg)
         if not 1 <= num_outs <= len(in_channels):
             raise ValueError(f'num_outs must be in [1, {len(in_channels)}], got {num_outs}')
@@ -27,6 +30,6 @@ class TopDownDecoder(BaseModule):
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         feats: List[torch.Tensor] = [lat(x) for lat, x in zip(self.laterals, inputs)]
         for i in range(len(feats) - 1, 0, -1):
-            feats[i - 1] = feats[i - 1] + F.interpolate(feats[i], size=feats[i - 1].shape[-2:],
-                                                        mode='nearest')
+            feats[i - 1] = feats[i - 1] + F.interpolate(
+                feats[i], size=feats[i - 1].shape[-2:], mode='nearest')
         return tuple(feats[:self.num_outs])

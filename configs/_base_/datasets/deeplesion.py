@@ -25,9 +25,10 @@ test_pipeline = [
     dict(type='HUWindowNormalize', window=hu_window),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
-                    'slice_interval', 'key_slice', 'dicom_window')),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
+                   'slice_interval', 'key_slice', 'dicom_window')),
 ]
 train_dataloader = dict(
     batch_size=2,

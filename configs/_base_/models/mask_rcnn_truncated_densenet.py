@@ -5,7 +5,11 @@ model = dict(
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         # the pipeline normalises HU to [0, 1]; slices stay channels (no RGB handling)
-        mean=[0.0], std=[1.0], bgr_to_rgb=False, pad_mask=True, pad_size_divisor=32),
+        mean=[0.0],
+        std=[1.0],
+        bgr_to_rgb=False,
+        pad_mask=True,
+        pad_size_divisor=32),
     backbone=dict(
         type='TruncatedDenseNet',
         conv_mode='acs',
@@ -42,9 +46,8 @@ model = dict(
             roi_feat_size=7,
             num_classes=1,
             bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder',
-                target_means=[0.0] * 4,
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
+                type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2,
+                                                                                0.2]),
             reg_class_agnostic=False,
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)),
@@ -63,21 +66,50 @@ model = dict(
             loss_mask=dict(type='MaskDiceLoss', use_sigmoid=True, activate=True, loss_weight=1.0))),
     train_cfg=dict(
         rpn=dict(
-            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
-                          match_low_quality=True, ignore_iof_thr=-1),
-            sampler=dict(type='RandomSampler', num=32, pos_fraction=0.5, neg_pos_ub=-1,
-                         add_gt_as_proposals=False),
-            allowed_border=-1, pos_weight=-1, debug=False),
-        rpn_proposal=dict(nms_pre=12000, max_per_img=2000, nms=dict(type='nms', iou_threshold=0.7),
-                          min_bbox_size=0),
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                match_low_quality=True,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=32,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        rpn_proposal=dict(
+            nms_pre=12000,
+            max_per_img=2000,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
         rcnn=dict(
-            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
-                          match_low_quality=True, ignore_iof_thr=-1),
-            sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1,
-                         add_gt_as_proposals=True),
-            mask_size=28, pos_weight=-1, debug=False)),
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.5,
+                min_pos_iou=0.5,
+                match_low_quality=True,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=64,
+                pos_fraction=0.25,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=True),
+            mask_size=28,
+            pos_weight=-1,
+            debug=False)),
     test_cfg=dict(
-        rpn=dict(nms_pre=6000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7),
-                 min_bbox_size=0),
-        rcnn=dict(score_thr=0.005, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50,
-                  mask_thr_binary=0.5)))
+        rpn=dict(
+            nms_pre=6000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            score_thr=0.005,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=50,
+            mask_thr_binary=0.5)))
