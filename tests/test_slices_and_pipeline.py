@@ -210,3 +210,17 @@ def test_dataset_type_selection_and_empty_images(converted):
     assert len(ds) >= len(all_ds)
     kept = {a['lesion_type'] for i in range(len(ds)) for a in ds.get_data_info(i)['instances']}
     assert kept <= {99 % 8}
+
+
+def test_spacing_resize_normalises_pixel_spacing_with_a_cap():
+    init_default_scope('mmdet')
+    t = TRANSFORMS.build(dict(type='SpacingResize', target_spacing=0.8, max_size=512))
+    res = t(dict(_sample(h=64, w=80), spacing=[0.4, 0.4]))  # 0.4 mm/px -> 0.8: half the size
+    assert res['img'].shape == (32, 40, 7) and res['scale_factor'] == pytest.approx((0.5, 0.5))
+    np.testing.assert_allclose(res['gt_bboxes'].tensor.numpy(), [[15, 10, 25, 18]])
+    assert res['gt_masks'].masks.shape == (1, 32, 40)
+    big = TRANSFORMS.build(dict(type='SpacingResize', target_spacing=0.8, max_size=100))
+    res = big(dict(_sample(h=64, w=80), spacing=[1.6, 1.6]))  # x2 wanted, capped at 100 px
+    assert res['img'].shape == (80, 100, 7)
+    same = t(dict(_sample(h=64, w=80)))  # no spacing: size kept
+    assert same['img'].shape == (64, 80, 7)
