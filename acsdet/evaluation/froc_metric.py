@@ -10,20 +10,10 @@ from mmengine.logging import MMLogger
 
 from mmdet.registry import METRICS
 
+from ..datasets.deeplesion_info import LESION_TYPES as LESION_TYPE_NAMES
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)
 
-LESION_TYPE_NAMES = {
-    1: 'bone',
-    2: 'abdomen',
-    3: 'mediastinum',
-    4: 'liver',
-    5: 'lung',
-    6: 'kidney',
-    7: 'soft tissue',
-    8: 'pelvis',
-    -1: 'unlabelled'
-}
 SUBSETS = ('lesion_type', 'size', 'thickness')
 
 
