@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up acsdet in an isolated virtualenv (.venv in the project root). Safe to re-run.
 #
-#   ACSDET_WHEELHOUSE=DIR   install mmcv from the wheels in DIR (else build it from source, ~16 min)
+#   ACSDET_WHEELHOUSE=DIR   install mmcv from the wheels in DIR (else build it from source, 10-20 min)
 #   ACSDET_PYTHON=python3.11 interpreter that creates the virtualenv
 #   ACSDET_VENV=.venv        where the virtualenv lives
 #
@@ -58,7 +58,7 @@ else
     say "installing $(pin mmcv) from wheelhouse $ACSDET_WHEELHOUSE"
     "${PIP[@]}" install -q --prefer-binary --find-links "$ACSDET_WHEELHOUSE" -c "$CONS_NO_TORCH" mmcv
   else
-    say "building $(pin mmcv) from source with compiled ops (about 16 minutes on 2 cores)"
+    say "building $(pin mmcv) from source with compiled ops (10-20 minutes on 2 cores)"
     "${PIP[@]}" install -q -c "$CONS_NO_TORCH" mmengine ninja psutil
     MMCV_WITH_OPS=1 "${PIP[@]}" install --no-build-isolation --no-binary mmcv -c "$CONS_NO_TORCH" mmcv
   fi
