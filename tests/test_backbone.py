@@ -2,7 +2,6 @@
 import glob
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -12,12 +11,9 @@ import acsdet  # noqa: F401
 from acsdet.models.backbones.densenet import densenet_features
 from mmdet.models.losses import DiceLoss
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
-from mmengine.structures import InstanceData
 
-from .conftest import ROOT
+from .conftest import ROOT, det_batch
 
 register_all_modules()  # and the mmdet default scope
 
@@ -170,25 +166,12 @@ CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'deeplesion_*.py')))
 
 
 def _batch(d, size=64, n=1):
-    inputs, samples = [], []
+    images = []
     for _ in range(n):
         img = torch.rand(d, size, size)
         img[:, 20:40, 24:44] += 1.0
-        s = DetDataSample(
-            metainfo=dict(
-                img_shape=(size, size),
-                ori_shape=(size, size),
-                scale_factor=(1.0, 1.0),
-                pad_shape=(size, size)))
-        mask = np.zeros((1, size, size), np.uint8)
-        mask[0, 22:38, 26:42] = 1
-        s.gt_instances = InstanceData(
-            bboxes=torch.tensor([[24., 20., 44., 40.]]),
-            labels=torch.tensor([0]),
-            masks=BitmapMasks(mask, size, size))
-        inputs.append(img)
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
+        images.append(img)
+    return det_batch(images, (24, 20, 44, 40))
 
 
 def _model(config):

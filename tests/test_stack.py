@@ -3,19 +3,18 @@ import os.path as osp
 import pickle
 
 import mmdet
-import numpy as np
 import pytest
 import torch
 from mmcv.ops import RoIAlign, nms
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from mmengine.structures import InstanceData
 
 import acsdet  # noqa: F401  (installs the checkpoint loader)
+
+from .conftest import det_batch
 
 
 def test_mmcv_nms_compiled_op():
@@ -51,20 +50,7 @@ def _stock_mask_rcnn_cfg():
 def _batch(size=96):
     img = torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
     img[:, 20:60, 30:70] = 255  # one bright object
-    sample = DetDataSample(
-        metainfo=dict(
-            img_shape=(size, size),
-            ori_shape=(size, size),
-            scale_factor=(1.0, 1.0),
-            pad_shape=(size, size)))
-    from mmdet.structures.mask import BitmapMasks
-    mask = np.zeros((1, size, size), np.uint8)
-    mask[0, 20:60, 30:70] = 1
-    sample.gt_instances = InstanceData(
-        bboxes=torch.tensor([[30., 20., 70., 60.]]),
-        labels=torch.tensor([1]),
-        masks=BitmapMasks(mask, size, size))
-    return dict(inputs=[img], data_samples=[sample])
+    return det_batch([img], (30, 20, 70, 60), label=1)
 
 
 def test_stock_mask_rcnn_trains_and_infers_on_cpu():
