@@ -136,19 +136,20 @@ def main(argv=None):
     metric = FROCMetric(
         fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir,
         continuous_boxes=False)  # everything is inclusive pixel boxes by now
-    used, missing = set(), 0
+    used, missing = set(), 0  # ids of the matched detection arrays (an image may have 2 keys)
     for keys, inst, interval in gt:
         arr = next((dets[k] for k in keys if k in dets), None)
         if arr is None:
             missing += 1
             arr = np.zeros((0, 5))
-        used.update(k for k in keys if k in dets)
+        else:
+            used.add(id(arr))
         sample = dict(
             pred_instances=dict(bboxes=arr[:, :4], scores=arr[:, 4]),
             instances=inst,
             slice_interval=interval)
         metric.process({}, [sample])
-    unmatched = len({id(v) for k, v in dets.items() if k not in used} - {id(dets[k]) for k in used})
+    unmatched = len({id(v) for v in dets.values()} - used)
     if missing:
         print(f'note: {missing} GT images have no detections (scored as empty)')
     if unmatched:

@@ -9,14 +9,13 @@ predictions (score them later with tools/froc_eval.py); --show-dir writes every 
 predicted boxes/masks and the ground-truth RECIST. Multi-GPU: tools/dist_test.sh.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import acsdet  # noqa: E402,F401
-from acsdet.engine.cli import load_config  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from acsdet.engine.cli import add_common_args, load_config, parse_common  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -29,13 +28,8 @@ def parse_args(argv=None):
     p.add_argument('--out', help='dump predictions to this .pkl file')
     p.add_argument('--show-dir', help='write visualised key slices here')
     p.add_argument('--show-score-thr', type=float, default=0.3)
-    p.add_argument('--data-root', help='override the data root of every dataset')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(p)
+    return parse_common(p, argv)
 
 
 def build_cfg(args) -> Config:

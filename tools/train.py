@@ -7,14 +7,13 @@
 Multi-GPU: tools/dist_train.sh CONFIG GPUS [arguments above].
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import acsdet  # noqa: E402,F401  (registers acsdet, installs the checkpoint loader)
-from acsdet.engine.cli import enable_amp, load_config  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from acsdet.engine.cli import add_common_args, enable_amp, load_config, parse_common  # noqa: E402,E501
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -35,14 +34,8 @@ def parse_args(argv=None):
         const='auto',
         help='resume from CKPT, or without a value from the latest checkpoint of '
         'the work dir')
-    p.add_argument('--data-root', help='override the data root of every dataset')
-    p.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(p)
+    return parse_common(p, argv)
 
 
 def build_cfg(args) -> Config:

@@ -103,12 +103,18 @@ def key_slice_path(images_dir: str, file_name: str) -> str:
     return osp.join(images_dir, key_slice_relpath(file_name))
 
 
-def _floats(row, name, n, optional=False):
+def _raw(row, name, optional):
+    """The field's stripped text; '' for a missing optional field, else an error naming it."""
     raw = (row.get(name) or '').strip()
-    if not raw:
-        if optional:
-            return None
+    if not raw and not optional:
         raise _FieldError(name, 'missing value')
+    return raw
+
+
+def _floats(row, name, n, optional=False):
+    raw = _raw(row, name, optional)
+    if not raw:
+        return None
     try:
         vals = tuple(float(v) for v in raw.replace(';', ',').split(','))
     except ValueError:
@@ -121,11 +127,9 @@ def _floats(row, name, n, optional=False):
 
 
 def _int(row, name, optional=False):
-    raw = (row.get(name) or '').strip()
+    raw = _raw(row, name, optional)
     if not raw:
-        if optional:
-            return None
-        raise _FieldError(name, 'missing value')
+        return None
     try:
         f = float(raw)
     except ValueError:

@@ -1,10 +1,12 @@
 """Helpers shared by ``tools/train.py`` and ``tools/test.py``."""
+import argparse
+import os
 import os.path as osp
 import warnings
 from typing import Optional
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 def set_data_root(cfg: Config, data_root: str) -> None:
@@ -58,3 +60,19 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     cpu_friendly(cfg)
     return cfg
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    """The arguments ``tools/train.py`` and ``tools/test.py`` share."""
+    p.add_argument('--data-root', help='override the data root of every dataset')
+    p.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_common(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, and export ``LOCAL_RANK`` for torch.distributed as MMDetection's tools do."""
+    args = p.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

@@ -48,6 +48,18 @@ def default_acs_split(out_channels: int) -> Tuple[int, int, int]:
     return (n + (r > 0), n + (r > 1), n)
 
 
+def resolve_acs_split(acs_kernel_split: Optional[Sequence[int]],
+                      out_channels: int) -> Tuple[int, int, int]:
+    """The (axial, coronal, sagittal) output channels: given, or the official default; checked."""
+    split = (
+        default_acs_split(out_channels) if acs_kernel_split is None else tuple(
+            int(c) for c in acs_kernel_split))
+    if len(split) != 3 or sum(split) != out_channels or min(split) < 0:
+        raise ValueError(f'acs_kernel_split {split} must be 3 non-negative ints summing to '
+                         f'out_channels={out_channels}')
+    return split
+
+
 def resolve_padding(padding, kernel_size: int, dilation: Tuple[int, int, int],
                     stride: Tuple[int, int, int]) -> Tuple[Tuple[int, int], ...]:
     """Per-axis ``(before, after)`` padding for ints, per-axis ints, ``'same'`` or ``'valid'``.
@@ -109,9 +121,7 @@ def acs_conv3d(x: torch.Tensor,
     k = square_kernel_size((kh, kw))
     stride, dilation = _triple(stride, 'stride'), _triple(dilation, 'dilation')
     pads = resolve_padding(padding, k, dilation, stride)
-    split = tuple(acs_kernel_split) if acs_kernel_split is not None else default_acs_split(co)
-    if len(split) != 3 or sum(split) != co or min(split) < 0:
-        raise ValueError(f'acs_kernel_split {split} must be 3 non-negative ints summing to {co}')
+    split = resolve_acs_split(acs_kernel_split, co)
     if padding_mode not in _PADDING_MODES:
         raise ValueError(f'padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}')
 
@@ -322,12 +332,7 @@ class ACSConv(_Conv2dWeightIn3d):
                  dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, device, dtype)
-        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(
-            acs_kernel_split)
-        if len(split) != 3 or sum(split) != out_channels or min(split) < 0:
-            raise ValueError(f'acs_kernel_split {split} must be 3 non-negative ints summing to '
-                             f'out_channels={out_channels}')
-        self.acs_kernel_split = split
+        self.acs_kernel_split = resolve_acs_split(acs_kernel_split, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return acs_conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
@@ -374,11 +379,7 @@ class ACSConvTranspose(_Conv2dWeightIn3d):
         self.weight = nn.Parameter(self.weight.new_empty(in_channels, out_channels // groups, k, k))
         self.reset_parameters()
         self.output_padding = _triple(output_padding, 'output_padding')
-        split = default_acs_split(out_channels) if acs_kernel_split is None else tuple(
-            acs_kernel_split)
-        if len(split) != 3 or sum(split) != out_channels or min(split) < 0:
-            raise ValueError(f'acs_kernel_split {split} must sum to out_channels={out_channels}')
-        self.acs_kernel_split = split
+        self.acs_kernel_split = resolve_acs_split(acs_kernel_split, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.kernel_size[0]
