@@ -10,7 +10,9 @@ from mmengine.registry import init_default_scope
 
 import acsdet  # noqa: F401
 from acsdet.datasets.deeplesion_coco import convert_deeplesion
-from acsdet.datasets.slices import SliceReader, load_slice_stack
+from acsdet.datasets.slices import SliceReader, decode_slice, load_slice_stack
+from acsdet.datasets.transforms.augment import warp_channels
+from acsdet.engine.cli import load_config
 from acsdet.datasets.synthetic import make_synthetic_deeplesion
 from mmdet.registry import DATASETS, TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
@@ -78,6 +80,96 @@ def test_missing_key_slice_and_cache(tmp_path):
     misses = reader.misses
     load_slice_stack(str(tmp_path), 5, 1.0, 3, reader=reader)
     assert reader.misses == misses and reader.hits >= 3
+
+
+def test_decode_slice_maps_the_whole_uint16_range_to_hu(tmp_path):
+    raw = np.array([[0, 1, 32767, 32768, 32769, 65535]], np.uint16)
+    cv2.imwrite(str(tmp_path / '001.png'), raw)
+    hu = decode_slice(str(tmp_path / '001.png'))
+    assert hu.dtype == np.int16
+    np.testing.assert_array_equal(hu, raw.astype(np.int32) - 32768)
+    cv2.imwrite(str(tmp_path / '002.png'), np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match='002.png.*16-bit'):
+        decode_slice(str(tmp_path / '002.png'))
+
+
+def _disk_entries(cache):
+    return sorted(p.relative_to(cache) for p in cache.rglob('*') if p.is_file())
+
+
+def test_disk_slice_cache_round_trip_and_invalidation(tmp_path):
+    series = tmp_path / 'data' / '000001_01_01'
+    write_series(series, 1, 9)
+    cache = tmp_path / 'cache'
+    first = SliceReader(cache_size=0, cache_dir=str(cache))
+    stack = load_slice_stack(str(series), 5, 1.0, 3, reader=first)
+    assert first.disk_hits == 0 and first.misses == 3
+    entries = _disk_entries(cache)
+    assert [e.parts[0] for e in entries] == ['000001_01_01'] * 3  # no temporary files left
+    assert all(e.suffix == '.npy' for e in entries)
+    again = SliceReader(cache_size=0, cache_dir=str(cache))  # a later epoch / another worker
+    np.testing.assert_array_equal(load_slice_stack(str(series), 5, 1.0, 3, reader=again), stack)
+    assert again.disk_hits == 3
+    # a re-written PNG is decoded again, never served stale
+    cv2.imwrite(str(series / '005.png'), np.full((4, 5), 32768 + 7, np.uint16))
+    os.utime(series / '005.png', ns=(1, 10**18))
+    fresh = SliceReader(cache_size=0, cache_dir=str(cache))
+    assert fresh.read(str(series / '005.png'))[0, 0] == 7 and fresh.disk_hits == 0
+    # a damaged entry is decoded and written again
+    entry = next(cache.rglob('003-*.npy'))
+    entry.write_bytes(b'\x93NUMPY garbage')
+    fixed = SliceReader(cache_size=0, cache_dir=str(cache))
+    assert fixed.read(str(series / '003.png'))[0, 0] == 30 and fixed.disk_hits == 0
+    assert SliceReader(0, str(cache)).read(str(series / '003.png'))[0, 0] == 30
+    # a missing slice is still reported by name
+    with pytest.raises(FileNotFoundError, match='020.png'):
+        fixed.read(str(series / '020.png'))
+
+
+def test_disk_slice_cache_that_cannot_be_written_warns_once_and_reads_pngs(tmp_path):
+    write_series(tmp_path / 's', 1, 5)
+    blocker = tmp_path / 'not-a-dir'
+    blocker.write_text('a file where the cache folder should be')
+    reader = SliceReader(cache_size=0, cache_dir=str(blocker))
+    with pytest.warns(UserWarning, match='slice cache') as record:
+        stack = load_slice_stack(str(tmp_path / 's'), 3, 1.0, 3, reader=reader)
+    assert len(record) == 1
+    np.testing.assert_allclose(stack[:, 0, 0], [10, 30, 50])
+
+
+def test_slice_cache_option_reaches_every_loading_step(tmp_path):
+    cfg = load_config(
+        os.path.join(ROOT, 'configs', 'deeplesion_acs_7slice.py'), slice_cache=str(tmp_path))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        steps = [s for s in cfg[key].dataset.pipeline if s.type == 'LoadDeepLesionSlices']
+        assert [s.cache_dir for s in steps] == [str(tmp_path)]
+    init_default_scope('mmdet')
+    step = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[0])
+    assert step.reader.cache_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize('channels', [1, 3, 7, 9])
+def test_warp_channels_matches_slice_by_slice_warps_and_fills_every_channel(channels):
+    yy, xx = np.mgrid[0:64, 0:80].astype(np.float32)
+    img = np.stack([np.sin(xx / 7 + c) * np.cos(yy / 5) + c for c in range(channels)], -1)
+    m = cv2.getRotationMatrix2D((39.5, 31.5), 13.0, 1.15)
+    m[:, 2] += (9.0, -4.0)
+    out = warp_channels(img, m, (80, 64), border_value=-5.0)
+    assert out.shape == (64, 80, channels) and out.dtype == np.float32
+    for c in range(channels):
+        ref = cv2.warpAffine(
+            img[:, :, c].copy(), m, (80, 64), borderMode=cv2.BORDER_CONSTANT, borderValue=-5.0)
+        inside = ref != -5.0
+        assert inside.mean() > 0.6 and np.all(out[:, :, c][~inside] == -5.0)
+        # every channel sampled at the same points, to within OpenCV's 1/32-pixel positions
+        # (away from the border, where the fill value -5 enters the blend)
+        core = cv2.erode(
+            inside.astype(np.uint8),
+            np.ones((5, 5), np.uint8),
+            borderType=cv2.BORDER_CONSTANT,
+            borderValue=0).astype(bool)
+        assert core.mean() > 0.5
+        np.testing.assert_allclose(out[:, :, c][core], ref[core], atol=0.05)
 
 
 def _sample(h=64, w=80, d=7):

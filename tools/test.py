@@ -2,7 +2,7 @@
 """Test a detector and print the DeepLesion FROC table (MMDetection conventions).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
-        [--data-root DIR] [--cfg-options key=value ...]
+        [--data-root DIR] [--slice-cache DIR] [--cfg-options key=value ...]
 
 Writes froc.json, froc_table.txt and froc_curve.png into the work dir; --out dumps the
 predictions (score them later with tools/froc_eval.py); --show-dir writes every key slice with
@@ -33,7 +33,8 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir)
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir,
+                      args.slice_cache)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator,

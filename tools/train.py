@@ -2,7 +2,8 @@
 """Train a detector (MMDetection conventions).
 
     python tools/train.py configs/deeplesion_acs_7slice.py [--work-dir DIR] [--resume [CKPT]]
-        [--amp] [--data-root DIR] [--auto-scale-lr] [--cfg-options key=value ...]
+        [--amp] [--data-root DIR] [--slice-cache DIR] [--auto-scale-lr]
+        [--cfg-options key=value ...]
 
 Multi-GPU: tools/dist_train.sh CONFIG GPUS [arguments above].
 """
@@ -39,7 +40,8 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir)
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir,
+                      args.slice_cache)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:

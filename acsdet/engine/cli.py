@@ -15,14 +15,34 @@ def set_data_root(cfg: Config, data_root: str) -> None:
     if not data_root.endswith('/'):
         data_root += '/'
     cfg.data_root = data_root
+    for ds in _datasets(cfg):
+        ds.data_root = data_root
+
+
+def _datasets(cfg: Config):
+    """The innermost dataset config of each dataloader (through RepeatDataset and the like)."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
         if not loader:
             continue
         ds = loader.dataset
-        while 'dataset' in ds and 'data_root' not in ds:  # wrappers (RepeatDataset, ...)
+        while 'dataset' in ds and 'pipeline' not in ds:
             ds = ds.dataset
-        ds.data_root = data_root
+        yield ds
+
+
+def set_slice_cache(cfg: Config, cache_dir: str) -> int:
+    """Give every ``LoadDeepLesionSlices`` step of the dataloaders the disk slice cache
+    ``cache_dir``; returns how many steps were set (0 raises: the config loads no slices)."""
+    n = 0
+    for ds in _datasets(cfg):
+        for step in ds.get('pipeline', []):
+            if step.get('type') == 'LoadDeepLesionSlices':
+                step['cache_dir'] = cache_dir
+                n += 1
+    if not n:
+        raise ValueError('--slice-cache: no LoadDeepLesionSlices step in the dataloaders')
+    return n
 
 
 def enable_amp(cfg: Config) -> bool:
@@ -45,15 +65,19 @@ def load_config(path: str,
                 launcher: str = 'none',
                 cfg_options: Optional[dict] = None,
                 data_root: Optional[str] = None,
-                work_dir: Optional[str] = None) -> Config:
+                work_dir: Optional[str] = None,
+                slice_cache: Optional[str] = None) -> Config:
     """Read a config and apply the command line the MMDetection way: ``--cfg-options``, then
-    ``--data-root``; the work dir is CLI > config > ``work_dirs/<config name>``."""
+    ``--data-root`` and ``--slice-cache``; the work dir is CLI > config >
+    ``work_dirs/<config name>``."""
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
     if data_root:
         set_data_root(cfg, data_root)
+    if slice_cache:
+        set_slice_cache(cfg, slice_cache)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -65,6 +89,11 @@ def load_config(path: str,
 def add_common_args(p: argparse.ArgumentParser) -> None:
     """The arguments ``tools/train.py`` and ``tools/test.py`` share."""
     p.add_argument('--data-root', help='override the data root of every dataset')
+    p.add_argument(
+        '--slice-cache',
+        metavar='DIR',
+        help='keep decoded slices in DIR (0.5 MiB a slice) so that epochs after the first skip '
+        'PNG decoding')
     p.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')

@@ -1,6 +1,6 @@
 """Load a DeepLesion multi-slice sample and window it: MMDetection pipeline transforms."""
 import os.path as osp
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -21,17 +21,21 @@ class LoadDeepLesionSlices(BaseTransform):
     Args:
         depth_jitter_mm: if > 0, the stack is moved along depth by U(-j, j) mm (training
             augmentation of the key slice's position).
-        cache_size: decoded slices kept per worker process (LRU).
+        cache_size: decoded slices kept in memory per worker process (LRU).
+        cache_dir: keep decoded slices on disk here (``.npy``, 0.5 MiB a 512 x 512 slice) so
+            that epochs after the first skip PNG decoding, the pipeline's largest cost (see
+            :class:`~acsdet.datasets.slices.SliceReader`). None: decode every time.
     """
 
     def __init__(self,
                  num_slices: int = 7,
                  target_interval: float = 2.0,
                  depth_jitter_mm: float = 0.0,
-                 cache_size: int = 64):
+                 cache_size: int = 64,
+                 cache_dir: Optional[str] = None):
         self.num_slices, self.target_interval = num_slices, target_interval
         self.depth_jitter_mm = depth_jitter_mm
-        self.reader = SliceReader(cache_size)
+        self.reader = SliceReader(cache_size, cache_dir)
 
     def transform(self, results: dict) -> dict:
         path = results['img_path']
@@ -49,7 +53,8 @@ class LoadDeepLesionSlices(BaseTransform):
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, target_interval='
-                f'{self.target_interval}, depth_jitter_mm={self.depth_jitter_mm})')
+                f'{self.target_interval}, depth_jitter_mm={self.depth_jitter_mm}, '
+                f'cache_dir={self.reader.cache_dir!r})')
 
 
 @TRANSFORMS.register_module()
