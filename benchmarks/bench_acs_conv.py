@@ -5,6 +5,7 @@ H=W in (16, 32, 64); forward + backward (input and weight gradients). Time: medi
 rounds; memory: peak above the input, each operator in a fresh process.
 
     .venv/bin/python benchmarks/bench_acs_conv.py [--device cuda] [--sizes 16 32 64]
+        [--channels-last]
 """
 import argparse
 import json
@@ -33,8 +34,12 @@ def make_layer(name, cin, cout, k=3):
 def make_step(name, size, args, device):
     torch.manual_seed(0)
     layer = make_layer(name, args.cin, args.cout).to(device)
-    x = torch.randn(
-        args.batch, args.cin, args.slices, size, size, device=device, requires_grad=True)
+    x = torch.randn(args.batch, args.cin, args.slices, size, size, device=device)
+    if args.channels_last:  # ACSConv's weight is 2D (4-D tensor): the input sets the layout
+        if name != 'ACSConv':
+            layer = layer.to(memory_format=torch.channels_last_3d)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
 
     def step():
         layer.zero_grad(set_to_none=True)
@@ -53,6 +58,10 @@ def parse(argv):
     p.add_argument('--cin', type=int, default=128)
     p.add_argument('--cout', type=int, default=32)
     p.add_argument('--rounds', type=int, default=20)
+    p.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='inputs and layers in channels_last_3d (NDHWC) memory format')
     p.add_argument('--memory-of', nargs=2, metavar=('OP', 'SIZE'), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -77,7 +86,7 @@ def main(argv=None):
                 child = [
                     f'--{k}={v}' for k, v in (('batch', args.batch), ('slices', args.slices),
                                               ('cin', args.cin), ('cout', args.cout))
-                ]
+                ] + (['--channels-last'] if args.channels_last else [])
                 mem[name] = run_isolated(__file__, child + ['--memory-of', name, size])['peak_mib']
         t0, m0 = times[OPS[0]], mem[OPS[0]]
         for name in OPS:
@@ -85,8 +94,9 @@ def main(argv=None):
                 f'{size}x{size}', name, f'{times[name]:.2f}', f'{times[name] / t0:.2f}x',
                 f'{mem[name]:.1f}', f'{mem[name] / m0:.2f}x'
             ])
+    layout = 'channels_last_3d' if args.channels_last else 'contiguous (NCDHW)'
     print(f'ACSConv forward+backward on {machine()}: N={args.batch}, {args.cin}->{args.cout} ch, '
-          f'D={args.slices}, K=3')
+          f'D={args.slices}, K=3, {layout}')
     print(
         markdown_table(['H=W', 'operator', 'ms', 'time vs 2.5D', 'peak MiB', 'memory vs 2.5D'],
                        rows))

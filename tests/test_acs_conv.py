@@ -190,3 +190,30 @@ def test_chunked_input_gradient_path(monkeypatch, batch, padding):
     monkeypatch.setattr(acs_conv, '_CHUNK_BYTES', 0)
     acs = ACSConv(5, 7, 3, padding=padding, stride=(1, 2, 1))
     check_against_dense(acs, torch.randn(batch, 5, 6, 7, 8))
+
+
+@pytest.mark.parametrize('chunk_bytes', [None, 0])
+@pytest.mark.parametrize('padding', [1, 0])
+def test_channels_last_3d_input_keeps_its_layout_and_values(monkeypatch, chunk_bytes, padding):
+    """An NDHWC input gives an NDHWC output and input gradient (no layout conversions in the
+    next layer), with the values of the contiguous layout."""
+    from acsdet.ops import acs_conv
+    if chunk_bytes is not None:
+        monkeypatch.setattr(acs_conv, '_CHUNK_BYTES', chunk_bytes)
+    torch.manual_seed(0)
+    acs = ACSConv(6, 7, 3, padding=padding, stride=(1, 2, 1))
+    x = torch.randn(2, 6, 5, 8, 9)
+    xc = x.clone().requires_grad_()
+    xl = x.contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    yc, yl = acs(xc), acs(xl)
+    assert yc.is_contiguous() and not yl.is_contiguous()
+    assert yl.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(yl, yc, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(yc)
+    yc.backward(g)
+    gw = acs.weight.grad.clone()
+    acs.weight.grad = None
+    yl.backward(g.contiguous(memory_format=torch.channels_last_3d))
+    assert xl.grad.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(xl.grad, xc.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(acs.weight.grad, gw, rtol=1e-5, atol=1e-5)

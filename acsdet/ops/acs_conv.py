@@ -178,6 +178,14 @@ def acs_conv3d(x: torch.Tensor,
     return out
 
 
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last-3d for an ``(N, C, D, H, W)`` tensor stored so (oneDNN and cuDNN then run
+    every view without layout conversions), else contiguous."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
 # Input gradients at least this large are accumulated in chunks (memory); smaller ones in one call.
 _CHUNK_BYTES = 4 * 2**20
 
@@ -194,7 +202,8 @@ class _ACSConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, plans, stride, dilation, out_size):
         n = x.shape[0]
-        out = x.new_empty((n, weight.shape[0]) + out_size)
+        out = torch.empty((n, weight.shape[0]) + out_size, dtype=x.dtype, device=x.device,
+                          memory_format=_memory_format(x))
         for lo, hi, axis, window, conv_pad in plans:
             xa = x if window is None else x.narrow(2 + axis, *window)
             out[:, lo:hi] = F.conv3d(xa, weight[lo:hi].unsqueeze(2 + axis), None, stride, conv_pad,
@@ -227,7 +236,7 @@ class _ACSConvFunction(torch.autograd.Function):
                 if window is None:
                     grad_x = gx
                     continue
-                grad_x = x.new_zeros(x.shape)
+                grad_x = torch.zeros_like(x, memory_format=_memory_format(x))
                 grad_x.narrow(2 + axis, *window).copy_(gx)
                 del gx
                 continue
