@@ -71,6 +71,28 @@ def test_volume_edges_and_gaps_fall_back_towards_the_key_slice(tmp_path, t):
     assert stack[0, 0, 0] == 100.0  # beyond the first slice: slice 10
 
 
+@pytest.mark.parametrize('t', [1.0, 2.5, 5.0])
+def test_depth_jitter_moves_the_whole_stack_within_its_range(tmp_path, t):
+    write_series(tmp_path / 's', 1, 60)
+    shifted = load_slice_stack(str(tmp_path / 's'), 30, t, 7, offset=0.7, reader=SliceReader(0))
+    # every slice moved by 0.7 mm = 0.7 / t original slices; the series is 10 HU per slice
+    expected = 10 * (30 + (np.arange(-3, 4) * 2.0 + 0.7) / t)
+    np.testing.assert_allclose(shifted[:, 0, 0], expected, atol=1e-3)
+    init_default_scope('mmdet')
+    load = TRANSFORMS.build(dict(type='LoadDeepLesionSlices', num_slices=7, depth_jitter_mm=1.5))
+    np.random.seed(0)
+    offsets = []
+    for _ in range(20):
+        img = load(dict(img_path=str(tmp_path / 's' / '030.png'), key_slice=30,
+                        slice_interval=t))['img']
+        key_mm = (img[0, 0, 3] / 10 - 30) * t  # where the key position landed, in mm
+        np.testing.assert_allclose(
+            img[0, 0] / 10 - 30, (np.arange(-3, 4) * 2.0 + key_mm) / t,
+            atol=1e-3)  # the stack moved as one
+        offsets.append(key_mm)
+    assert max(map(abs, offsets)) <= 1.5 + 1e-3 and np.std(offsets) > 0.3
+
+
 def test_missing_key_slice_and_cache(tmp_path):
     write_series(tmp_path, 1, 9)
     with pytest.raises(FileNotFoundError, match='020.png'):

@@ -202,8 +202,11 @@ class _ACSConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, plans, stride, dilation, out_size):
         n = x.shape[0]
-        out = torch.empty((n, weight.shape[0]) + out_size, dtype=x.dtype, device=x.device,
-                          memory_format=_memory_format(x))
+        out = torch.empty(
+            (n, weight.shape[0]) + out_size,
+            dtype=x.dtype,
+            device=x.device,
+            memory_format=_memory_format(x))
         for lo, hi, axis, window, conv_pad in plans:
             xa = x if window is None else x.narrow(2 + axis, *window)
             out[:, lo:hi] = F.conv3d(xa, weight[lo:hi].unsqueeze(2 + axis), None, stride, conv_pad,
