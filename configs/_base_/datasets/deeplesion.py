@@ -1,6 +1,8 @@
 # DeepLesion key slices with D slices at 2 mm around each (data_converters/deeplesion_to_coco.py
-# writes the annotation files). Override the data root with
-#   --cfg-options data_root=/path/ ... or edit `data_root` in your config.
+# writes the annotation files). Override the data root with `--data-root DIR` on tools/train.py
+# and tools/test.py, or edit `data_root` in your config. `--slice-cache DIR` sets `cache_dir` on
+# every LoadDeepLesionSlices step: decoded slices are kept on disk and epochs after the first
+# skip PNG decoding (README, Performance).
 dataset_type = 'DeepLesionDataset'
 data_root = 'data/deeplesion/'
 ann_dir = 'annotations/'
