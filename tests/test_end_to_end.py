@@ -9,6 +9,7 @@ import json
 import os.path as osp
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -67,9 +68,12 @@ def trained(data, tmp_path_factory):
         str(work / 'test0'), '--data-root',
         str(data)
     ] + _options(work))
-    train_tool.main(
-        [CONFIG, '--work-dir', str(work / 'train'), '--data-root',
-         str(data)] + _options(work))
+    train_tool.main([
+        CONFIG, '--work-dir',
+        str(work / 'train'), '--data-root',
+        str(data), '--slice-cache',
+        str(work / 'slices')
+    ] + _options(work))
     ckpt = work / 'train' / f'epoch_{EPOCHS}.pth'
     trained = test_tool.main([
         CONFIG,
@@ -103,6 +107,17 @@ def test_test_tool_outputs(trained):
     assert len(dumped) == saved['num_images']
     from tools import froc_eval
     assert froc_eval.main([str(work / 'results.pkl')])['avg'] == pytest.approx(metrics['froc/avg'])
+
+
+def test_training_filled_the_slice_cache(trained, data):
+    from acsdet.datasets.slices import decode_slice
+    work = trained[0]
+    entries = sorted((work / 'slices').rglob('*.npy'))
+    assert entries and not list((work / 'slices').rglob('*.tmp'))
+    for entry in entries[::max(1, len(entries) // 5)]:
+        series, stem = entry.parent.name, entry.name.split('-')[0]
+        png = data / 'Images_png' / series / f'{stem}.png'
+        np.testing.assert_array_equal(np.load(entry), decode_slice(str(png)))
 
 
 def test_amp_on_cpu_warns_and_keeps_fp32(monkeypatch):
