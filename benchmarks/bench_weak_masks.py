@@ -19,8 +19,9 @@ from pycocotools import mask as mask_utils
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import markdown_table  # noqa: E402
 
-from acsdet.datasets.deeplesion_coco import convert_deeplesion, read_hu  # noqa: E402
+from acsdet.datasets.deeplesion_coco import convert_deeplesion  # noqa: E402
 from acsdet.datasets.deeplesion_info import key_slice_path, read_dl_info  # noqa: E402
+from acsdet.datasets.slices import decode_slice  # noqa: E402
 from acsdet.datasets.synthetic import make_synthetic_deeplesion  # noqa: E402
 from acsdet.datasets.weak_masks import (
     SOFT_TISSUE_WINDOW,
@@ -61,7 +62,7 @@ def main(argv=None):
         if t['noisy']:
             continue  # the measurement is deliberately wrong
         n += 1
-        hu = read_hu(key_slice_path(osp.join(root, 'Images_png'), r.file_name))
+        hu = decode_slice(key_slice_path(osp.join(root, 'Images_png'), r.file_name))
         gt = mask_utils.decode(t['mask']).astype(bool)
         bucket = size_bucket(t['long_diameter_mm'])
         ell = ellipse_mask(r.recist, hu.shape)

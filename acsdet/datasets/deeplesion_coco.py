@@ -16,26 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import cv2
-import numpy as np
 from ..utils import atomic_write, mask_to_rle
 from .deeplesion_info import SPLITS, LesionRecord, group_by_key_slice, read_dl_info
+from .slices import decode_slice
 from .weak_masks import SOFT_TISSUE_WINDOW, WIDE_WINDOW, weak_mask
 
 SPLIT_IDS = {v: k for k, v in SPLITS.items()}
 WINDOWS = ('dicom', 'wide', 'soft')
-
-
-def read_hu(path: str) -> np.ndarray:
-    """A DeepLesion PNG as int32 HU (uint16 value - 32768); raises OSError naming the file."""
-    if not osp.isfile(path):
-        raise OSError(f'missing PNG {path}')
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise OSError(f'unreadable PNG {path}')
-    if img.dtype != np.uint16 or img.ndim != 2:
-        raise OSError(f'{path} is {img.dtype} with shape {img.shape}, expected 16-bit grey')
-    return img.astype(np.int32) - 32768
 
 
 def _window_of(rec: LesionRecord, window: Union[str, Sequence[float]]):
@@ -50,8 +37,8 @@ def process_key_slice(task) -> Tuple[str, Optional[str], List[dict]]:
     """Worker: ``(path, [(record, window)])`` -> ``(path, error or None, [mask results])``."""
     path, lesions = task
     try:
-        hu = read_hu(path)
-    except OSError as e:
+        hu = decode_slice(path)
+    except (OSError, ValueError) as e:
         return path, str(e), []
     out = []
     for rec, window in lesions:

@@ -102,10 +102,16 @@ class SliceReader:
 
 
 def decode_slice(path: str) -> np.ndarray:
-    """One DeepLesion PNG as int16 HU ``(H, W)``."""
+    """One DeepLesion PNG (uint16 = HU + 32768) as int16 HU ``(H, W)``.
+
+    Raises ``FileNotFoundError`` (missing) or ``OSError`` (unreadable) or ``ValueError`` (not a
+    16-bit grey PNG), each naming the file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'missing PNG {path}')
     raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise FileNotFoundError(f'missing or unreadable slice {path}')
+        raise OSError(f'unreadable PNG {path}')
     if raw.dtype != np.uint16 or raw.ndim != 2:
         raise ValueError(f'{path}: expected a 16-bit grey PNG, got {raw.dtype} {raw.shape}')
     raw ^= np.uint16(0x8000)  # u - 32768 as two's complement, in place

@@ -11,7 +11,7 @@ from mmengine.utils import ProgressBar
 
 from mmdet.registry import HOOKS
 
-from ..datasets.slices import SliceReader
+from ..datasets.slices import decode_slice
 from ..datasets.weak_masks import SOFT_TISSUE_WINDOW, window_to_uint8
 
 
@@ -103,7 +103,6 @@ class DeepLesionVisualizationHook(Hook):
 
     def __init__(self, out_dir: str, score_thr: float = 0.3, max_images: Optional[int] = None):
         self.out_dir, self.score_thr, self.max_images = out_dir, score_thr, max_images
-        self.reader = SliceReader(cache_size=0)
         self._count = 0
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
@@ -112,7 +111,7 @@ class DeepLesionVisualizationHook(Hook):
         os.makedirs(self.out_dir, exist_ok=True)
         for sample in outputs:
             meta = sample.metainfo
-            hu = self.reader.read(meta['img_path'])
+            hu = decode_slice(meta['img_path'])
             pred = sample.pred_instances
             masks = pred.masks.cpu().numpy() if 'masks' in pred else None
             gt = [a for a in meta.get('instances', []) if not a.get('ignore_flag', 0)]
