@@ -4,7 +4,7 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
-from .acs_conv import ACSConvTranspose, IntOr3, _Conv2dWeightIn3d
+from .acs_conv import ACSConvTranspose, IntOr3, _Conv2dWeightIn3d, resolve_padding
 
 
 class Conv2_5d(_Conv2dWeightIn3d):
@@ -35,13 +35,9 @@ class Conv2_5d(_Conv2dWeightIn3d):
         weight = self.weight.unsqueeze(2)
         padding = self.padding
         if self.padding_mode != 'zeros':
-            if isinstance(padding, str):  # resolve 'same'/'valid' for the (1, K, K) kernel
-                k = self.kernel_size[1]
-                total = [0] + [d * (k - 1)
-                               for d in self.dilation[1:]] if padding == 'same' else [0] * 3
-                pads = [(t // 2, t - t // 2) for t in total]
-            else:
-                pads = [(p, p) for p in padding]
+            pads = resolve_padding(padding, self.kernel_size[1], self.dilation, self.stride)
+            if isinstance(padding, str):  # 'same'/'valid' of the (1, K, K) kernel: none along D
+                pads = ((0, 0), ) + pads[1:]
             x = F.pad(x, [p for axis in reversed(pads) for p in axis], mode=self.padding_mode)
             padding = 0
         return F.conv3d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
