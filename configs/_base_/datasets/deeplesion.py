@@ -61,20 +61,9 @@ val_dataloader = dict(
         drop_noisy=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
+# the validation loader on the test split
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=ann_dir + 'deeplesion_test.json',
-        data_prefix=dict(img='Images_png/'),
-        test_mode=True,
-        drop_noisy=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file=ann_dir + 'deeplesion_test.json'))
 val_evaluator = dict(type='FROCMetric')
 test_evaluator = val_evaluator
