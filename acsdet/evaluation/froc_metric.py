@@ -11,6 +11,7 @@ from mmengine.logging import MMLogger
 from mmdet.registry import METRICS
 
 from ..datasets.deeplesion_info import LESION_TYPES as LESION_TYPE_NAMES
+from ..utils import atomic_write
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)
 
@@ -131,8 +132,8 @@ class FROCMetric(BaseMetric):
         text = '\n\n'.join(lines)
         if self.output_dir:
             self.save(main, by_subset, self.output_dir)
-            with open(osp.join(self.output_dir, 'froc_table.txt'), 'w') as f:
-                f.write(text + '\n')
+            atomic_write(
+                osp.join(self.output_dir, 'froc_table.txt'), lambda f: f.write(text + '\n'))
         return metrics, text
 
     def _subset_table(self, name: str, res: Dict[str, FROCResult]) -> str:
@@ -166,10 +167,7 @@ class FROCMetric(BaseMetric):
                 }
                 for name, res in by_subset.items()
             })
-        tmp = osp.join(out_dir, '.froc.json.tmp')
-        with open(tmp, 'w') as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, osp.join(out_dir, 'froc.json'))
+        atomic_write(osp.join(out_dir, 'froc.json'), lambda f: json.dump(payload, f, indent=1))
         plot_froc(main, osp.join(out_dir, 'froc_curve.png'))
 
 
