@@ -10,13 +10,14 @@ key slice. The same rule holds for every slice thickness.
 """
 import os
 import os.path as osp
-import tempfile
 import warnings
 from collections import OrderedDict
 from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
+
+from ..utils import atomic_write
 
 
 class SliceReader:
@@ -83,22 +84,14 @@ class SliceReader:
                         f'{stem}-{st.st_size}-{st.st_mtime_ns}.npy')
 
     def _store(self, entry: str, img: np.ndarray) -> None:
-        tmp = None
         try:
             os.makedirs(osp.dirname(entry), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=osp.dirname(entry), suffix='.tmp')
-            with os.fdopen(fd, 'wb') as f:
-                np.save(f, img)
-            os.replace(tmp, entry)
-            tmp = None
+            atomic_write(entry, lambda f: np.save(f, img), binary=True, fsync=False)
         except OSError as e:  # full or read-only disk: keep training from the PNGs
             if not self._store_failed:
                 warnings.warn(f'slice cache {self.cache_dir}: cannot write {entry} ({e}); '
                               'slices that are not cached yet are decoded from the PNGs')
                 self._store_failed = True
-        finally:
-            if tmp is not None and osp.exists(tmp):
-                os.remove(tmp)
 
 
 def decode_slice(path: str) -> np.ndarray:

@@ -1,21 +1,30 @@
 """Atomic file writing and COCO RLE encoding."""
 import os
 import os.path as osp
-from typing import Callable, Optional, TextIO
+import uuid
+from typing import IO, Callable, Optional
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 
-def atomic_write(path: str, write: Callable[[TextIO], None], newline: Optional[str] = None) -> None:
-    """Write a text file through ``write(f)`` into a temporary file beside ``path``, then rename
-    it over ``path``: readers see the old file or the complete new one, never a partial one."""
-    tmp = f'{path}.tmp-{os.getpid()}'
+def atomic_write(path: str,
+                 write: Callable[[IO], None],
+                 newline: Optional[str] = None,
+                 binary: bool = False,
+                 fsync: bool = True) -> None:
+    """Write a file through ``write(f)`` into a uniquely named temporary file (``.tmp``) beside
+    ``path``, then rename it over ``path``: readers see the old file or the complete new one,
+    never a partial one, also with several writers. ``fsync=False`` skips flushing to disk (for
+    caches, where losing the newest entry on power loss is harmless)."""
+    tmp = f'{path}.{uuid.uuid4().hex}.tmp'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
-        with open(tmp, 'w', newline=newline) as f:
+        with os.fdopen(fd, 'wb' if binary else 'w', newline=None if binary else newline) as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
