@@ -5,7 +5,7 @@ their bottleneck under gradient checkpointing (``with_cp``) in 2D or after 3D co
 a layer only concatenates its inputs and calls its sub-modules.
 """
 from collections import OrderedDict
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -77,11 +77,23 @@ def densenet_features(in_channels: int = 3,
         norm0=norm(num_init_features),
         relu0=nn.ReLU(inplace=True),
         pool0=nn.MaxPool2d(3, stride=2, padding=1))
-    c = num_init_features
-    for i, n in enumerate(block_config):
-        layers[f'denseblock{i + 1}'] = DenseBlock(n, c, growth_rate, bn_size, norm)
-        c += n * growth_rate
+    c_in = num_init_features
+    outs = dense_block_channels(growth_rate, block_config, num_init_features)
+    for i, (n, c) in enumerate(zip(block_config, outs)):
+        layers[f'denseblock{i + 1}'] = DenseBlock(n, c_in, growth_rate, bn_size, norm)
         if i != len(block_config) - 1:
             layers[f'transition{i + 1}'] = Transition(c, c // 2, norm)
-            c //= 2
+        c_in = c // 2
     return nn.Sequential(layers)
+
+
+def dense_block_channels(growth_rate: int = 32,
+                         block_config: Sequence[int] = (6, 12, 24),
+                         num_init_features: int = 64) -> Tuple[int, ...]:
+    """Output channels of each dense block (each transition halves them for the next block)."""
+    channels, c = [], num_init_features
+    for n in block_config:
+        c += n * growth_rate
+        channels.append(c)
+        c //= 2
+    return tuple(channels)

@@ -32,7 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 
 from ...converters import convert
-from .densenet import DenseLayer, densenet_features
+from .densenet import DenseLayer, dense_block_channels, densenet_features
 
 _LEGACY = re.compile(
     r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$'
@@ -110,7 +110,6 @@ class TruncatedDenseNet(BaseModule):
             through (the pretrained 2D behaviour at the start); 'kaiming' draws it at random.
         growth_rate, block_config, num_init_features, bn_size: the DenseNet; default DenseNet-121.
     """
-    CHANNELS = (256, 512, 1024)
 
     def __init__(self,
                  conv_mode: str = 'acs',
@@ -141,14 +140,9 @@ class TruncatedDenseNet(BaseModule):
         for m in self.features.modules():
             if isinstance(m, DenseLayer):
                 m.with_cp = with_cp
-        channels, c = [], num_init_features
-        for i, n in enumerate(block_config):
-            c += n * growth_rate
-            channels.append(c)
-            c //= 2
-        self.out_channels = tuple(channels)
+        self.out_channels = dense_block_channels(growth_rate, block_config, num_init_features)
         self.depth_collapse = nn.ModuleList(
-            nn.Conv3d(ch, ch, (num_slices, 1, 1), bias=False) for ch in channels)
+            nn.Conv3d(ch, ch, (num_slices, 1, 1), bias=False) for ch in self.out_channels)
         self.pretrained_report: Optional[dict] = None
         self._reset_collapse()
         self._freeze_stages()
