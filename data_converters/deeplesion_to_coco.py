@@ -4,15 +4,17 @@
     python data_converters/deeplesion_to_coco.py --data-root data/deeplesion \
         --out-dir data/deeplesion/annotations [--workers 2] [--splits train val test]
 
-Writes deeplesion_{train,val,test}.json and deeplesion_conversion_report.json (skipped rows with
-their line numbers and reasons). Existing files are replaced only after a successful run.
+Writes deeplesion_{train,val,test}.json and deeplesion_conversion_report.json (skipped rows and
+warnings with their CSV line numbers and reasons). Existing files are replaced, as one set, only
+after a successful run; an output folder that cannot be written fails before any work.
 """
 import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from acsdet.datasets.deeplesion_coco import WINDOWS, convert_deeplesion  # noqa: E402
+from acsdet.datasets.deeplesion_coco import WINDOWS, check_window, convert_deeplesion  # noqa: E402,E501
+from acsdet.utils import check_writable_dir  # noqa: E402
 
 
 def main(argv=None):
@@ -28,12 +30,16 @@ def main(argv=None):
     p.add_argument('--dl-info', help='DL_info.csv (default: DATA_ROOT/DL_info.csv)')
     p.add_argument('--images-dir', help='Images_png folder (default: DATA_ROOT/Images_png)')
     args = p.parse_args(argv)
-    window = args.window
-    if window not in WINDOWS:
-        try:
-            window = tuple(float(v) for v in window.split(','))
-        except ValueError:
-            p.error(f'--window: {window!r} is neither a name nor MIN,MAX')
+    try:
+        window = check_window(args.window)
+    except ValueError as e:
+        p.error(f'--window: {e}')
+    if args.workers < 1:
+        p.error(f'--workers must be >= 1, got {args.workers}')
+    try:
+        check_writable_dir(args.out_dir)
+    except OSError as e:
+        p.error(str(e))
     summary = convert_deeplesion(
         args.data_root,
         args.out_dir,

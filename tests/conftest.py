@@ -5,7 +5,6 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SHARED = osp.join(osp.dirname(ROOT), 'shared')
 if ROOT not in sys.path:  # tools/ and data_converters/ are scripts, importable from the root
     sys.path.insert(0, ROOT)
 

@@ -1,4 +1,5 @@
-"""DL_info.csv parser, on the real rows in ../shared/deeplesion/DL_info_sample.csv."""
+"""DL_info.csv parser, on real rows of DeepLesion's DL_info.csv (tests/data/DL_info_sample.csv, a
+copy of the 45 rows the project keeps in ../shared/deeplesion/)."""
 import csv
 import os.path as osp
 
@@ -7,16 +8,13 @@ import pytest
 
 from acsdet.datasets.deeplesion_info import (group_by_key_slice, key_slice_path, read_dl_info)
 
-from .conftest import SHARED
+from .conftest import ROOT
 
-SAMPLE = osp.join(SHARED, 'deeplesion', 'DL_info_sample.csv')
+SAMPLE = osp.join(ROOT, 'tests', 'data', 'DL_info_sample.csv')
 
 
 @pytest.fixture(scope='module')
 def parsed():
-    if not osp.isfile(SAMPLE):
-        pytest.fail(
-            f'{SAMPLE} is missing: the shared DeepLesion sample rows must sit beside the repo')
     return read_dl_info(SAMPLE)
 
 
@@ -98,3 +96,31 @@ def test_not_a_dl_info_file(tmp_path):
     p.write_text('a,b\n1,2\n')
     with pytest.raises(ValueError, match='missing columns'):
         read_dl_info(str(p))
+
+
+def test_utf8_bom_is_accepted(tmp_path, parsed):
+    p = tmp_path / 'DL_info.csv'
+    with open(SAMPLE, 'rb') as f:
+        p.write_bytes(b'\xef\xbb\xbf' + f.read())  # what spreadsheet programs save
+    records, errors = read_dl_info(str(p))
+    assert errors == [] and len(records) == len(parsed[0])
+    assert records[0].file_name == parsed[0][0].file_name
+
+
+def test_duplicated_rows_and_zero_size_boxes_are_reported(tmp_path):
+    with open(SAMPLE, newline='') as f:
+        header, *rows = list(csv.reader(f))
+    col = {c: i for i, c in enumerate(header)}
+    rows.append(list(rows[0]))  # line 47: the first row again
+    rows[2][col['Bounding_boxes']] = '123, 181.32, 123, 223.888'  # line 4: zero width
+    path = tmp_path / 'DL_info.csv'
+    _write_rows(path, header, rows)
+    records, errors = read_dl_info(str(path))
+    assert [(e.line, e.field) for e in errors] == [(4, 'Bounding_boxes'), (47, '<row>')]
+    assert 'zero-size' in errors[0].message and 'duplicate of line 2' in errors[1].message
+    assert len(records) == 45 - 1 and [r.line for r in records].count(2) == 1
+    # a second lesion of the same key slice (another box) is no duplicate
+    rows[-1][col['Bounding_boxes']] = '140, 180, 160, 210'
+    _write_rows(path, header, rows)
+    records, errors = read_dl_info(str(path))
+    assert [e.line for e in errors] == [4] and len(records) == 45

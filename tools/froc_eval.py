@@ -4,111 +4,207 @@
     python tools/froc_eval.py DETECTIONS [GT] [--out-dir DIR] [--iou 0.5] [--fps 0.5 1 2 4 8 16]
 
 DETECTIONS:
-  * the ``--out`` pickle of ``tools/test.py`` (MMDetection's dumped data samples), or
-  * a JSON object ``{"<image>": [[x1, y1, x2, y2, score], ...], ...}``.
+  * the ``--out`` pickle of ``tools/test.py`` (MMDetection's dumped data samples; loaded with a
+    restricted unpickler that resolves only tensors, numpy arrays and plain containers), or
+  * a JSON object ``{"<series>/<slice>.png": [[x1, y1, x2, y2, score], ...], ...}``.
 GT:
   * a COCO file written by ``data_converters/deeplesion_to_coco.py`` (noisy lesions are left out,
     as in the official protocol; lesion type, size and thickness subsets are reported), or
-  * a JSON object ``{"<image>": [[x1, y1, x2, y2], ...], ...}``;
+  * a JSON object ``{"<series>/<slice>.png": [[x1, y1, x2, y2], ...], ...}``;
   * omitted: the GT stored in the pickle's samples (``instances``).
 Plain JSON boxes are inclusive pixel boxes, as in DL_info.csv (0-based), scored with the official
-+1-pixel IoU; pickles and COCO files hold continuous boxes (MMDetection, COCO) and are converted.
-Images are matched by COCO ``id``/``img_id`` or by file name (``000001_01_01/109.png``, or any path
-ending with it). Evaluated images are those of GT with at least one lesion (the official protocol);
-detections of other images are ignored and counted.
++1-pixel IoU; pickles and COCO files hold MMDetection's continuous boxes and are converted
+(``acsdet/datasets/boxes.py``).
+
+Images are matched by their DeepLesion key ``<series>/<slice>.png`` (any path ending with it);
+COCO ids shift when a re-conversion skips a row, so they are used only when the detections carry
+no file names, and then every id must exist in GT and, where the pickle holds its own GT, hold
+the same lesions. Evaluated images are those of GT with at least one lesion (the official
+protocol); detections of other images are ignored and counted. Malformed input (a detection that
+is not 5 finite numbers, x2 < x1, a score that is not finite) is an error naming the file and
+the image.
 """
 import argparse
 import json
 import os.path as osp
-import pickle
+import re
 import sys
 
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from acsdet.datasets.annotations import image_key, read_coco_annotations  # noqa: E402
+from acsdet.datasets.boxes import continuous_to_inclusive  # noqa: E402
 from acsdet.evaluation.froc import DEFAULT_FPS  # noqa: E402
 from acsdet.evaluation.froc_metric import FROCMetric  # noqa: E402
+from acsdet.utils.safe_pickle import load_results_pickle  # noqa: E402
 
 
-def _key(path: str) -> str:
-    """``<series>/<slice>.png`` from any path of a DeepLesion key slice."""
-    parts = str(path).replace('\\', '/').split('/')
-    return '/'.join(parts[-2:])
+class InputError(ValueError):
+    """Bad input to the CLI: the message names the file and the image."""
+
+
+def _rows(value, cols: int, path: str, image, what: str) -> np.ndarray:
+    """``value`` as an ``(n, cols)`` float array of finite numbers with x2 >= x1, y2 >= y1."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f'{path}: image {image}: {what} must be lists of {cols} numbers, got '
+                         f'{str(value)[:80]}') from None
+    if arr.size == 0:
+        return np.zeros((0, cols))
+    if arr.ndim != 2 or arr.shape[1] != cols:
+        raise InputError(f'{path}: image {image}: {what} must be an (n, {cols}) list '
+                         f'[x1, y1, x2, y2{", score" if cols == 5 else ""}] per box, got shape '
+                         f'{arr.shape}')
+    bad = ~np.isfinite(arr).all(1)
+    if bad.any():
+        raise InputError(f'{path}: image {image}: {what} {int(np.argmax(bad))} has a non-finite '
+                         f'number: {arr[np.argmax(bad)].tolist()}')
+    inverted = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
+    if inverted.any():
+        j = int(np.argmax(inverted))
+        raise InputError(f'{path}: image {image}: {what} {j} has x2 < x1 or y2 < y1: '
+                         f'{arr[j].tolist()}')
+    return arr
+
+
+def _pickle_dets(sample, path: str, i: int) -> np.ndarray:
+    name = sample.get('img_path') or sample.get('img_id', f'#{i}')
+    pred = sample.get('pred_instances')
+    if not isinstance(pred, dict) or 'bboxes' not in pred or 'scores' not in pred:
+        raise InputError(f'{path}: sample {i} ({name}): no pred_instances with bboxes and scores')
+    boxes = _rows(np.asarray(pred['bboxes'], dtype=np.float64), 4, path, name, 'box')
+    scores = np.asarray(pred['scores'], dtype=np.float64).reshape(-1)
+    if len(scores) != len(boxes):
+        raise InputError(f'{path}: image {name}: {len(boxes)} boxes but {len(scores)} scores')
+    dets = np.hstack([continuous_to_inclusive(boxes), scores[:, None]])
+    return _rows(dets, 5, path, name, 'detection')
 
 
 def load_detections(path: str):
-    """``({image key or id: (n, 5) array}, samples or None)``."""
+    """``([dict(key, id, dets (n, 5) inclusive)], samples or None)``."""
     if path.endswith(('.pkl', '.pickle')):
-        with open(path, 'rb') as f:
-            samples = pickle.load(f)
-        dets = {}
-        for s in samples:
-            pred = s['pred_instances']
-            boxes = np.asarray(pred['bboxes'], dtype=np.float64).reshape(-1, 4) - [0, 0, 1, 1]
-            scores = np.asarray(pred['scores'], dtype=np.float64).reshape(-1, 1)
-            arr = np.hstack([boxes, scores])
-            if s.get('img_id') is not None:
-                dets[('id', s['img_id'])] = arr
-            if s.get('img_path'):
-                dets[('file', _key(s['img_path']))] = arr
-        return dets, samples
-    with open(path) as f:
-        raw = json.load(f)
+        samples = load_results_pickle(path)
+        if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
+            raise InputError(f'{path}: expected a list of data samples (tools/test.py --out)')
+        entries = [
+            dict(
+                key=image_key(s['img_path']) if s.get('img_path') else None,
+                id=s.get('img_id'),
+                dets=_pickle_dets(s, path, i)) for i, s in enumerate(samples)
+        ]
+        return entries, samples
+    raw = _read_json(path)
     if not isinstance(raw, dict):
-        raise ValueError(
-            f'{path}: expected a JSON object {{image: [[x1, y1, x2, y2, score], ...]}}')
-    dets = {}
+        raise InputError(
+            f'{path}: expected a JSON object {{"<series>/<slice>.png": [[x1, y1, x2, y2, score], '
+            '...]}')
+    entries = []
     for k, v in raw.items():
-        arr = np.asarray(v, dtype=np.float64).reshape(-1, 5) if len(v) else np.zeros((0, 5))
-        dets[('file', _key(k))] = arr
-    return dets, None
+        is_id = re.fullmatch(r'\d+', k) is not None
+        entries.append(
+            dict(
+                key=None if is_id else image_key(k),
+                id=int(k) if is_id else None,
+                dets=_rows(v, 5, path, k, 'detection')))
+    return entries, None
+
+
+def _read_json(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f'{path}: not a JSON file ({e})') from None
 
 
 def load_gt(path: str):
-    """A list of ``(match keys, boxes (m, 4), instances, slice_interval)`` per image with GT."""
-    with open(path) as f:
-        raw = json.load(f)
-    out = []
+    """A list of ``dict(key, id, instances (inclusive boxes), slice_interval)`` per image (all
+    images, with or without lesions), from a COCO file or a plain JSON object."""
+    raw = _read_json(path)
     if isinstance(raw, dict) and 'images' in raw and 'annotations' in raw:  # COCO
-        anns = {}
-        for a in raw['annotations']:
-            anns.setdefault(a['image_id'], []).append(a)
-        for img in raw['images']:
-            inst = []
-            for a in anns.get(img['id'], []):
-                if a.get('noisy', 0):
-                    continue
-                x, y, w, h = a['bbox']  # continuous -> inclusive pixel box
-                inst.append(
-                    dict(
-                        bbox=[x, y, x + w - 1, y + h - 1],
-                        lesion_type=a.get('lesion_type', -1),
-                        long_diameter_mm=a.get('long_diameter_mm')))
-            if inst:
-                keys = [('id', img['id']), ('file', _key(img['file_name']))]
-                out.append((keys, inst, img.get('slice_interval')))
+        out = []
+        for img in read_coco_annotations(path):
+            inst = [
+                dict(a, bbox=continuous_to_inclusive(a['bbox']).tolist()) for a in img['lesions']
+                if not a['noisy']
+            ]
+            out.append(dict(key=img['key'], id=img['id'], instances=inst,
+                            slice_interval=img['slice_interval']))
         return out
     if not isinstance(raw, dict):
-        raise ValueError(
+        raise InputError(
             f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
-    for k, v in raw.items():
-        inst = [dict(bbox=list(b)) for b in v]
-        if inst:
-            out.append(([('file', _key(k))], inst, None))
-    return out
+    return [
+        dict(key=image_key(k), id=None, instances=[dict(bbox=b) for b in
+                                                    _rows(v, 4, path, k, 'GT box').tolist()],
+             slice_interval=None) for k, v in raw.items()
+    ]
 
 
 def gt_from_samples(samples):
     out = []
     for s in samples:
         inst = [
-            dict(a, bbox=list(np.asarray(a['bbox'], float) - [0, 0, 1, 1]))
+            dict(a, bbox=continuous_to_inclusive(a['bbox']).tolist())
             for a in s.get('instances', []) if not a.get('ignore_flag', 0)
         ]
-        if inst:
-            keys = [('id', s.get('img_id')), ('file', _key(s.get('img_path', '')))]
-            out.append((keys, inst, s.get('slice_interval')))
+        out.append(
+            dict(
+                key=image_key(s['img_path']) if s.get('img_path') else None,
+                id=s.get('img_id'),
+                instances=inst,
+                slice_interval=s.get('slice_interval')))
     return out
+
+
+def _index(entries, field: str, path: str) -> dict:
+    out = {}
+    for e in entries:
+        if e[field] in out:
+            raise InputError(f'{path}: image {e[field]} appears twice')
+        out[e[field]] = e
+    return out
+
+
+def match(entries, gt, samples, det_path: str, gt_path: str):
+    """``{GT index: (n, 5) detections}`` and the number of detection entries matched to no GT
+    image. By image key when every detection entry has one; else by id, checked."""
+    if all(e['key'] is not None for e in entries):
+        dets = _index(entries, 'key', det_path)
+        gt_index = {g['key']: i for i, g in enumerate(gt)}
+        matched = {gt_index[k]: e['dets'] for k, e in dets.items() if k in gt_index}
+        return matched, len(dets) - len(matched)
+    if any(g['id'] is None for g in gt):
+        raise InputError(f'{det_path}: detections without file names can only be matched by COCO '
+                         f'id, and {gt_path} has no ids')
+    dets = _index(entries, 'id', det_path)
+    gt_index = {g['id']: i for i, g in enumerate(gt)}
+    unknown = sorted(set(dets) - set(gt_index), key=str)
+    if unknown:
+        raise InputError(f'{det_path}: image ids {unknown[:10]} are not in {gt_path}: the ids do '
+                         'not line up (match by file name: detections need img_path / '
+                         '"<series>/<slice>.png" keys)')
+    if samples is not None:
+        for sample, own in zip(samples, gt_from_samples(samples)):
+            if 'instances' not in sample:
+                continue
+            theirs = gt[gt_index[own['id']]]['instances']
+            a = np.array(sorted(x['bbox'] for x in own['instances']), dtype=np.float64)
+            b = np.array(sorted(x['bbox'] for x in theirs), dtype=np.float64)
+            if a.shape != b.shape or not np.allclose(a, b, atol=1e-3):
+                raise InputError(
+                    f'{det_path}: image id {own["id"]} holds other lesions than in {gt_path}: '
+                    'the ids do not line up (was the COCO file converted again?)')
+    return {gt_index[i]: e['dets'] for i, e in dets.items()}, 0
+
+
+def _check_args(p, args):
+    if not 0 < args.iou <= 1:
+        p.error(f'--iou must be in (0, 1], got {args.iou}')
+    if not all(np.isfinite(f) and f > 0 for f in args.fps):
+        p.error(f'--fps must be positive numbers, got {args.fps}')
 
 
 def main(argv=None):
@@ -122,38 +218,46 @@ def main(argv=None):
     p.add_argument('--fps', type=float, nargs='+', default=list(DEFAULT_FPS))
     p.add_argument('--out-dir', help='write froc.json and froc_curve.png here')
     args = p.parse_args(argv)
+    _check_args(p, args)
+    for path in filter(None, (args.detections, args.gt)):
+        if not osp.isfile(path):
+            p.error(f'no such file: {path}')
 
-    dets, samples = load_detections(args.detections)
-    if args.gt:
-        gt = load_gt(args.gt)
-    elif samples is not None:
-        gt = gt_from_samples(samples)
-    else:
-        p.error('GT is required unless DETECTIONS is a tools/test.py pickle holding instances')
-    if not gt:
+    try:
+        entries, samples = load_detections(args.detections)
+        if args.gt:
+            gt, gt_path = load_gt(args.gt), args.gt
+        elif samples is not None:
+            gt, gt_path = gt_from_samples(samples), args.detections
+        else:
+            p.error('GT is required unless DETECTIONS is a tools/test.py pickle holding instances')
+        matched, unmatched = match(entries, gt, samples, args.detections, gt_path)
+    except (InputError, ValueError, OSError) as e:
+        p.exit(2, f'{p.prog}: error: {e}\n')
+    evaluated = [i for i, g in enumerate(gt) if g['instances']]
+    if not evaluated:
         p.error('no image with a GT lesion to evaluate')
 
     metric = FROCMetric(
         fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir,
         continuous_boxes=False)  # everything is inclusive pixel boxes by now
-    used, missing = set(), 0  # ids of the matched detection arrays (an image may have 2 keys)
-    for keys, inst, interval in gt:
-        arr = next((dets[k] for k in keys if k in dets), None)
+    missing = 0
+    for i in evaluated:
+        arr = matched.get(i)
         if arr is None:
             missing += 1
             arr = np.zeros((0, 5))
-        else:
-            used.add(id(arr))
-        sample = dict(
-            pred_instances=dict(bboxes=arr[:, :4], scores=arr[:, 4]),
-            instances=inst,
-            slice_interval=interval)
-        metric.process({}, [sample])
-    unmatched = len({id(v) for v in dets.values()} - used)
+        metric.process({}, [
+            dict(
+                pred_instances=dict(bboxes=arr[:, :4], scores=arr[:, 4]),
+                instances=gt[i]['instances'],
+                slice_interval=gt[i]['slice_interval'])
+        ])
+    ignored = unmatched + sum(1 for i in matched if not gt[i]['instances'])
     if missing:
         print(f'note: {missing} GT images have no detections (scored as empty)')
-    if unmatched:
-        print(f'note: detections of {unmatched} images without GT lesions were ignored')
+    if ignored:
+        print(f'note: detections of {ignored} images without GT lesions were ignored')
     metrics, text = metric.summarize(metric.results)
     print(text)
     if args.out_dir:

@@ -14,7 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import acsdet  # noqa: E402,F401
-from acsdet.engine.cli import add_common_args, load_config, parse_common  # noqa: E402
+from acsdet.engine.cli import (add_common_args, load_checkpoint_strictly, load_config,  # noqa: E402
+                               parse_common)
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -35,7 +36,8 @@ def parse_args(argv=None):
 def build_cfg(args) -> Config:
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir,
                       args.slice_cache)
-    cfg.load_from = args.checkpoint
+    cfg.checkpoint = args.checkpoint  # loaded strictly in main(), not through load_from
+    cfg.load_from = None
     cfg.resume = False
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator,
                                                   list) else [cfg.test_evaluator]
@@ -62,6 +64,7 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     cfg = build_cfg(parse_args(argv))
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    load_checkpoint_strictly(runner, cfg.checkpoint)
     metrics = runner.test()
     table = osp.join(cfg.work_dir, 'froc_table.txt')
     if osp.isfile(table):

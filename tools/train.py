@@ -13,7 +13,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import acsdet  # noqa: E402,F401  (registers acsdet, installs the checkpoint loader)
-from acsdet.engine.cli import add_common_args, enable_amp, load_config, parse_common  # noqa: E402,E501
+from acsdet.engine.cli import (add_common_args, enable_amp, load_config, parse_common,  # noqa: E402
+                               resolve_resume)
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -46,10 +47,7 @@ def build_cfg(args) -> Config:
         enable_amp(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    resolve_resume(cfg, args.resume)
     return cfg
 
 

@@ -1,5 +1,4 @@
 """``DeepLesionDataset``: the converter's COCO files as an MMDetection dataset."""
-import json
 import os.path as osp
 from typing import List, Optional, Sequence
 
@@ -7,6 +6,8 @@ from mmengine.fileio import get_local_path
 
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
+
+from .annotations import read_coco_annotations
 
 
 @DATASETS.register_module()
@@ -17,7 +18,8 @@ class DeepLesionDataset(BaseDetDataset):
     Each data info holds ``img_path`` (the key slice PNG under ``data_prefix['img']``),
     ``key_slice``, ``slice_interval``, ``spacing``, ``dicom_window``, ``height``/``width`` and
     ``instances`` (box ``[x1, y1, x2, y2]`` 0-based and continuous as everywhere in MMDetection,
-    i.e. DeepLesion's inclusive pixel box plus 1 on x2 and y2; label 0, weak mask RLE, lesion type, long
+    i.e. DeepLesion's inclusive pixel box plus 1 on x2 and y2, see
+    :mod:`acsdet.datasets.boxes`; label 0, weak mask RLE, lesion type, long
     diameter in mm, noisy flag), which the slice loader, ``LoadAnnotations`` and ``FROCMetric`` use.
 
     Args:
@@ -44,32 +46,23 @@ class DeepLesionDataset(BaseDetDataset):
 
     def load_data_list(self) -> List[dict]:
         with get_local_path(self.ann_file, backend_args=self.backend_args) as path:
-            with open(path) as f:
-                coco = json.load(f)
-        anns = {}
-        for a in coco['annotations']:
-            anns.setdefault(a['image_id'], []).append(a)
+            images = read_coco_annotations(path)
         img_prefix = self.data_prefix.get('img', '')
         data_list = []
-        for img in coco['images']:
-            instances = []
-            for a in anns.get(img['id'], []):
-                if self.drop_noisy and a.get('noisy', 0):
-                    continue
-                if self.lesion_types is not None and a.get('lesion_type',
-                                                           -1) not in self.lesion_types:
-                    continue
-                x, y, w, h = a['bbox']
-                instances.append(
-                    dict(
-                        bbox=[x, y, x + w, y + h],
-                        bbox_label=0,
-                        ignore_flag=0,
-                        mask=a['segmentation'],
-                        lesion_type=a.get('lesion_type', -1),
-                        long_diameter_mm=a.get('long_diameter_mm'),
-                        noisy=a.get('noisy', 0),
-                        recist=a.get('recist')))
+        for img in images:
+            instances = [
+                dict(
+                    bbox=a['bbox'],
+                    bbox_label=0,
+                    ignore_flag=0,
+                    mask=a['mask'],
+                    lesion_type=a['lesion_type'],
+                    long_diameter_mm=a['long_diameter_mm'],
+                    noisy=a['noisy'],
+                    recist=a['recist']) for a in img['lesions']
+                if not (self.drop_noisy and a['noisy']) and (
+                    self.lesion_types is None or a['lesion_type'] in self.lesion_types)
+            ]
             data_list.append(
                 dict(
                     img_id=img['id'],
@@ -77,13 +70,17 @@ class DeepLesionDataset(BaseDetDataset):
                     height=img['height'],
                     width=img['width'],
                     key_slice=img['key_slice'],
-                    slice_interval=img.get('slice_interval'),
-                    spacing=img.get('spacing'),
-                    dicom_window=img.get('dicom_window'),
+                    slice_interval=img['slice_interval'],
+                    spacing=img['spacing'],
+                    dicom_window=img['dicom_window'],
                     instances=instances))
         return data_list
 
     def filter_data(self) -> List[dict]:
-        if self.keep_empty:
-            return self.data_list
-        return [d for d in self.data_list if d['instances']]
+        kept = self.data_list if self.keep_empty else [d for d in self.data_list if d['instances']]
+        if not kept:
+            raise ValueError(
+                f'{self.ann_file}: no key slice to use ({len(self.data_list)} in the file, none '
+                'with a lesion left after the noisy/type selection); an empty split is reported '
+                'in deeplesion_conversion_report.json by the converter')
+        return kept

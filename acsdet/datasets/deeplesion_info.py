@@ -1,10 +1,17 @@
 """Parser of DeepLesion's ``DL_info.csv``: typed lesion records, 0-based pixel coordinates.
 
-One row per lesion, 18 columns (``REFERENCE.md`` section 3). A key slice with several lesions
-repeats its ``File_name``; :func:`group_by_key_slice` collects them. Multi-valued fields are
-quoted, comma-separated strings. Coordinates in the file are 1-based pixels; records hold them
-0-based (x = column, y = row). A malformed row is reported (line number, field, reason) and
-skipped; it never aborts the file.
+One row per lesion, 18 columns: ``File_name`` (``pppppp_ss_ee_kkk.png``), patient, study, series
+and key-slice indices, ``Measurement_coordinates`` (RECIST: long-axis ends x, y, x, y, then the
+short-axis ends), ``Bounding_boxes`` (x1, y1, x2, y2: the RECIST extent padded by 5 px, inclusive
+pixels), ``Lesion_diameters_Pixel_``, ``Normalized_lesion_location``, ``Coarse_lesion_type``
+(1 bone ... 8 pelvis, -1 unlabelled), ``Possibly_noisy``, ``Slice_range``, ``Spacing_mm_px_``
+(x, y, slice interval), ``Image_size`` (w, h), ``DICOM_windows``, gender, age and
+``Train_Val_Test`` (1 train, 2 val, 3 test). A key slice with several lesions repeats its
+``File_name``; :func:`group_by_key_slice` collects them. Multi-valued fields are quoted,
+comma-separated strings. Coordinates in the file are 1-based pixels; records hold them 0-based
+(x = column, y = row; boxes stay inclusive, see :mod:`acsdet.datasets.boxes`). A malformed or
+duplicated row is reported (line number, field, reason) and skipped; it never aborts the file.
+A UTF-8 byte-order mark (as spreadsheet programs write) is accepted.
 """
 import csv
 import os.path as osp
@@ -155,8 +162,10 @@ def parse_row(row: Dict[str, str], line: int) -> LesionRecord:
             f'columns ({patient}, {study}, {series}, {key})')
     recist = np.array(_floats(row, 'Measurement_coordinates', 8)).reshape(4, 2) - 1.0
     bbox = np.array(_floats(row, 'Bounding_boxes', 4)) - 1.0
-    if bbox[2] < bbox[0] or bbox[3] < bbox[1]:
-        raise _FieldError('Bounding_boxes', f'x2 < x1 or y2 < y1: {row["Bounding_boxes"]!r}')
+    if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
+        raise _FieldError('Bounding_boxes',
+                          f'zero-size or inverted box (needs x2 > x1 and y2 > y1): '
+                          f'{row["Bounding_boxes"]!r}')
     diam = _floats(row, 'Lesion_diameters_Pixel_', 2)
     if min(diam) < 0:
         raise _FieldError('Lesion_diameters_Pixel_', 'negative diameter')
@@ -173,6 +182,8 @@ def parse_row(row: Dict[str, str], line: int) -> LesionRecord:
         raise _FieldError('Slice_range', f'key slice {key} outside {srange}')
     spacing = _floats(row, 'Spacing_mm_px_', 3, optional=True)
     size = _floats(row, 'Image_size', 2)
+    if min(size) < 1:
+        raise _FieldError('Image_size', f'not a positive size: {row["Image_size"]!r}')
     window = _floats(row, 'DICOM_windows', 2, optional=True)
     gender = (row.get('Patient_gender') or '').strip() or None
     age_raw = (row.get('Patient_age') or '').strip()
@@ -194,7 +205,8 @@ def parse_row(row: Dict[str, str], line: int) -> LesionRecord:
 def read_dl_info(path: str) -> Tuple[List[LesionRecord], List[ParseError]]:
     """All well-formed rows of a ``DL_info.csv`` and the errors of the malformed ones."""
     records, errors = [], []
-    with open(path, newline='') as f:
+    first_line = {}  # (File_name, box, RECIST) -> line of its first row
+    with open(path, newline='', encoding='utf-8-sig') as f:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -205,9 +217,18 @@ def read_dl_info(path: str) -> Tuple[List[LesionRecord], List[ParseError]]:
                 errors.append(ParseError(line, '<row>', f'expected {len(COLUMNS)} columns'))
                 continue
             try:
-                records.append(parse_row(row, line))
+                rec = parse_row(row, line)
             except _FieldError as e:
                 errors.append(ParseError(line, e.field, str(e)))
+                continue
+            same = (rec.file_name, tuple(rec.bbox), tuple(rec.recist.reshape(-1)))
+            if same in first_line:
+                errors.append(
+                    ParseError(line, '<row>', f'duplicate of line {first_line[same]} (same '
+                               'File_name, Bounding_boxes and Measurement_coordinates)'))
+                continue
+            first_line[same] = line
+            records.append(rec)
     return records, errors
 
 

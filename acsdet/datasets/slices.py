@@ -5,11 +5,13 @@ sits at ``key + p * target_interval / slice_interval`` in original slice indices
 position is read as it is; otherwise the two bracketing slices are blended linearly with weights
 from that position's own fractional part (the 3DCE/MULAN/AlignShift loaders use the first
 neighbour's fraction for every neighbour, which is wrong for 7 slices and more). A slice missing
-from the series folder (volume edge or gap) is replaced by the nearest existing slice towards the
-key slice. The same rule holds for every slice thickness.
+from the series folder (volume edge or gap), or of another size than the key slice, is replaced
+by the nearest existing slice of the key slice's size towards the key slice. The same rule holds
+for every slice thickness.
 """
 import os
 import os.path as osp
+import struct
 import warnings
 from collections import OrderedDict
 from typing import List, Optional, Tuple
@@ -31,8 +33,9 @@ class SliceReader:
       (zlib inflate, about 3.5 ms a 512 x 512 slice) bounds the training pipeline; a cached slice
       loads in about 0.2 ms, so every epoch after the first reads the cache. Entries are keyed by
       the series folder, the slice and the PNG's size and modification time (a changed PNG is
-      decoded again), written atomically (a crash never leaves a partial entry), and a damaged
-      entry is decoded and written again.
+      decoded again), written atomically (a crash never leaves a partial entry), and an entry
+      that is empty, truncated, damaged or of another shape or type than the PNG is decoded
+      and written again.
     """
 
     def __init__(self, cache_size: int = 64, cache_dir: Optional[str] = None):
@@ -63,10 +66,10 @@ class SliceReader:
         if entry is not None:
             try:
                 img = np.load(entry)
-                if img.dtype == np.int16 and img.ndim == 2:
+                if img.dtype == np.int16 and img.shape == png_shape(path):
                     self.disk_hits += 1
                     return img
-            except (OSError, ValueError):  # not cached yet, or damaged: decode again
+            except (OSError, ValueError, EOFError):  # not cached yet, or damaged: decode again
                 pass
         img = decode_slice(path)
         if entry is not None:
@@ -92,6 +95,25 @@ class SliceReader:
                 warnings.warn(f'slice cache {self.cache_dir}: cannot write {entry} ({e}); '
                               'slices that are not cached yet are decoded from the PNGs')
                 self._store_failed = True
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def png_shape(path: str) -> Tuple[int, int]:
+    """``(height, width)`` of a PNG from its header (24 bytes read, nothing decoded).
+
+    Raises ``OSError`` naming the file when it is missing or not a PNG.
+    """
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(24)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'missing PNG {path}') from None
+    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b'IHDR':
+        raise OSError(f'unreadable PNG {path}: no PNG header')
+    width, height = struct.unpack('>II', head[16:24])
+    return height, width
 
 
 def decode_slice(path: str) -> np.ndarray:
@@ -139,14 +161,30 @@ def slice_plan(key_slice: int,
     return plan
 
 
-def _existing(idx: int, key: int, series_dir: str, reader: SliceReader) -> str:
-    """Path of slice ``idx``, or of the nearest existing slice towards the key slice."""
+def _read_towards_key(idx: int, key: int, key_img: np.ndarray, series_dir: str,
+                      reader: SliceReader) -> np.ndarray:
+    """Slice ``idx``, or the nearest slice towards the key slice ``key_img`` that exists and has
+    its shape (a volume edge, a gap, or a neighbour of another size)."""
     step = -1 if idx > key else 1
-    while True:
+    while idx != key:
         path = osp.join(series_dir, f'{idx:03d}.png')
-        if idx == key or reader.exists(path):
-            return path
+        if reader.exists(path):
+            img = reader.read(path)
+            if img.shape == key_img.shape:
+                return img
+            _warn_size_once(path, img.shape, key_img.shape)
         idx += step
+    return key_img
+
+
+_WARNED_SIZES = set()
+
+
+def _warn_size_once(path: str, got: Tuple[int, ...], want: Tuple[int, ...]) -> None:
+    if path not in _WARNED_SIZES:
+        _WARNED_SIZES.add(path)
+        warnings.warn(f'{path} is {got[1]}x{got[0]} px, its key slice {want[1]}x{want[0]}: '
+                      'replaced by the nearest slice of the key slice\'s size')
 
 
 def load_slice_stack(series_dir: str,
@@ -158,22 +196,22 @@ def load_slice_stack(series_dir: str,
                      reader: Optional[SliceReader] = None) -> np.ndarray:
     """``float32`` ``(num_slices, H, W)`` HU: slices at ``target_interval`` mm around the key slice.
 
-    ``offset`` (mm) moves the whole stack along depth (training-time jitter).
+    ``offset`` (mm) moves the whole stack along depth (training-time jitter). Errors name the
+    file: a missing key slice (``FileNotFoundError``), an unreadable or non-16-bit PNG.
     """
     reader = reader or _DEFAULT_READER
     key_path = osp.join(series_dir, f'{key_slice:03d}.png')
     if not reader.exists(key_path):
         raise FileNotFoundError(f'key slice {key_path} not found')
-    out = None
+    key_img = reader.read(key_path)
+    out = np.empty((num_slices, ) + key_img.shape, np.float32)
     for d, (lo, hi, w) in enumerate(
             slice_plan(key_slice, slice_interval, num_slices, target_interval, offset)):
-        a = reader.read(_existing(lo, key_slice, series_dir, reader))
-        if out is None:
-            out = np.empty((num_slices, ) + a.shape, np.float32)
+        a = _read_towards_key(lo, key_slice, key_img, series_dir, reader)
         if w == 0.0:
             out[d] = a
         else:
-            b = reader.read(_existing(hi, key_slice, series_dir, reader))
+            b = _read_towards_key(hi, key_slice, key_img, series_dir, reader)
             # (1 - w) a + w b in float32, one pass
             cv2.addWeighted(a, 1.0 - w, b, w, 0.0, dst=out[d], dtype=cv2.CV_32F)
     return out

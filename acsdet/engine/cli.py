@@ -86,6 +86,43 @@ def load_config(path: str,
     return cfg
 
 
+def load_checkpoint_strictly(runner, checkpoint: str) -> None:
+    """Load ``checkpoint`` into the runner's model with every key matching both ways (MMEngine's
+    ``load_from`` only warns about missing keys, so a foreign checkpoint would be tested as a
+    half-initialised model). Raises ``SystemExit`` with a message naming the file."""
+    if not osp.isfile(checkpoint):
+        raise SystemExit(f'checkpoint {checkpoint}: no such file')
+    try:
+        runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as e:  # load_state_dict(strict=True): missing / unexpected keys
+        raise SystemExit(f'checkpoint {checkpoint} does not fit the model of {runner.cfg.filename}'
+                         f' (is it a checkpoint of this config?):\n{str(e)[:2000]}') from None
+    except (OSError, ValueError) as e:  # empty, truncated or not a checkpoint at all
+        raise SystemExit(f'checkpoint {checkpoint}: {e}') from None
+
+
+def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``--resume`` (``'auto'``: the work dir's latest checkpoint) or ``--resume CKPT`` into the
+    config. A named checkpoint that does not exist is an error; an automatic resume that finds
+    none says so and starts from scratch (what a first run of a restartable job needs)."""
+    if resume is None:
+        return
+    if resume != 'auto':
+        if not osp.isfile(resume):
+            raise SystemExit(f'--resume {resume}: no such checkpoint')
+        cfg.resume, cfg.load_from = True, resume
+        return
+    from mmengine.runner import find_latest_checkpoint
+    latest = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+    if latest is None:
+        print(f'--resume: no checkpoint in {cfg.work_dir} (no last_checkpoint file or *.pth); '
+              'training starts from scratch', flush=True)
+        cfg.resume, cfg.load_from = False, None
+    else:
+        print(f'--resume: resuming from {latest}', flush=True)
+        cfg.resume, cfg.load_from = True, latest
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
     """The arguments ``tools/train.py`` and ``tools/test.py`` share."""
     p.add_argument('--data-root', help='override the data root of every dataset')

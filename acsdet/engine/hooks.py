@@ -11,8 +11,10 @@ from mmengine.utils import ProgressBar
 
 from mmdet.registry import HOOKS
 
+from ..datasets.boxes import continuous_to_inclusive
 from ..datasets.slices import decode_slice
 from ..datasets.weak_masks import SOFT_TISSUE_WINDOW, window_to_uint8
+from ..utils import atomic_write
 
 
 @HOOKS.register_module()
@@ -68,7 +70,8 @@ def draw_key_slice(hu: np.ndarray,
                    score_thr: float = 0.3,
                    window=SOFT_TISSUE_WINDOW) -> np.ndarray:
     """BGR picture of a key slice (soft-tissue window): predictions in red (boxes, masks,
-    scores), ground truth in green (box) with its RECIST diameters in yellow."""
+    scores), ground truth in green (box) with its RECIST diameters in yellow. Boxes are
+    MMDetection's continuous boxes; their last pixel row and column are drawn."""
     img = cv2.cvtColor(window_to_uint8(hu, window), cv2.COLOR_GRAY2BGR)
     keep = pred_scores >= score_thr
     if pred_masks is not None and len(pred_masks):
@@ -76,7 +79,7 @@ def draw_key_slice(hu: np.ndarray,
         for m in np.asarray(pred_masks)[keep]:
             overlay[m.astype(bool)] = (0, 0, 255)
         img = cv2.addWeighted(overlay, 0.3, img, 0.7, 0)
-    for box in gt_boxes:
+    for box in continuous_to_inclusive(np.reshape(gt_boxes, (-1, 4))):
         x1, y1, x2, y2 = np.round(box).astype(int)
         cv2.rectangle(img, (x1, y1), (x2, y2), (0, 200, 0), 1)
     for rec in gt_recists:
@@ -85,7 +88,7 @@ def draw_key_slice(hu: np.ndarray,
         p = np.round(np.asarray(rec, float).reshape(4, 2)).astype(int)
         cv2.line(img, tuple(p[0]), tuple(p[1]), (0, 255, 255), 1)
         cv2.line(img, tuple(p[2]), tuple(p[3]), (0, 255, 255), 1)
-    for box, s in zip(pred_boxes[keep], pred_scores[keep]):
+    for box, s in zip(continuous_to_inclusive(pred_boxes[keep]), pred_scores[keep]):
         x1, y1, x2, y2 = np.round(box).astype(int)
         cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255), 1)
         cv2.putText(img, f'{s:.2f}', (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
@@ -99,6 +102,7 @@ class DeepLesionVisualizationHook(Hook):
 
     The key slice is re-read from its PNG in HU and shown in the soft-tissue window; predictions
     with score >= ``score_thr`` are drawn (boxes, masks), GT boxes and RECIST diameters too.
+    Pictures are written atomically (a symlink in ``out_dir`` is replaced, not written through).
     """
 
     def __init__(self, out_dir: str, score_thr: float = 0.3, max_images: Optional[int] = None):
@@ -120,5 +124,11 @@ class DeepLesionVisualizationHook(Hook):
                                  pred.scores.cpu().numpy(), masks, [a.get('recist') for a in gt],
                                  [a['bbox'] for a in gt], self.score_thr)
             series, name = meta['img_path'].replace('\\', '/').split('/')[-2:]
-            cv2.imwrite(osp.join(self.out_dir, f'{series}_{name}'), img)
+            ok, png = cv2.imencode('.png', img)
+            if not ok:
+                raise OSError(f'cannot encode the picture of {meta["img_path"]}')
+            atomic_write(
+                osp.join(self.out_dir, f'{series}_{name}'), lambda f: f.write(png.tobytes()),
+                binary=True,
+                fsync=False)
             self._count += 1

@@ -10,6 +10,7 @@ from mmengine.logging import MMLogger
 
 from mmdet.registry import METRICS
 
+from ..datasets.boxes import continuous_to_inclusive
 from ..datasets.deeplesion_info import LESION_TYPES as LESION_TYPE_NAMES
 from ..utils import atomic_write
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
@@ -42,7 +43,8 @@ class FROCMetric(BaseMetric):
             ``froc_curve.png`` there; ``tools/test.py`` sets it to the work dir.
         continuous_boxes: boxes are MMDetection's continuous ``[x1, y1, x2, y2)`` (default); the
             official protocol's inclusive pixel boxes with the +1 IoU are ``x2 - 1, y2 - 1`` of
-            them (the IoU is the same). False: boxes are already inclusive pixel boxes.
+            them (the IoU is the same; :mod:`acsdet.datasets.boxes`). False: boxes are already
+            inclusive pixel boxes.
     """
     default_prefix = 'froc'
 
@@ -68,11 +70,9 @@ class FROCMetric(BaseMetric):
             boxes = _to_numpy(pred['bboxes']).reshape(-1, 4)
             scores = _to_numpy(pred['scores']).reshape(-1, 1)
             gt, groups = self._ground_truth(sample)
-            dets = np.hstack([boxes, scores]).astype(np.float64)
             if self.continuous_boxes:  # to inclusive pixel boxes, as the protocol counts them
-                dets[:, 2:4] -= 1
-                gt = gt.copy()
-                gt[:, 2:4] -= 1
+                boxes, gt = continuous_to_inclusive(boxes), continuous_to_inclusive(gt)
+            dets = np.hstack([boxes, scores]).astype(np.float64)
             self.results.append(dict(img_id=sample.get('img_id'), dets=dets, gt=gt, groups=groups))
 
     def _ground_truth(self, sample: dict):
@@ -197,5 +197,5 @@ def plot_froc(result: FROCResult, path: str, title: str = 'FROC') -> None:
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(loc='lower right')
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format='png'), binary=True)
     plt.close(fig)

@@ -1,11 +1,33 @@
-"""Atomic file writing and COCO RLE encoding."""
+"""Atomic file writing (one file, or a set of files replaced together) and COCO RLE encoding."""
+import glob
+import json
 import os
 import os.path as osp
+import re
 import uuid
-from typing import IO, Callable, Optional
+from typing import IO, Callable, Dict, Optional
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+#: Left in a folder while :func:`atomic_write_set` renames its files; its presence means a
+#: commit was interrupted, and :func:`finish_write_set` completes it.
+WRITE_SET_JOURNAL = '.acsdet-write-set.json'
+_TMP_SUFFIX = re.compile(r'\.[0-9a-f]{32}\.tmp$')
+
+
+def _tmp_name(path: str) -> str:
+    return f'{path}.{uuid.uuid4().hex}.tmp'
+
+
+def _write_tmp(tmp: str, write: Callable[[IO], None], newline: Optional[str], binary: bool,
+               fsync: bool) -> None:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    with os.fdopen(fd, 'wb' if binary else 'w', newline=None if binary else newline) as f:
+        write(f)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_write(path: str,
@@ -15,20 +37,92 @@ def atomic_write(path: str,
                  fsync: bool = True) -> None:
     """Write a file through ``write(f)`` into a uniquely named temporary file (``.tmp``) beside
     ``path``, then rename it over ``path``: readers see the old file or the complete new one,
-    never a partial one, also with several writers. ``fsync=False`` skips flushing to disk (for
-    caches, where losing the newest entry on power loss is harmless)."""
-    tmp = f'{path}.{uuid.uuid4().hex}.tmp'
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    never a partial one, also with several writers. A symlink at ``path`` is replaced, never
+    written through. ``fsync=False`` skips flushing to disk (for caches, where losing the newest
+    entry on power loss is harmless)."""
+    tmp = _tmp_name(path)
     try:
-        with os.fdopen(fd, 'wb' if binary else 'w', newline=None if binary else newline) as f:
-            write(f)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        _write_tmp(tmp, write, newline, binary, fsync)
         os.replace(tmp, path)
     finally:
-        if osp.exists(tmp):
+        if osp.lexists(tmp):
             os.remove(tmp)
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not supported here (e.g. some network file systems)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def finish_write_set(directory: str) -> bool:
+    """Complete a commit of :func:`atomic_write_set` that was interrupted while renaming (the
+    journal lists every temporary, all complete, so rolling forward yields the new set). Returns
+    whether there was one to finish."""
+    journal = osp.join(directory, WRITE_SET_JOURNAL)
+    if not osp.isfile(journal):
+        return False
+    with open(journal) as f:
+        renames = json.load(f)['renames']
+    for tmp, final in renames:
+        tmp, final = osp.join(directory, tmp), osp.join(directory, final)
+        if osp.lexists(tmp):
+            os.replace(tmp, final)
+    _fsync_dir(directory)
+    os.remove(journal)
+    return True
+
+
+def atomic_write_set(directory: str, writers: Dict[str, Callable[[IO], None]]) -> None:
+    """Replace the files ``writers`` names (``{file name: write(f)}``) in ``directory`` as one
+    set: a reader, or a run after a kill at any point, sees every old file or every new one,
+    never a mix, and no temporary is left behind.
+
+    Every file is first written completely to a temporary beside it; then a journal listing the
+    renames is written atomically, the renames are made, and the journal is removed. A kill
+    before the journal exists leaves the old set (the next call removes the stray temporaries);
+    a kill after it is rolled forward to the new set by :func:`finish_write_set`, which this
+    function and the readers of such a set call first.
+    """
+    os.makedirs(directory, exist_ok=True)
+    finish_write_set(directory)
+    for name in writers:  # temporaries of an earlier run killed before its journal
+        for stray in glob.glob(osp.join(glob.escape(directory), glob.escape(name) + '.*.tmp')):
+            if _TMP_SUFFIX.search(stray):
+                os.remove(stray)
+    tmps = {}
+    try:
+        for name, write in writers.items():
+            tmps[name] = _tmp_name(osp.join(directory, name))
+            _write_tmp(tmps[name], write, None, False, True)
+        renames = [[osp.basename(t), name] for name, t in tmps.items()]
+        atomic_write(
+            osp.join(directory, WRITE_SET_JOURNAL), lambda f: json.dump(dict(renames=renames), f))
+    except BaseException:
+        for t in tmps.values():
+            if osp.lexists(t):
+                os.remove(t)
+        raise
+    finish_write_set(directory)
+
+
+def check_writable_dir(directory: str, what: str = 'output folder') -> None:
+    """Create ``directory`` if needed and prove a file can be created in it; else an ``OSError``
+    naming it (so long jobs fail before their work, not after)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = _tmp_name(osp.join(directory, '.write-probe'))
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.remove(probe)
+    except OSError as e:
+        raise OSError(f'cannot write to the {what} {directory}: {e.strerror or e}') from e
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:

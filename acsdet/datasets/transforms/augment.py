@@ -73,8 +73,8 @@ class RandomShiftScaleRotate(BaseTransform):
             corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], 1)
             moved = corners @ m[:, :2].T + m[:, 2]
             nb = np.concatenate([moved.min(1), moved.max(1)], 1)
-            nb[:, 0::2] = nb[:, 0::2].clip(0, w - 1)
-            nb[:, 1::2] = nb[:, 1::2].clip(0, h - 1)
+            nb[:, 0::2] = nb[:, 0::2].clip(0, w)  # continuous boxes: x2 may reach the edge w
+            nb[:, 1::2] = nb[:, 1::2].clip(0, h)
             keep = ((nb[:, 2] - nb[:, 0]) >= self.min_size) & (
                 (nb[:, 3] - nb[:, 1]) >= self.min_size)
             results['gt_bboxes'] = HorizontalBoxes(nb[keep].astype(np.float32))

@@ -1,0 +1,68 @@
+"""Loading result pickles without running code from them.
+
+``pickle.load`` executes whatever callable a file names, so a results file from someone else can
+run anything. :func:`load_results_pickle` resolves only the globals that MMDetection's dumped
+results (``tools/test.py --out``, ``DumpDetResults``) contain: torch tensors (their storage loaded
+through ``torch.load(..., weights_only=True)``), numpy arrays and scalars, and plain containers.
+Anything else is refused with an error naming the file and the global.
+"""
+import collections
+import io
+import pickle
+
+import numpy as np
+import torch
+
+_np_core = getattr(np, '_core', None) or np.core  # numpy 2 renamed np.core
+
+
+def _storage_from_bytes(b: bytes):
+    """``torch.storage._load_from_bytes`` with weights-only loading (the original unpickles
+    the bytes with ``weights_only=False``)."""
+    return torch.load(io.BytesIO(b), weights_only=True)
+
+
+def _allowed() -> dict:
+    allowed = {
+        ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
+        ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
+        ('collections', 'OrderedDict'): collections.OrderedDict,
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): np.dtype,
+    }
+    for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        allowed[(mod, '_reconstruct')] = _np_core.multiarray._reconstruct
+        allowed[(mod, 'scalar')] = _np_core.multiarray.scalar
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtype classes
+    if dtypes is not None:
+        for n in dir(dtypes):
+            if n.endswith('DType'):
+                allowed[('numpy.dtypes', n)] = getattr(dtypes, n)
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+
+    def __init__(self, f, path: str):
+        super().__init__(f)
+        self.path, self.allowed = path, _allowed()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f'{self.path}: refusing to load {module}.{name}: a results pickle holds only '
+                'tensors, numpy arrays and plain containers (anything else could run code)'
+            ) from None
+
+
+def load_results_pickle(path: str):
+    """The object in a results pickle, with only the globals listed above resolvable."""
+    with open(path, 'rb') as f:
+        try:
+            return _RestrictedUnpickler(f, path).load()
+        except pickle.UnpicklingError:
+            raise
+        except (EOFError, ValueError, TypeError, AttributeError, RuntimeError) as e:
+            raise pickle.UnpicklingError(f'{path}: not a readable results pickle ({e})') from None
