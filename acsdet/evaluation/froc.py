@@ -1,6 +1,7 @@
 """The official DeepLesion FROC protocol (3DCE / MULAN / AlignShift), vectorised, pure numpy.
 
-Protocol (``REFERENCE.md`` section 4):
+Protocol (the evaluation code of 3DCE, MULAN and AlignShift; acsdet follows MULAN where they
+differ):
 
 1. Pool the detections ``[x1, y1, x2, y2, score]`` of all evaluated images and sort them by score,
    descending, globally (a stable sort: ties keep image order, then detection order).
@@ -14,10 +15,11 @@ Protocol (``REFERENCE.md`` section 4):
    its last sensitivity (MULAN/AlignShift; 3DCE extrapolates linearly instead). Where the curve
    sits at an FP rate exactly while hits accrue (a tie: integer FP counts), the value is the last
    point of the tie, i.e. every hit made before the next false positive. That is what MULAN's
-   ``scipy.interpolate.interp1d`` returns (it delegates linear interpolation to ``np.interp``);
-   scipy's own pre-delegation code took the first point of the tie, a difference of up to a few
-   hits per operating point. The curve starts at the origin (no detection, no FP), so an FP rate
-   below its first point interpolates from (0, 0) where MULAN's code would raise.
+   ``scipy.interpolate.interp1d(fp, sens)`` returns (scipy delegates it to ``np.interp``).
+   3DCE's ``interp1d(..., fill_value='extrapolate')`` is not delegated and takes the *first*
+   point of a tie (and extrapolates past the end), a difference of up to a few hits per
+   operating point. The curve starts at the origin (no detection, no FP), so an FP rate below
+   its first point interpolates from (0, 0) where MULAN's code would raise.
 
 The walk is computed without a Python loop: each lesion is hit by the first (best-ranked)
 detection overlapping it, so hits after k detections = lesions whose first overlapping rank < k.
