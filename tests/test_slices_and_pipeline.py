@@ -148,6 +148,51 @@ def test_disk_slice_cache_round_trip_and_invalidation(tmp_path):
         fixed.read(str(series / '020.png'))
 
 
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'wrong shape', 'wrong type'])
+def test_bad_cache_entries_are_decoded_again_and_rewritten(tmp_path, damage):
+    series = tmp_path / 'data' / '000001_01_01'
+    write_series(series, 1, 5)
+    cache = tmp_path / 'cache'
+    png = str(series / '003.png')
+    SliceReader(cache_size=0, cache_dir=str(cache)).read(png)
+    entry = next(cache.rglob('003-*.npy'))
+    good = entry.read_bytes()
+    if damage == 'empty':
+        entry.write_bytes(b'')
+    elif damage == 'truncated':
+        entry.write_bytes(good[:len(good) - 7])
+    elif damage == 'wrong shape':  # a valid int16 array of another slice size
+        np.save(entry, np.zeros((5, 4), np.int16))
+    else:
+        np.save(entry, np.zeros((4, 5), np.float32))
+    reader = SliceReader(cache_size=0, cache_dir=str(cache))
+    img = reader.read(png)
+    assert img.shape == (4, 5) and img.dtype == np.int16 and img[0, 0] == 30
+    assert reader.disk_hits == 0
+    assert entry.read_bytes() == good  # rewritten from the PNG
+    again = SliceReader(cache_size=0, cache_dir=str(cache))
+    assert again.read(png)[0, 0] == 30 and again.disk_hits == 1
+
+
+def test_neighbours_of_another_size_fall_back_towards_the_key_slice(tmp_path):
+    write_series(tmp_path, 1, 9)
+    cv2.imwrite(str(tmp_path / '007.png'), np.full((8, 8), 32768 + 70, np.uint16))
+    with pytest.warns(UserWarning, match='007.png is 8x8 px'):
+        stack = load_slice_stack(str(tmp_path), 5, 1.0, 5, reader=SliceReader(0))
+    # slices 1, 3, 5, 7, 9 at 2 mm; 7 has another size: the nearest slice towards the key (6)
+    np.testing.assert_allclose(stack[:, 0, 0], [10, 30, 50, 60, 90])
+
+
+def test_unreadable_neighbour_is_reported_by_name(tmp_path):
+    write_series(tmp_path, 1, 9)
+    (tmp_path / '004.png').write_bytes(b'not a png')
+    with pytest.raises(OSError, match='004.png'):
+        load_slice_stack(str(tmp_path), 5, 2.0, 3, reader=SliceReader(0))
+    cv2.imwrite(str(tmp_path / '004.png'), np.full((4, 5), 40, np.uint8))
+    with pytest.raises(ValueError, match='004.png: expected a 16-bit'):
+        load_slice_stack(str(tmp_path), 5, 2.0, 3, reader=SliceReader(0))
+
+
 def test_disk_slice_cache_that_cannot_be_written_warns_once_and_reads_pngs(tmp_path):
     write_series(tmp_path / 's', 1, 5)
     blocker = tmp_path / 'not-a-dir'
@@ -319,11 +364,21 @@ def test_dataset_test_samples_keep_gt_in_original_coordinates(converted):
 
 
 def test_dataset_type_selection_and_empty_images(converted):
-    ds = _dataset(converted, 'test', 'test_pipeline', keep_empty=True, lesion_types=[99 % 8])
     all_ds = _dataset(converted, 'test', 'test_pipeline')
-    assert len(ds) >= len(all_ds)
-    kept = {a['lesion_type'] for i in range(len(ds)) for a in ds.get_data_info(i)['instances']}
-    assert kept <= {99 % 8}
+    infos = [all_ds.get_data_info(i) for i in range(len(all_ds))]
+    types = [a['lesion_type'] for d in infos for a in d['instances']]
+    assert len(set(types)) >= 2  # a selection can only be tested where there is one to make
+    wanted = types[0]
+    ds = _dataset(converted, 'test', 'test_pipeline', keep_empty=True, lesion_types=[wanted])
+    kept = [a['lesion_type'] for i in range(len(ds)) for a in ds.get_data_info(i)['instances']]
+    assert kept == [t for t in types if t == wanted]  # every lesion of the type, none else
+    # keep_empty keeps the key slices left without a lesion of that type; without it they go
+    assert len(ds) == len(all_ds)
+    only = _dataset(converted, 'test', 'test_pipeline', lesion_types=[wanted])
+    assert len(only) == sum(any(a['lesion_type'] == wanted for a in d['instances']) for d in infos)
+    assert len(only) < len(ds)
+    with pytest.raises(ValueError, match='no key slice to use'):
+        _dataset(converted, 'test', 'test_pipeline', lesion_types=[99])
 
 
 def test_spacing_resize_normalises_pixel_spacing_with_a_cap():

@@ -1,4 +1,5 @@
 """The pinned stack works: compiled mmcv ops, a stock Mask R-CNN, checkpoints on torch >= 2.6."""
+import os
 import os.path as osp
 import pickle
 
@@ -73,14 +74,16 @@ def test_stock_mask_rcnn_trains_and_infers_on_cpu():
     assert not torch.equal(before, model.backbone.conv1.weight)
 
     model.eval()
+    model.roi_head.test_cfg.score_thr = 0.0  # keep every box: an untrained model scores low
     with torch.no_grad():
         data = model.data_preprocessor(_batch(), training=False)
         (pred, ) = model(**data, mode='predict')
     inst = pred.pred_instances
     assert inst.bboxes.ndim == 2 and inst.bboxes.shape[1] == 4
+    assert 0 < len(inst.bboxes) <= model.roi_head.test_cfg.max_per_img
     assert len(inst.bboxes) == len(inst.scores) == len(inst.labels) == len(inst.masks)
-    if len(inst.masks):
-        assert inst.masks.shape[-2:] == (96, 96)
+    assert inst.masks.shape[-2:] == (96, 96) and inst.masks.dtype == torch.bool
+    assert ((inst.bboxes >= 0) & (inst.bboxes <= 96)).all()  # rescaled to the 96 x 96 input
 
 
 class _ToyModel(BaseModel):
@@ -139,3 +142,45 @@ def test_mmengine_checkpoint_loads_back_on_new_torch(tmp_path):
     resumed.load_or_resume()
     assert resumed.epoch == 2 and resumed.iter == 4
     assert len(resumed.message_hub.get_scalar('train/loss').data[0]) > 0
+
+
+class _GlobalsOf:
+    """Pickles as ``getattr(getattr(HistoryBuffer, '__init__'), '__globals__')``: the module
+    namespace of mmengine's history buffer, which a plain ``getattr`` allow-list hands out."""
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return getattr, (HistoryBuffer.__init__, '__globals__')
+
+
+class _RunsCode:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_checkpoint_loader_refuses_crafted_checkpoints(tmp_path):
+    from mmengine.logging import history_buffer
+    from acsdet.compat import load_local_checkpoint
+    before = dict(vars(history_buffer))
+    torch.save({'state_dict': {}, 'x': _GlobalsOf()}, tmp_path / 'globals.pth')
+    with pytest.raises(ValueError, match=r'globals\.pth.*only HistoryBuffer statistics'):
+        load_local_checkpoint(str(tmp_path / 'globals.pth'))
+    assert vars(history_buffer) == before
+    marker = tmp_path / 'ran'
+    torch.save({'x': _RunsCode(marker)}, tmp_path / 'code.pth')
+    with pytest.raises(pickle.UnpicklingError, match=r'code\.pth'):
+        load_local_checkpoint(str(tmp_path / 'code.pth'))
+    assert not marker.exists()
+    # empty, foreign and missing files: errors that name them
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    with pytest.raises(ValueError, match=r'empty\.pth is an empty file'):
+        load_local_checkpoint(str(tmp_path / 'empty.pth'))
+    (tmp_path / 'junk.pth').write_text('not a checkpoint')
+    with pytest.raises((ValueError, pickle.UnpicklingError), match=r'junk\.pth'):
+        load_local_checkpoint(str(tmp_path / 'junk.pth'))
+    with pytest.raises(FileNotFoundError, match=r'nothere\.pth'):
+        load_local_checkpoint(str(tmp_path / 'nothere.pth'))

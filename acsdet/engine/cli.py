@@ -2,6 +2,7 @@
 import argparse
 import os
 import os.path as osp
+import pickle
 import warnings
 from typing import Optional
 
@@ -97,7 +98,7 @@ def load_checkpoint_strictly(runner, checkpoint: str) -> None:
     except RuntimeError as e:  # load_state_dict(strict=True): missing / unexpected keys
         raise SystemExit(f'checkpoint {checkpoint} does not fit the model of {runner.cfg.filename}'
                          f' (is it a checkpoint of this config?):\n{str(e)[:2000]}') from None
-    except (OSError, ValueError) as e:  # empty, truncated or not a checkpoint at all
+    except (OSError, ValueError, pickle.UnpicklingError) as e:  # empty, truncated, no checkpoint
         raise SystemExit(f'checkpoint {checkpoint}: {e}') from None
 
 
