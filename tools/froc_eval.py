@@ -27,6 +27,7 @@ the image.
 import argparse
 import json
 import os.path as osp
+import pickle
 import re
 import sys
 
@@ -232,7 +233,7 @@ def main(argv=None):
         else:
             p.error('GT is required unless DETECTIONS is a tools/test.py pickle holding instances')
         matched, unmatched = match(entries, gt, samples, args.detections, gt_path)
-    except (InputError, ValueError, OSError) as e:
+    except (InputError, ValueError, OSError, pickle.UnpicklingError) as e:
         p.exit(2, f'{p.prog}: error: {e}\n')
     evaluated = [i for i, g in enumerate(gt) if g['instances']]
     if not evaluated:

@@ -34,6 +34,8 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
+    if not osp.isfile(args.checkpoint):  # before building datasets and the model
+        raise SystemExit(f'checkpoint {args.checkpoint}: no such file')
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.data_root, args.work_dir,
                       args.slice_cache)
     cfg.checkpoint = args.checkpoint  # loaded strictly in main(), not through load_from
