@@ -31,4 +31,5 @@ demo:
 		--out-dir $(DEMO_DATA)/annotations --workers 2
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK) --data-root $(DEMO_DATA)
 	$(PY) tools/test.py $(DEMO_CONFIG) $$(ls -t $(DEMO_WORK)/best_froc_avg_*.pth | head -1) \
-		--work-dir $(DEMO_WORK)/test --data-root $(DEMO_DATA) --show-dir $(DEMO_WORK)/test/show
+		--work-dir $(DEMO_WORK)/test --data-root $(DEMO_DATA) --show-dir $(DEMO_WORK)/test/show \
+		--out $(DEMO_WORK)/test/results.pkl

@@ -26,7 +26,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['acsdet', 'acsdet.*']),
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.5',  # weights-only checkpoint loading with a scoped allow-list
         'mmengine>=0.10.4,<0.11',
         'mmcv>=2.0.0rc4,<2.2.0',
         'mmdet>=3.3.0,<3.4',
@@ -36,10 +36,11 @@ setup(
         'scipy',
         'matplotlib',
         'tqdm',
+        'SimpleITK>=2.2',
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest>=7'],
+        'tests': ['pytest>=7', 'pydicom>=2.3'],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

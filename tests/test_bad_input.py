@@ -300,9 +300,10 @@ def test_froc_eval_does_not_run_code_from_a_pickle(tmp_path, capsys):
             pred_instances=dict(
                 bboxes=torch.tensor([[10., 10., 30., 30.]]),
                 scores=torch.tensor([0.9]),
-                labels=torch.zeros(1, dtype=torch.long)))
+                labels=torch.zeros(1, dtype=torch.long),
+                masks=[dict(size=[64, 64], counts=b'PQ01')]))
     ]
-    (tmp_path / 'ok.pkl').write_bytes(pickle.dumps(ok))
+    (tmp_path / 'ok.pkl').write_bytes(pickle.dumps(ok, protocol=2))  # as mmengine dumps
     assert froc_eval.main([str(tmp_path / 'ok.pkl'), _gt(tmp_path)])['avg'] == 1.0
 
 

@@ -215,3 +215,50 @@ def load_slice_stack(series_dir: str,
             # (1 - w) a + w b in float32, one pass
             cv2.addWeighted(a, 1.0 - w, b, w, 0.0, dst=out[d], dtype=cv2.CV_32F)
     return out
+
+
+def volume_slice_plan(z_positions: np.ndarray,
+                      key: int,
+                      num_slices: int,
+                      target_interval: float = 2.0) -> List[Tuple[int, int, float]]:
+    """:func:`slice_plan` for a key slice ``key`` of an in-memory volume whose slices sit at
+    ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`slice_plan` itself, with
+    positions past the volume's ends replaced by its edge slice (the nearest existing slice
+    towards the key slice, as for a DeepLesion series); unevenly spaced ones interpolate at the
+    real positions by the same rule (each position with its own fraction)."""
+    z = np.asarray(z_positions, dtype=np.float64)
+    n = len(z)
+    gaps = np.diff(z)
+    if n > 1 and gaps.max() - gaps.min() <= 1e-3 * max(float(np.median(gaps)), 1e-6):
+        plan = slice_plan(key, float(np.median(gaps)), num_slices, target_interval)
+        return [(min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w) for lo, hi, w in plan]
+    out = []
+    for p in range(-(num_slices // 2), num_slices // 2 + 1):
+        pos = z[key] + p * target_interval
+        if pos <= z[0] or pos >= z[-1] or n == 1:
+            edge = 0 if pos <= z[0] else n - 1
+            out.append((edge, edge, 0.0))
+            continue
+        hi = int(np.searchsorted(z, pos, side='left'))
+        if abs(z[hi] - pos) < 1e-6:
+            out.append((hi, hi, 0.0))
+        else:
+            out.append((hi - 1, hi, float((pos - z[hi - 1]) / (z[hi] - z[hi - 1]))))
+    return out
+
+
+def volume_slice_stack(hu: np.ndarray,
+                       z_positions: np.ndarray,
+                       key: int,
+                       num_slices: int,
+                       target_interval: float = 2.0) -> np.ndarray:
+    """``float32`` ``(num_slices, H, W)``: the slices around key slice ``key`` of the volume
+    ``hu`` ``(Z, H, W)``, sampled as :func:`load_slice_stack` samples a DeepLesion series."""
+    out = np.empty((num_slices, ) + hu.shape[1:], np.float32)
+    for d, (lo, hi, w) in enumerate(volume_slice_plan(z_positions, key, num_slices,
+                                                      target_interval)):
+        if w == 0.0:
+            out[d] = hu[lo]
+        else:
+            cv2.addWeighted(hu[lo], 1.0 - w, hu[hi], w, 0.0, dst=out[d], dtype=cv2.CV_32F)
+    return out

@@ -3,7 +3,8 @@
 ``pickle.load`` executes whatever callable a file names, so a results file from someone else can
 run anything. :func:`load_results_pickle` resolves only the globals that MMDetection's dumped
 results (``tools/test.py --out``, ``DumpDetResults``) contain: torch tensors (their storage loaded
-through ``torch.load(..., weights_only=True)``), numpy arrays and scalars, and plain containers.
+through ``torch.load(..., weights_only=True)``), numpy arrays and scalars, plain containers and
+bytes (protocol 2 stores them as ``_codecs.encode(text, 'latin1')``).
 Anything else is refused with an error naming the file and the global.
 """
 import collections
@@ -22,11 +23,20 @@ def _storage_from_bytes(b: bytes):
     return torch.load(io.BytesIO(b), weights_only=True)
 
 
+def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
+    """``_codecs.encode`` as pickle protocol 2 uses it for ``bytes``: latin-1 only."""
+    if encoding not in ('latin1', 'latin-1') or not isinstance(text, str):
+        raise pickle.UnpicklingError(f'_codecs.encode with {encoding!r} is not how pickle '
+                                     'stores bytes')
+    return text.encode('latin1')
+
+
 def _allowed() -> dict:
     allowed = {
         ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
         ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
         ('collections', 'OrderedDict'): collections.OrderedDict,
+        ('_codecs', 'encode'): _latin1_encode,  # bytes in protocol 2 (mmengine's dump)
         ('numpy', 'ndarray'): np.ndarray,
         ('numpy', 'dtype'): np.dtype,
     }

@@ -8,7 +8,7 @@ from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
 
-from ..slices import SliceReader, load_slice_stack
+from ..slices import SliceReader, load_slice_stack, volume_slice_stack
 
 
 @TRANSFORMS.register_module()
@@ -85,3 +85,31 @@ class HUWindowNormalize(BaseTransform):
 
     def __repr__(self):
         return f'{type(self).__name__}(window={self.window}, out_range={self.out_range})'
+
+
+@TRANSFORMS.register_module()
+class LoadVolumeSlices(BaseTransform):
+    """The :class:`LoadDeepLesionSlices` of an in-memory CT volume (patient-CT inference).
+
+    Needs ``volume`` (``(Z, H, W)`` HU), ``z_positions`` (``(Z,)`` mm) and ``key_index``; writes
+    ``img`` as float32 HU ``(H, W, D)``, ``img_shape`` and ``ori_shape``. The D slices around the
+    key slice are sampled at ``target_interval`` mm exactly as in training
+    (:func:`~acsdet.datasets.slices.volume_slice_plan`).
+    """
+
+    def __init__(self, num_slices: int = 7, target_interval: float = 2.0):
+        self.num_slices, self.target_interval = num_slices, target_interval
+
+    def transform(self, results: dict) -> dict:
+        stack = volume_slice_stack(results['volume'], results['z_positions'],
+                                   int(results['key_index']), self.num_slices,
+                                   self.target_interval)
+        img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)  # (H, W, D)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(num_slices={self.num_slices}, '
+                f'target_interval={self.target_interval})')
