@@ -45,3 +45,78 @@ def det_batch(images, box, label=0):
             masks=BitmapMasks(mask, size, size))
         samples.append(s)
     return dict(inputs=list(images), data_samples=samples)
+
+
+# ---- the end-to-end training run, shared by the end-to-end and the patient-CT tests ----------
+CONFIG_DEMO = osp.join(ROOT, 'configs', 'demo', 'deeplesion_acs_7slice_demo.py')
+EPOCHS = 14
+
+
+@pytest.fixture(scope='session')
+def e2e_data(tmp_path_factory):
+    """A small synthetic DeepLesion (48 series, 192 x 192), converted."""
+    from acsdet.datasets.deeplesion_coco import convert_deeplesion
+    from acsdet.datasets.synthetic import make_synthetic_deeplesion
+    root = tmp_path_factory.mktemp('e2e')
+    make_synthetic_deeplesion(
+        str(root), num_series=48, seed=7, image_size=192, context_mm=6, lesion_mm=(12, 50))
+    convert_deeplesion(str(root), str(root / 'annotations'))
+    return root
+
+
+def _options(work):
+    # score on the training key slices: the test is whether the whole stack learns
+    return [
+        '--cfg-options', f'train_cfg.max_epochs={EPOCHS}', 'train_cfg.val_interval=1000',
+        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+        'test_dataloader.dataset.ann_file=annotations/deeplesion_train.json',
+        'param_scheduler.1.milestones=[12,13]', 'default_hooks.logger.interval=50',
+        'randomness.seed=0'
+    ]
+
+
+@pytest.fixture(scope='session')
+def e2e_trained(e2e_data, tmp_path_factory):
+    """The demo model trained briefly on ``e2e_data`` (minutes): ``(work dir, untrained metrics,
+    trained metrics)``; the checkpoint is ``work/train/epoch_{EPOCHS}.pth``."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    from tools import test as test_tool
+    from tools import train as train_tool
+    init_default_scope('mmdet')
+    work = tmp_path_factory.mktemp('work')
+    # the untrained model, saved as a checkpoint and tested through tools/test.py
+    runner = Runner.from_cfg(
+        train_tool.build_cfg(
+            train_tool.parse_args(
+                [CONFIG_DEMO, '--work-dir',
+                 str(work / 'init'), '--data-root',
+                 str(e2e_data)] + _options(work))))
+    runner.model.init_weights()
+    torch.save({'state_dict': runner.model.state_dict()}, work / 'untrained.pth')
+    untrained = test_tool.main([
+        CONFIG_DEMO,
+        str(work / 'untrained.pth'), '--work-dir',
+        str(work / 'test0'), '--data-root',
+        str(e2e_data)
+    ] + _options(work))
+    train_tool.main([
+        CONFIG_DEMO, '--work-dir',
+        str(work / 'train'), '--data-root',
+        str(e2e_data), '--slice-cache',
+        str(work / 'slices')
+    ] + _options(work))
+    ckpt = work / 'train' / f'epoch_{EPOCHS}.pth'
+    trained = test_tool.main([
+        CONFIG_DEMO,
+        str(ckpt), '--work-dir',
+        str(work / 'test'), '--data-root',
+        str(e2e_data), '--out',
+        str(work / 'results.pkl'), '--show-dir',
+        str(work / 'show')
+    ] + _options(work))
+    return work, untrained, trained
+
+

@@ -13,77 +13,20 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 
-from acsdet.datasets.deeplesion_coco import convert_deeplesion
-from acsdet.datasets.synthetic import make_synthetic_deeplesion
 from acsdet.engine.cli import enable_amp
 
-from .conftest import ROOT
-
-CONFIG = osp.join(ROOT, 'configs', 'demo', 'deeplesion_acs_7slice_demo.py')
-EPOCHS = 14
+from .conftest import CONFIG_DEMO as CONFIG
 
 
-@pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('e2e')
-    make_synthetic_deeplesion(
-        str(root), num_series=48, seed=7, image_size=192, context_mm=6, lesion_mm=(12, 50))
-    convert_deeplesion(str(root), str(root / 'annotations'))
-    return root
+@pytest.fixture
+def data(e2e_data):
+    return e2e_data
 
 
-def _options(work):
-    # score on the training key slices: the test is whether the whole stack learns
-    return [
-        '--cfg-options', f'train_cfg.max_epochs={EPOCHS}', 'train_cfg.val_interval=1000',
-        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-        'test_dataloader.dataset.ann_file=annotations/deeplesion_train.json',
-        'param_scheduler.1.milestones=[12,13]', 'default_hooks.logger.interval=50',
-        'randomness.seed=0'
-    ]
-
-
-@pytest.fixture(scope='module')
-def trained(data, tmp_path_factory):
-    from tools import test as test_tool
-    from tools import train as train_tool
-    init_default_scope('mmdet')
-    work = tmp_path_factory.mktemp('work')
-    # the untrained model, saved as a checkpoint and tested through tools/test.py
-    runner = Runner.from_cfg(
-        train_tool.build_cfg(
-            train_tool.parse_args(
-                [CONFIG, '--work-dir',
-                 str(work / 'init'), '--data-root',
-                 str(data)] + _options(work))))
-    runner.model.init_weights()
-    torch.save({'state_dict': runner.model.state_dict()}, work / 'untrained.pth')
-    untrained = test_tool.main([
-        CONFIG,
-        str(work / 'untrained.pth'), '--work-dir',
-        str(work / 'test0'), '--data-root',
-        str(data)
-    ] + _options(work))
-    train_tool.main([
-        CONFIG, '--work-dir',
-        str(work / 'train'), '--data-root',
-        str(data), '--slice-cache',
-        str(work / 'slices')
-    ] + _options(work))
-    ckpt = work / 'train' / f'epoch_{EPOCHS}.pth'
-    trained = test_tool.main([
-        CONFIG,
-        str(ckpt), '--work-dir',
-        str(work / 'test'), '--data-root',
-        str(data), '--out',
-        str(work / 'results.pkl'), '--show-dir',
-        str(work / 'show')
-    ] + _options(work))
-    return work, untrained, trained
+@pytest.fixture
+def trained(e2e_trained):
+    return e2e_trained
 
 
 def test_short_training_clearly_beats_untrained(trained):

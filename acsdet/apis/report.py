@@ -1,0 +1,191 @@
+"""Writing one case's results: ``lesions.json``, ``lesions.csv``, a label map, overlays, a report.
+
+Everything of a case is written into a temporary folder beside ``<out_dir>/<case>`` and swapped
+in at the end, so a case folder is always complete (old or new), never partial.
+
+``lesions.json`` (schema ``version`` 1.0):
+
+- ``version``, ``source`` (what was read), ``config``, ``checkpoint``, ``score_thr``,
+  ``slices_processed`` ``[start, end)``, ``seconds`` (read / detect / group / total);
+- ``geometry``: ``size_xyz`` and ``spacing_xyz_mm`` of the LPS-ordered volume,
+  ``origin_lps_mm``, ``direction`` (row-major 3 x 3, columns = index axes in LPS),
+  ``stored_axes`` (``perm``, ``flip``, ``size_xyz`` of the file as stored);
+- ``lesions``: ``id``, ``score``, ``key_slice`` (LPS-ordered volume) and ``key_slice_stored``,
+  ``slices`` [first, last], ``num_slices``, ``key_box_px`` (continuous x1, y1, x2, y2 on the key
+  slice), ``box_voxel``, ``box_stored_index`` (voxel centres, the input file's own indices),
+  ``box_lps_mm``, ``center_voxel`` / ``center_stored_index`` / ``center_lps_mm`` (centre of the
+  key-slice box), ``recist_long_mm`` / ``recist_short_mm`` with their axes in pixels on the key
+  slice, ``volume_ml`` (mask voxels x voxel volume);
+- ``detections``: every per-slice detection with its ``lesion`` id, ``slice``, ``box``,
+  ``score``.
+"""
+import csv
+import html
+import io
+import json
+import os
+import os.path as osp
+import shutil
+import uuid
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..datasets.weak_masks import SOFT_TISSUE_WINDOW, window_to_uint8
+from .lesion_detector import RESULT_VERSION, DetectionResult
+
+CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'last_slice',
+              'center_x_mm', 'center_y_mm', 'center_z_mm', 'recist_long_mm', 'recist_short_mm',
+              'volume_ml')
+
+
+def overlay(hu: np.ndarray, lesion: dict, mask: Optional[np.ndarray]) -> np.ndarray:
+    """BGR key slice (soft-tissue window) with the lesion's box (red), mask outline (green),
+    RECIST axes (yellow) and score."""
+    img = cv2.cvtColor(window_to_uint8(hu, SOFT_TISSUE_WINDOW), cv2.COLOR_GRAY2BGR)
+    x1, y1, x2, y2 = lesion['key_box_px']
+    cv2.rectangle(img, (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1),
+                  (0, 0, 255), 1)
+    if mask is not None and mask.any():
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(img, contours, -1, (0, 220, 0), 1)
+    for axis in ('recist_long_axis_px', 'recist_short_axis_px'):
+        if lesion.get(axis):
+            (a, b), (c, d) = lesion[axis]
+            cv2.line(img, (int(round(a)), int(round(b))), (int(round(c)), int(round(d))),
+                     (0, 255, 255), 1)
+    cv2.putText(img, f'{lesion["id"]}: {lesion["score"]:.2f}',
+                (int(round(x1)), max(10, int(round(y1)) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (0, 0, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def _label_image(result: DetectionResult):
+    """The label map as a SimpleITK image in the exact geometry of the input as stored."""
+    import SimpleITK as sitk
+    vol = result.volume
+    lab = sitk.GetImageFromArray(result.label_map)
+    lab.SetSpacing((vol.spacing[2], vol.spacing[1], vol.spacing[0]))
+    lab.SetOrigin(tuple(vol.origin))
+    lab.SetDirection(tuple(vol.direction.reshape(-1)))
+    ref = vol.reference
+    if ref is None:
+        return lab
+    # the inverse of the reading's reorientation: axes permuted and flipped, no interpolation
+    perm, flip, _ = vol.to_stored
+    arr = result.label_map.transpose(2, 1, 0)  # (x, y, z) of the LPS-ordered volume
+    stored = np.empty(tuple(ref.GetSize()), np.uint16)  # (x, y, z) as stored
+    for i in range(3):
+        if flip[i]:
+            arr = np.flip(arr, axis=i)
+    order = [0, 0, 0]
+    for i in range(3):
+        order[perm[i]] = i
+    stored[...] = arr.transpose(order)
+    out = sitk.GetImageFromArray(np.ascontiguousarray(stored.transpose(2, 1, 0)))
+    out.CopyInformation(ref)
+    return out
+
+
+def _html(result: DetectionResult, case: str, overlays: dict) -> str:
+    rows = []
+    for les in result.lesions:
+        img = overlays.get(les['id'])
+        cell = f'<img src="{html.escape(img)}" width="256">' if img else ''
+        rows.append('<tr>' + ''.join(
+            f'<td>{html.escape(str(v))}</td>'
+            for v in (les['id'], f'{les["score"]:.3f}', les['key_slice'], les['slices'],
+                      les['center_lps_mm'], les['recist_long_mm'], les['recist_short_mm'],
+                      les['volume_ml'])) + f'<td>{cell}</td></tr>')
+    head = ''.join(f'<th>{h}</th>' for h in ('lesion', 'score', 'key slice', 'slices',
+                                             'centre (LPS mm)', 'RECIST long (mm)',
+                                             'short (mm)', 'volume (mL)', 'key slice overlay'))
+    return f'''<!doctype html>
+<html><head><meta charset="utf-8"><title>acsdet: {html.escape(case)}</title>
+<style>body{{font-family:sans-serif}} td,th{{border:1px solid #ccc;padding:4px}}
+table{{border-collapse:collapse}}</style></head><body>
+<h1>{html.escape(case)}</h1>
+<p>{html.escape(result.volume.source)}; {len(result.lesions)} lesion(s) scoring at least
+{result.score_thr}; slices {result.slices[0]} to {result.slices[1] - 1} of
+{result.volume.hu.shape[0]}. Research use only, not a diagnosis.</p>
+<table><tr>{head}</tr>
+{"".join(rows)}
+</table></body></html>
+'''
+
+
+def write_case(result: DetectionResult,
+               out_dir: str,
+               case: Optional[str] = None,
+               save_masks: bool = False,
+               save_overlays: bool = False,
+               meta: Optional[dict] = None) -> str:
+    """Write the case folder ``out_dir/<case>`` (atomically, see the module doc); returns it."""
+    vol = result.volume
+    case = case or vol.name
+    final = osp.join(out_dir, case)
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = osp.join(out_dir, f'.{case}.{uuid.uuid4().hex}.tmp')
+    os.makedirs(tmp)
+    try:
+        overlays = {}
+        if save_overlays:
+            shape = vol.hu.shape[1:]
+            for les in result.lesions:
+                k = les['key_slice']
+                mask = result.label_map[k] == les['id']
+                name = f'lesion_{les["id"]:03d}.png'
+                cv2.imwrite(osp.join(tmp, name), overlay(vol.hu[k], les, mask))
+                overlays[les['id']] = name
+                assert mask.shape == shape
+        if save_masks:
+            import SimpleITK as sitk
+            sitk.WriteImage(_label_image(result), osp.join(tmp, 'lesions.nii.gz'), True)
+        payload = dict(
+            version=RESULT_VERSION,
+            source=vol.source,
+            **(meta or {}),
+            score_thr=result.score_thr,
+            slices_processed=list(result.slices),
+            seconds={k: round(v, 3) for k, v in result.seconds.items()},
+            warnings=vol.warnings,
+            geometry=dict(
+                size_xyz=[vol.hu.shape[2], vol.hu.shape[1], vol.hu.shape[0]],
+                spacing_xyz_mm=[vol.spacing[2], vol.spacing[1], vol.spacing[0]],
+                origin_lps_mm=vol.origin.tolist(),
+                direction=vol.direction.reshape(-1).tolist(),
+                stored_axes=dict(
+                    perm=list(vol.to_stored[0]),
+                    flip=list(vol.to_stored[1]),
+                    size_xyz=list(vol.to_stored[2]))),
+            lesions=result.lesions,
+            detections=result.detections)
+        with open(osp.join(tmp, 'lesions.json'), 'w') as f:
+            json.dump(payload, f, indent=1)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(CSV_FIELDS)
+        for les in result.lesions:
+            c = les['center_lps_mm']
+            w.writerow([
+                les['id'], les['score'], les['key_slice'], les['key_slice_stored'],
+                les['slices'][0], les['slices'][1], c[0], c[1], c[2], les['recist_long_mm'],
+                les['recist_short_mm'], les['volume_ml']
+            ])
+        with open(osp.join(tmp, 'lesions.csv'), 'w', newline='') as f:
+            f.write(buf.getvalue())
+        with open(osp.join(tmp, 'report.html'), 'w') as f:
+            f.write(_html(result, case, overlays))
+        old = None
+        if osp.lexists(final):
+            old = osp.join(out_dir, f'.{case}.{uuid.uuid4().hex}.old')
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old:
+            shutil.rmtree(old, ignore_errors=True) if osp.isdir(old) else os.remove(old)
+    finally:
+        if osp.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
