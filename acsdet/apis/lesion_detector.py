@@ -100,13 +100,16 @@ class LesionDetector:
     @torch.no_grad()
     def predict_slices(self, vol: CTVolume, indices: Sequence[int], progress: bool = False):
         """Per-slice predictions ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W))]``
-        of detections scoring at least ``score_thr``."""
+        of detections scoring at least ``score_thr``; ``self.last_timing`` holds the seconds
+        spent preparing inputs (``prepare``) and in the model (``model``)."""
         bar = None
         if progress:
             from tqdm import tqdm
             bar = tqdm(total=len(indices), desc=f'{vol.name}: slices', unit='slice')
         out = []
+        t_prep = t_model = 0.0
         for start in range(0, len(indices), self.batch_size):
+            t0 = time.perf_counter()
             batch = []
             for k in indices[start:start + self.batch_size]:
                 batch.append(
@@ -119,7 +122,15 @@ class LesionDetector:
                             img_path=f'{vol.name}/{int(k)}',
                             spacing=list(vol.pixel_spacing),
                             slice_interval=vol.spacing[0])))
-            for sample in self.model.test_step(pseudo_collate(batch)):
+            data = pseudo_collate(batch)
+            t1 = time.perf_counter()
+            samples = self.model.test_step(data)
+            if str(self.device).startswith('cuda'):
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            t_prep += t1 - t0
+            t_model += t2 - t1
+            for sample in samples:
                 pred = sample.pred_instances
                 keep = pred.scores >= self.score_thr
                 masks = pred.masks[keep].cpu().numpy() if 'masks' in pred else None
@@ -129,6 +140,7 @@ class LesionDetector:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
+        self.last_timing = dict(prepare=t_prep, model=t_model)
         return out
 
     def __call__(self,
@@ -155,7 +167,11 @@ class LesionDetector:
         result = self._summarise(vol, preds, (start, end))
         t_end = time.perf_counter()
         result.seconds = dict(
-            read=t_read - t0, detect=t_model - t_read, group=t_end - t_model, total=t_end - t0)
+            read=t_read - t0,
+            detect=t_model - t_read,
+            **self.last_timing,
+            group=t_end - t_model,
+            total=t_end - t0)
         return result
 
     def _summarise(self, vol: CTVolume, preds, slices) -> DetectionResult:

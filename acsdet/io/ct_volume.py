@@ -308,3 +308,14 @@ def read_ct(path: str,
         raise CTReadError(f'{path}: unsupported file type (use a DICOM folder, '
                           f'{", ".join(NIFTI_LIKE)}, or a DeepLesion PNG folder)')
     return _read_file(path)
+
+
+def volume_to_image(vol: CTVolume):
+    """The volume as a SimpleITK image (int16 HU) in its LPS-ordered geometry; uneven slice gaps
+    are written as their median (NIfTI has one slice spacing)."""
+    sitk = _sitk()
+    img = sitk.GetImageFromArray(np.clip(np.round(vol.hu), -32768, 32767).astype(np.int16))
+    img.SetSpacing((vol.spacing[2], vol.spacing[1], vol.spacing[0]))
+    img.SetOrigin(tuple(float(v) for v in vol.origin))
+    img.SetDirection(tuple(float(v) for v in vol.direction.reshape(-1)))
+    return img
