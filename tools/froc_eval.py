@@ -126,7 +126,7 @@ def load_gt(path: str):
     raw = _read_json(path)
     if isinstance(raw, dict) and 'images' in raw and 'annotations' in raw:  # COCO
         out = []
-        for img in read_coco_annotations(path):
+        for img in read_coco_annotations(path, raw):
             inst = [
                 dict(a, bbox=continuous_to_inclusive(a['bbox']).tolist()) for a in img['lesions']
                 if not a['noisy']

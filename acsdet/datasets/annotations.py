@@ -7,7 +7,7 @@ boxes in MMDetection's continuous form (:mod:`acsdet.datasets.boxes`). Files wri
 """
 import json
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -33,14 +33,15 @@ def _bbox(ann: dict, path: str) -> list:
     return coco_to_continuous(vals)
 
 
-def read_coco_annotations(path: str) -> List[dict]:
+def read_coco_annotations(path: str, coco: Optional[dict] = None) -> List[dict]:
     """Key slices of a COCO file of ``data_converters/deeplesion_to_coco.py``, in file order.
 
     Returns one dict per image: ``id``, ``key``, ``file_name``, ``height``, ``width``,
     ``key_slice``, ``slice_interval``, ``spacing``, ``dicom_window`` and ``lesions`` (each
     ``bbox`` continuous ``[x1, y1, x2, y2]``, ``mask`` RLE, ``lesion_type``, ``long_diameter_mm``,
     ``noisy``, ``recist``). Noisy lesions are included (flagged); callers choose.
-    Raises ``ValueError`` naming the file (and the annotation) for anything malformed.
+    ``coco``: the file's content when the caller has parsed it already. Raises ``ValueError``
+    naming the file (and the annotation) for anything malformed.
     """
     folder = osp.dirname(osp.abspath(path))
     try:
@@ -48,11 +49,12 @@ def read_coco_annotations(path: str) -> List[dict]:
     except OSError as e:
         raise OSError(f'{folder}: an interrupted conversion left its files half-renamed and '
                       f'they cannot be completed ({e}); re-run the converter') from e
-    try:
-        with open(path) as f:
-            coco = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'{path}: not a JSON file ({e})') from None
+    if coco is None:
+        try:
+            with open(path) as f:
+                coco = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path}: not a JSON file ({e})') from None
     if not isinstance(coco, dict) or not isinstance(coco.get('images'), list) or not isinstance(
             coco.get('annotations'), list):
         raise ValueError(f'{path}: not a COCO file (needs "images" and "annotations" lists)')

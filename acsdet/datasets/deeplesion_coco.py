@@ -12,6 +12,7 @@ their key slice and empty splits are warned about; every case is in the report w
 The output folder is checked for writing before any work, and the three JSONs and the report are
 replaced as one set (:func:`acsdet.utils.atomic_write_set`) only once everything succeeded.
 """
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -76,9 +77,11 @@ def _fmt_box(box) -> str:
     return '[' + ', '.join(f'{v + 1:g}' for v in box) + ']'  # as in the CSV (1-based)
 
 
+@functools.lru_cache(maxsize=64)
 def _other_size_neighbours(series_dir: str, shape: Tuple[int, int]) -> List[str]:
     """Slices of the series folder whose size differs from ``shape`` (the loader replaces them
-    by the nearest slice of the key slice's size; read from the PNG headers only)."""
+    by the nearest slice of the key slice's size; read from the PNG headers only, once per
+    series and size in each worker)."""
     out = []
     for name in sorted(os.listdir(series_dir)):
         if name.endswith('.png'):
@@ -198,6 +201,7 @@ def convert_deeplesion(data_root: str,
             raise ValueError(f'unknown split {s!r}; choose from {list(SPLIT_IDS)}')
     window = check_window(window)
     check_writable_dir(out_dir)  # before the GrabCut work, not after it
+    _other_size_neighbours.cache_clear()  # series folders may have changed since a last run
     t0 = time.time()
     dl_info = dl_info or osp.join(data_root, 'DL_info.csv')
     images_dir = images_dir or osp.join(data_root, 'Images_png')
