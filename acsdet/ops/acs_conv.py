@@ -162,7 +162,7 @@ def acs_conv3d(x: torch.Tensor,
         lo = hi
 
     if groups == 1:
-        out = _ACSConvFunction.apply(x, weight, plans, stride, dilation, tuple(out_size))
+        out = _acs_function(x, weight, plans, stride, dilation, tuple(out_size))
     else:  # general groups: composed from autograd ops
         outputs = []
         for lo, hi, axis, window, conv_pad in plans:
@@ -174,7 +174,7 @@ def acs_conv3d(x: torch.Tensor,
             outputs.append(y)
         out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
     if bias is not None:
-        out = out + bias.view(1, -1, 1, 1, 1)
+        out = out + bias.to(out.dtype).view(1, -1, 1, 1, 1)  # as conv3d adds it under autocast
     return out
 
 
@@ -257,6 +257,20 @@ class _ACSConvFunction(torch.autograd.Function):
                         target[:, c0:c1] += conv_bwd(g, xa[:, c0:c1], w[:, c0:c1], None, *args,
                                                      [True, False, False])[0]
         return grad_x, grad_w, None, None, None, None
+
+
+def _acs_function(x: torch.Tensor, weight: torch.Tensor, *conf) -> torch.Tensor:
+    """``_ACSConvFunction`` under ``torch.autocast`` as ``F.conv3d`` behaves there (convolutions
+    are on autocast's lower-precision list, CUDA float16 and CPU bfloat16 alike): the inputs are
+    cast to the autocast dtype and the function runs with autocast off, so its forward and its
+    hand-written backward compute in that one dtype; the casts carry the gradients back to the
+    float32 parameters (what ``torch.amp.custom_fwd(cast_inputs=...)`` does, for any device)."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        with torch.autocast(device, enabled=False):
+            return _ACSConvFunction.apply(x.to(dtype), weight.to(dtype), *conf)
+    return _ACSConvFunction.apply(x, weight, *conf)
 
 
 class _Conv2dWeightIn3d(nn.Module):
@@ -423,4 +437,4 @@ class ACSConvTranspose(_Conv2dWeightIn3d):
                 outs.append(y)
             lo = hi
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1, 1)
+        return out if self.bias is None else out + self.bias.to(out.dtype).view(1, -1, 1, 1, 1)
