@@ -20,13 +20,11 @@ bench:
 	$(PY) benchmarks/bench_weak_masks.py
 
 # The synthetic demo: generate a small DeepLesion-format set, convert it, train the CPU-sized
-# ACS 7-slice model, test it and print the FROC table, then write one test series as NIfTI and
-# detect its lesions with tools/infer.py (about 20 minutes on 2 CPU cores).
+# ACS 7-slice model, test it and print the FROC table, then write a test series with a lung
+# lesion as NIfTI and detect its lesions with tools/infer.py (about 20 minutes on 2 CPU cores).
 DEMO_DATA ?= data/synthetic_demo
 DEMO_WORK ?= work_dirs/demo
 DEMO_CONFIG ?= configs/demo/deeplesion_acs_7slice_demo.py
-# the series of the first test-split lesion in DL_info.csv, run through tools/infer.py as NIfTI
-DEMO_CASE = $$(awk -F, 'NR > 1 && $$NF == 3 {print $$1; exit}' $(DEMO_DATA)/DL_info.csv | sed 's/_[0-9]*\.png$$//')
 demo:
 	$(PY) data_converters/make_synthetic_deeplesion.py --out $(DEMO_DATA) --num-series 240 \
 		--seed 0 --image-size 192 --context-mm 8 --lesion-mm 10 60
@@ -36,7 +34,9 @@ demo:
 	$(PY) tools/test.py $(DEMO_CONFIG) $$(ls -t $(DEMO_WORK)/best_froc_avg_*.pth | head -1) \
 		--work-dir $(DEMO_WORK)/test --data-root $(DEMO_DATA) --show-dir $(DEMO_WORK)/test/show \
 		--out $(DEMO_WORK)/test/results.pkl
-	$(PY) data_converters/deeplesion_to_nifti.py $(DEMO_DATA)/Images_png/$(DEMO_CASE) \
-		--dl-info $(DEMO_DATA)/DL_info.csv --out-dir $(DEMO_WORK)/ct
+	rm -rf $(DEMO_WORK)/ct
+	$(PY) data_converters/deeplesion_to_nifti.py --dl-info $(DEMO_DATA)/DL_info.csv \
+		--images-dir $(DEMO_DATA)/Images_png --split test --lesion-type 5 --limit 1 \
+		--out-dir $(DEMO_WORK)/ct
 	$(PY) tools/infer.py $(DEMO_CONFIG) $$(ls -t $(DEMO_WORK)/best_froc_avg_*.pth | head -1) \
-		$(DEMO_WORK)/ct/$(DEMO_CASE).nii.gz --out-dir $(DEMO_WORK)/infer --save-masks --save-overlays
+		$(DEMO_WORK)/ct/*.nii.gz --out-dir $(DEMO_WORK)/infer --save-masks --save-overlays

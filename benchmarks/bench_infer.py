@@ -60,7 +60,7 @@ def random_checkpoint(config: str, folder: str) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--config', action='append', help='repeatable; default: demo and ACS 7-slice')
-    p.add_argument('--checkpoint', action='append', help='one per --config (else random)')
+    p.add_argument('--checkpoint', action='append', help='for the first --config(s) (else random)')
     p.add_argument('--slices', type=int, default=100)
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch-size', type=int, default=4)
@@ -68,7 +68,7 @@ def main(argv=None):
     torch.set_num_threads(torch.get_num_threads())
     from acsdet.apis import LesionDetector, write_case
     configs = args.config or DEFAULT_CONFIGS
-    ckpts = args.checkpoint or [None] * len(configs)
+    ckpts = (args.checkpoint or []) + [None] * len(configs)  # the first configs' checkpoints
     with tempfile.TemporaryDirectory() as tmp:
         ct = phantom_nifti(osp.join(tmp, 'data'), args.slices)
         print(f'CT: {args.slices} slices of 512 x 512 (NIfTI); device {args.device}, '

@@ -3,10 +3,13 @@
 
     python data_converters/deeplesion_to_nifti.py SERIES_DIR [SERIES_DIR ...] --out-dir DIR
         [--dl-info DL_info.csv | --spacing MM --slice-thickness MM]
+    python data_converters/deeplesion_to_nifti.py --dl-info DL_info.csv --images-dir Images_png \
+        --split test [--lesion-type 5] [--limit 1] --out-dir DIR
 
 Each series folder (``Images_png/<pppppp_ss_ee>/``) becomes ``DIR/<pppppp_ss_ee>.nii.gz``: int16 HU,
-axial slices, LPS geometry with the pixel spacing and slice interval of ``DL_info.csv``.
-Files are written atomically.
+axial slices, LPS geometry with the pixel spacing and slice interval of ``DL_info.csv``. With
+``--split`` the series are those of the split's (non-noisy) lesions in ``DL_info.csv``, in file
+order, optionally of one coarse lesion type. Files are written atomically.
 """
 import argparse
 import os
@@ -16,14 +19,43 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def pick_series(dl_info: str, images_dir: str, split: str, lesion_type=None, limit=None):
+    """Series folders of a split's non-noisy lesions in DL_info.csv, in file order."""
+    from acsdet.datasets.deeplesion_info import SPLITS, read_dl_info
+    records, _ = read_dl_info(dl_info)
+    out = []
+    for r in records:
+        if SPLITS.get(r.split) != split or r.noisy:
+            continue
+        if lesion_type is not None and r.lesion_type != lesion_type:
+            continue
+        folder = osp.join(images_dir, r.series_dir)
+        if folder not in out:
+            out.append(folder)
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('series', nargs='+')
+    p.add_argument('series', nargs='*')
     p.add_argument('--out-dir', required=True)
+    p.add_argument('--images-dir', help='Images_png folder, to pick series with --split')
+    p.add_argument('--split', choices=['train', 'val', 'test'])
+    p.add_argument('--lesion-type', type=int, help='with --split: 1 bone ... 8 pelvis')
+    p.add_argument('--limit', type=int, help='with --split: at most this many series')
     p.add_argument('--dl-info')
     p.add_argument('--spacing', type=float)
     p.add_argument('--slice-thickness', type=float)
     args = p.parse_args(argv)
+    if args.split:
+        if not (args.dl_info and args.images_dir):
+            p.error('--split needs --dl-info and --images-dir')
+        args.series += pick_series(args.dl_info, args.images_dir, args.split, args.lesion_type,
+                                   args.limit)
+    if not args.series:
+        p.error('no series: name series folders or pick them with --split')
     import SimpleITK as sitk
 
     from acsdet.io import CTReadError, read_ct, volume_to_image

@@ -11,6 +11,15 @@ from mmdet.registry import TRANSFORMS
 from ..slices import SliceReader, load_slice_stack, volume_slice_stack
 
 
+def _put_stack(results: dict, stack: np.ndarray) -> dict:
+    """A ``(D, H, W)`` slice stack as MMCV's image ``(H, W, D)`` (slices as channels)."""
+    img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)
+    results['img'] = img
+    results['img_shape'] = img.shape[:2]
+    results['ori_shape'] = img.shape[:2]
+    return results
+
+
 @TRANSFORMS.register_module()
 class LoadDeepLesionSlices(BaseTransform):
     """Read ``num_slices`` slices at ``target_interval`` mm around the key slice ``img_path``.
@@ -45,11 +54,7 @@ class LoadDeepLesionSlices(BaseTransform):
         stack = load_slice_stack(
             osp.dirname(path), int(results['key_slice']), results.get('slice_interval'),
             self.num_slices, self.target_interval, offset, self.reader)
-        img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)  # (H, W, D)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+        return _put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, target_interval='
@@ -104,11 +109,7 @@ class LoadVolumeSlices(BaseTransform):
         stack = volume_slice_stack(results['volume'], results['z_positions'],
                                    int(results['key_index']), self.num_slices,
                                    self.target_interval)
-        img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)  # (H, W, D)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+        return _put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, '
