@@ -12,6 +12,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..datasets.boxes import continuous_to_inclusive
+from ..evaluation.froc import iou_plus1
+
 
 @dataclass
 class SliceDetection:
@@ -58,17 +61,11 @@ class Lesion:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of continuous boxes ``(n, 4)`` and ``(m, 4)``."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
-                 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
-                 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.nan_to_num(inter / (area_a[:, None] + area_b[None] - inter))
+    """Pairwise IoU of continuous boxes ``(n, 4)`` and ``(m, 4)``: the +1-pixel IoU of their
+    inclusive forms (:func:`~acsdet.evaluation.froc.iou_plus1`), 0 for empty boxes."""
+    a = continuous_to_inclusive(np.reshape(a, (-1, 4)))
+    b = continuous_to_inclusive(np.reshape(b, (-1, 4)))
+    return np.nan_to_num(iou_plus1(a[:, None], b[None]))
 
 
 def group_detections(detections: Sequence[SliceDetection],
