@@ -16,6 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import acsdet  # noqa: E402,F401
 from acsdet.engine.cli import (add_common_args, load_checkpoint_strictly, load_config,  # noqa: E402
                                parse_common)
+from acsdet.engine.dist import setup_distributed  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -65,6 +66,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     cfg = build_cfg(parse_args(argv))
+    setup_distributed(cfg)  # gloo on machines without CUDA, where MMEngine's launchers fail
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     load_checkpoint_strictly(runner, cfg.checkpoint)
     metrics = runner.test()

@@ -56,12 +56,6 @@ def enable_amp(cfg: Config) -> bool:
     return True
 
 
-def cpu_friendly(cfg: Config) -> None:
-    """Use the gloo backend when no GPU is present (NCCL needs CUDA)."""
-    if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-
-
 def load_config(path: str,
                 launcher: str = 'none',
                 cfg_options: Optional[dict] = None,
@@ -83,7 +77,6 @@ def load_config(path: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    cpu_friendly(cfg)
     return cfg
 
 
