@@ -20,9 +20,12 @@ Dropout2d          Dropout3d                   Dropout3d                    Drop
 
 GroupNorm, SyncBatchNorm, LayerNorm, activations, Dropout, Linear and containers are dimension-free and
 kept. ``'a3d'`` is ``'2.5d'`` with a learned per-channel D x D slice fusion before every K x K
-convolution (:class:`A3DConv`; needs ``num_slices``; depth must stay D). Strided convolutions keep
-depth by default (``conv_depth_stride=1``, the paper's detection
-setting); ``conv_depth_stride=None`` uses the 2D stride along depth too. Anything else with 2D
+convolution (:class:`A3DConv`; needs ``num_slices``; depth must stay D). ``'tsm'`` and
+``'alignshift'`` are ``'2.5d'`` with a slice shift of 1/``n_fold`` of the channels each way
+before every convolution (:class:`~acsdet.ops.shift.TSMConv`;
+:class:`~acsdet.ops.shift.AlignShiftConv`, weighted by each sample's slice thickness, so depth
+must stay as it is). Strided convolutions keep depth by default (``conv_depth_stride=1``, the
+paper's detection setting); ``conv_depth_stride=None`` uses the 2D stride along depth too. Anything else with 2D
 semantics raises :class:`ConversionError` naming the module. Only module attributes are read (never
 ``Conv2d.__init__``'s argument names), so new torch versions do not break it. Functional 2D calls
 inside a ``forward`` (``F.max_pool2d`` ...) cannot be seen by a converter: replace them by modules.
@@ -34,8 +37,11 @@ import torch
 import torch.nn as nn
 
 from .ops import A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
+from .ops.shift import AlignShiftConv, TSMConv
 
-MODES = ('acs', '2.5d', '3d', 'a3d')
+MODES = ('acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift')
+# modes whose convolutions are (1, K, K) with the 2D weight: everything else as in '2.5d'
+_PLANAR = ('2.5d', 'a3d', 'tsm', 'alignshift')
 
 # Leaf modules that are correct on 5D input as they are.
 _DIMENSION_FREE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
@@ -63,7 +69,8 @@ def _convert_conv(m: nn.Conv2d,
                   mode: str,
                   conv_depth_stride,
                   inflate: bool,
-                  num_slices: Optional[int] = None):
+                  num_slices: Optional[int] = None,
+                  shift_args: Optional[dict] = None):
     kh, kw = m.kernel_size
     (sh, sw), (dh, dw) = m.stride, m.dilation
     sd = sh if conv_depth_stride is None else conv_depth_stride
@@ -85,7 +92,20 @@ def _convert_conv(m: nn.Conv2d,
             new.weight.copy_(m.weight.unsqueeze(2))
         _copy_bias(m, new)
         return new
-    if mode == 'a3d' and kh > 1:
+    if mode in ('tsm', 'alignshift'):  # every convolution, 1 x 1 included (the authors' layers)
+        pad3 = padding if isinstance(padding, str) else (0, ) + padding
+        cls, extra = (TSMConv, {}) if mode == 'tsm' else (AlignShiftConv, dict(
+            ref_thickness=shift_args['ref_thickness'], zero_pad=shift_args['zero_pad']))
+        new = cls(
+            m.in_channels,
+            m.out_channels,
+            kh, (sd, sh, sw),
+            pad3, (1, dh, dw),
+            padding_mode=m.padding_mode,
+            n_fold=shift_args['n_fold'],
+            **extra,
+            **args)
+    elif mode == 'a3d' and kh > 1:
         pad3 = padding if isinstance(padding, str) else (0, ) + padding
         new = A3DConv(
             m.in_channels,
@@ -148,7 +168,7 @@ def _convert_conv_transpose(m: nn.ConvTranspose2d, name, mode, conv_depth_stride
             dilation=(dh, dh, dw),
             **args)
         weight = m.weight
-    elif mode in ('2.5d', 'a3d'):
+    elif mode in _PLANAR:
         new = ConvTranspose2_5d(
             m.in_channels,
             m.out_channels,
@@ -217,10 +237,11 @@ def convert_module(m: nn.Module,
                    pool_depth: int = 1,
                    conv_depth_stride: Optional[int] = 1,
                    inflate: bool = True,
-                   num_slices: Optional[int] = None) -> Optional[nn.Module]:
+                   num_slices: Optional[int] = None,
+                   shift_args: Optional[dict] = None) -> Optional[nn.Module]:
     """The 3D counterpart of one module, or None if it has children to convert one by one."""
     if isinstance(m, nn.Conv2d):
-        return _convert_conv(m, name, mode, conv_depth_stride, inflate, num_slices)
+        return _convert_conv(m, name, mode, conv_depth_stride, inflate, num_slices, shift_args)
     if isinstance(m, nn.ConvTranspose2d):
         return _convert_conv_transpose(m, name, mode, conv_depth_stride, inflate)
     if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)):
@@ -250,8 +271,11 @@ def convert(model: nn.Module,
             pool_depth: int = 1,
             conv_depth_stride: Optional[int] = 1,
             inflate: bool = True,
-            num_slices: Optional[int] = None) -> nn.Module:
-    """A 3D copy of the 2D ``model`` for ``mode`` in ``('acs', '2.5d', '3d', 'a3d')``.
+            num_slices: Optional[int] = None,
+            n_fold: int = 8,
+            ref_thickness: float = 2.0,
+            zero_pad: bool = False) -> nn.Module:
+    """A 3D copy of the 2D ``model`` for ``mode`` in :data:`MODES`.
 
     Args:
         pool_depth: kernel and stride of pooling along depth (1 keeps depth, as the paper's
@@ -260,19 +284,26 @@ def convert(model: nn.Module,
         inflate: ``'3d'`` only; True inflates the 2D kernels I3D-style (repeat along depth, divide
             by K), False keeps ``nn.Conv3d``'s random initialisation.
         num_slices: ``'a3d'`` only: D, the depth the slice-fusion matrices act on.
+        n_fold: ``'tsm'``, ``'alignshift'``: 1/n_fold of the channels shift each way.
+        ref_thickness: ``'alignshift'``: the reference slice thickness (mm).
+        zero_pad: ``'alignshift'``: a missing neighbour past the volume's ends is zero (False:
+            the edge slice itself, the authors' default). TSM always pads with zero.
     """
     if mode not in MODES:
         raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+    if mode in ('a3d', 'alignshift') and (pool_depth != 1 or conv_depth_stride != 1):
+        raise ValueError(f"mode {mode!r} keeps depth: pool_depth and conv_depth_stride must be 1")
+    if mode in ('tsm', 'alignshift') and n_fold < 2:
+        raise ValueError(f'n_fold must be >= 2, got {n_fold}')
+    shift_args = dict(n_fold=n_fold, ref_thickness=ref_thickness, zero_pad=zero_pad)
     if mode == 'a3d':
         if not num_slices or num_slices < 1:
             raise ValueError("mode 'a3d' needs num_slices, the depth D of the input")
-        if pool_depth != 1 or conv_depth_stride != 1:
-            raise ValueError("mode 'a3d' keeps depth: pool_depth and conv_depth_stride must be 1")
     model = copy.deepcopy(model)
 
     def visit(module: nn.Module, prefix: str) -> nn.Module:
         new = convert_module(module, prefix or type(module).__name__, mode, pool_depth,
-                             conv_depth_stride, inflate, num_slices)
+                             conv_depth_stride, inflate, num_slices, shift_args)
         if new is not None:
             return new
         for child_name, child in list(module.named_children()):

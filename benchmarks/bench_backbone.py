@@ -1,8 +1,10 @@
-"""Backbone cost per 7-slice 512 x 512 image: 2.5D, ACS, 3D (I3D) and A3D truncated DenseNet-121.
+"""Backbone cost per 7-slice 512 x 512 image: 2.5D, ACS, 3D (I3D), A3D, TSM and AlignShift truncated
+DenseNet-121.
 
 Forward + backward of the backbone alone (``sum`` of its three outputs as the loss), batch 1:
 median time of interleaved rounds, and peak memory above the model and input (each mode in a
-fresh process on CPU). Parameters include the depth-collapsing convolutions.
+fresh process on CPU). Parameters include the depth-collapsing convolutions. AlignShift gets a
+5 mm slice thickness (its cost does not depend on the value).
 
     .venv/bin/python benchmarks/bench_backbone.py [--size 512] [--slices 7] [--device cuda]
 """
@@ -19,7 +21,7 @@ from _common import machine, markdown_table, peak_mib, run_isolated, time_interl
 import acsdet  # noqa: E402,F401
 from mmdet.registry import MODELS  # noqa: E402
 
-MODES = ('2.5d', 'acs', '3d', 'a3d')
+MODES = ('2.5d', 'acs', '3d', 'a3d', 'tsm', 'alignshift')
 
 
 def make_step(mode, args, device):
@@ -27,10 +29,11 @@ def make_step(mode, args, device):
     model = MODELS.build(dict(type='TruncatedDenseNet', conv_mode=mode, num_slices=args.slices))
     model.to(device).train()
     x = torch.randn(args.batch, args.slices, args.size, args.size, device=device)
+    thickness = torch.full((args.batch, ), 5.0, device=device)  # ignored but by 'alignshift'
 
     def step():
         model.zero_grad(set_to_none=True)
-        sum(o.sum() for o in model(x)).backward()
+        sum(o.sum() for o in model(x, thickness)).backward()
 
     return step, model
 

@@ -22,7 +22,7 @@ def _seed_and_scope():
 
 def det_batch(images, box, label=0):
     """An MMDetection batch: each ``(C, S, S)`` image with one object: ``box`` (x1, y1, x2, y2)
-    and its filled mask."""
+    and its filled mask; the samples' slice interval is 2 mm."""
     import numpy as np
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
@@ -35,7 +35,8 @@ def det_batch(images, box, label=0):
                 img_shape=(size, size),
                 ori_shape=(size, size),
                 scale_factor=(1.0, 1.0),
-                pad_shape=(size, size)))
+                pad_shape=(size, size),
+                slice_interval=2.0))  # the thickness AlignShift's detector hands on
         x1, y1, x2, y2 = (int(v) for v in box)
         mask = np.zeros((1, size, size), np.uint8)
         mask[0, y1:y2, x1:x2] = 1

@@ -9,6 +9,7 @@ from acsdet.ops import ACSConv
 from acsdet.ops.a3d import A3DConv
 from acsdet.ops.acs_conv import ACSConvTranspose
 from acsdet.ops.conv2_5d import Conv2_5d
+from acsdet.ops.shift import AlignShiftConv, TSMConv
 
 DEVICES = [('cpu', torch.bfloat16)]
 if torch.cuda.is_available():
@@ -20,7 +21,14 @@ OPS = {
     'acs_transpose': lambda: ACSConvTranspose(8, 10, 3, stride=2, padding=1, output_padding=1),
     '2.5d': lambda: Conv2_5d(8, 10, 3, padding=1),
     'a3d': lambda: A3DConv(8, 10, 3, num_slices=5, padding=1),
+    'tsm': lambda: TSMConv(8, 10, 3, padding=1, n_fold=4),
+    'alignshift': lambda: _with_thickness(AlignShiftConv(8, 10, 3, padding=1, n_fold=4)),
 }
+
+
+def _with_thickness(op):
+    op.thickness = torch.tensor([1.0, 5.0])  # as the backbone sets it before a forward
+    return op
 
 
 @pytest.mark.parametrize('device, dtype', DEVICES)

@@ -345,3 +345,29 @@ def test_infer_cli_keeps_going_past_a_bad_input(phantom, e2e_trained, tmp_path, 
         os.listdir(tmp_path / 'out' / 'RAS'))
     saved = json.loads((tmp_path / 'out' / 'RAS' / 'lesions.json').read_text())
     assert saved['slices_processed'] == [20, 23]
+
+
+def test_alignshift_model_receives_the_volume_slice_spacing(phantom, tmp_path):
+    """Patient-CT inference with an AlignShift model: the volume's slice spacing is the
+    thickness every AlignShift layer sees."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from acsdet.apis import LesionDetector
+    from acsdet.ops.shift import AlignShiftConv
+    from mmdet.registry import MODELS
+    config = tmp_path / 'alignshift_demo.py'
+    config.write_text(f'_base_ = {CONFIG_DEMO!r}\n'
+                      "model = dict(type='ThicknessAwareMaskRCNN', "
+                      "backbone=dict(conv_mode='alignshift'))\n")
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'random.pth')
+    det = LesionDetector(str(config), str(tmp_path / 'random.pth'), score_thr=0.0, batch_size=2)
+    vol = _read(phantom, 'LPS')
+    res = det(vol, (3, 5))
+    layers = [m for m in det.model.modules() if isinstance(m, AlignShiftConv)]
+    assert layers and res.slices == (3, 5)
+    for m in layers:
+        torch.testing.assert_close(m.thickness, torch.full((2, ), float(vol.spacing[0])))

@@ -18,6 +18,7 @@ from acsdet.engine.cli import (add_common_args, load_checkpoint_strictly, load_c
                                parse_common)
 from acsdet.engine.dist import setup_distributed  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -71,7 +72,7 @@ def main(argv=None):
     load_checkpoint_strictly(runner, cfg.checkpoint)
     metrics = runner.test()
     table = osp.join(cfg.work_dir, 'froc_table.txt')
-    if osp.isfile(table):
+    if is_main_process() and osp.isfile(table):  # rank 0 wrote it; one printout
         with open(table) as f:
             print('\n' + f.read())
         print(f'FROC files: {cfg.work_dir}/froc.json, froc_table.txt, froc_curve.png')

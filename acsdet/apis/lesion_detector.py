@@ -85,15 +85,17 @@ class LesionDetector:
             dict(
                 type='LoadVolumeSlices',
                 num_slices=self.num_slices,
-                target_interval=self.target_interval)
+                target_interval=self.target_interval,
+                keep_thick_slices=bool(load.get('keep_thick_slices', False)))
         ]
         for step in test_pipeline:
             if step.get('type') in ('LoadDeepLesionSlices', 'LoadAnnotations'):
                 continue
             step = copy.deepcopy(step)
             if step.get('type') == 'PackDetInputs':
+                # slice_interval: the volume's slice spacing, AlignShift's thickness
                 step['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                     'scale_factor', 'key_index')
+                                     'scale_factor', 'key_index', 'slice_interval')
             steps.append(step)
         self.pipeline = Compose(steps)
 

@@ -140,18 +140,23 @@ def slice_plan(key_slice: int,
                slice_interval: Optional[float],
                num_slices: int,
                target_interval: float = 2.0,
-               offset: float = 0.0) -> List[Tuple[int, int, float]]:
+               offset: float = 0.0,
+               keep_thick_slices: bool = False) -> List[Tuple[int, int, float]]:
     """For each output slice: ``(lower index, upper index, weight of the upper)``.
 
     ``offset`` shifts every position by that many mm (depth jitter); a missing or non-positive
     ``slice_interval`` is taken as ``target_interval`` (neighbouring slices).
+    ``keep_thick_slices``: a series with slices farther apart than ``target_interval`` gives its
+    neighbouring slices as they are (the stack's spacing is then the series' interval), as the
+    AlignShift authors load their input; thinner series are still resampled.
     """
     if num_slices < 1 or num_slices % 2 == 0:
         raise ValueError(f'num_slices must be odd and >= 1, got {num_slices}')
     interval = slice_interval if slice_interval and slice_interval > 0 else target_interval
+    step = interval if keep_thick_slices and interval > target_interval else target_interval
     plan = []
     for p in range(-(num_slices // 2), num_slices // 2 + 1):
-        pos = key_slice + (p * target_interval + offset) / interval
+        pos = key_slice + (p * step + offset) / interval
         near = round(pos)
         if abs(pos - near) < 1e-6:
             plan.append((near, near, 0.0))
@@ -193,10 +198,12 @@ def load_slice_stack(series_dir: str,
                      num_slices: int,
                      target_interval: float = 2.0,
                      offset: float = 0.0,
-                     reader: Optional[SliceReader] = None) -> np.ndarray:
+                     reader: Optional[SliceReader] = None,
+                     keep_thick_slices: bool = False) -> np.ndarray:
     """``float32`` ``(num_slices, H, W)`` HU: slices at ``target_interval`` mm around the key slice.
 
-    ``offset`` (mm) moves the whole stack along depth (training-time jitter). Errors name the
+    ``offset`` (mm) moves the whole stack along depth (training-time jitter);
+    ``keep_thick_slices`` as in :func:`slice_plan`. Errors name the
     file: a missing key slice (``FileNotFoundError``), an unreadable or non-16-bit PNG.
     """
     reader = reader or _DEFAULT_READER
@@ -206,7 +213,8 @@ def load_slice_stack(series_dir: str,
     key_img = reader.read(key_path)
     out = np.empty((num_slices, ) + key_img.shape, np.float32)
     for d, (lo, hi, w) in enumerate(
-            slice_plan(key_slice, slice_interval, num_slices, target_interval, offset)):
+            slice_plan(key_slice, slice_interval, num_slices, target_interval, offset,
+                       keep_thick_slices)):
         a = _read_towards_key(lo, key_slice, key_img, series_dir, reader)
         if w == 0.0:
             out[d] = a
@@ -220,7 +228,8 @@ def load_slice_stack(series_dir: str,
 def volume_slice_plan(z_positions: np.ndarray,
                       key: int,
                       num_slices: int,
-                      target_interval: float = 2.0) -> List[Tuple[int, int, float]]:
+                      target_interval: float = 2.0,
+                      keep_thick_slices: bool = False) -> List[Tuple[int, int, float]]:
     """:func:`slice_plan` for a key slice ``key`` of an in-memory volume whose slices sit at
     ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`slice_plan` itself, with
     positions past the volume's ends replaced by its edge slice (the nearest existing slice
@@ -230,11 +239,15 @@ def volume_slice_plan(z_positions: np.ndarray,
     n = len(z)
     gaps = np.diff(z)
     if n > 1 and gaps.max() - gaps.min() <= 1e-3 * max(float(np.median(gaps)), 1e-6):
-        plan = slice_plan(key, float(np.median(gaps)), num_slices, target_interval)
+        plan = slice_plan(key, float(np.median(gaps)), num_slices, target_interval,
+                          keep_thick_slices=keep_thick_slices)
         return [(min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w) for lo, hi, w in plan]
+    step = target_interval
+    if keep_thick_slices and n > 1 and float(np.median(gaps)) > target_interval:
+        step = float(np.median(gaps))
     out = []
     for p in range(-(num_slices // 2), num_slices // 2 + 1):
-        pos = z[key] + p * target_interval
+        pos = z[key] + p * step
         if pos <= z[0] or pos >= z[-1] or n == 1:
             edge = 0 if pos <= z[0] else n - 1
             out.append((edge, edge, 0.0))
@@ -251,12 +264,13 @@ def volume_slice_stack(hu: np.ndarray,
                        z_positions: np.ndarray,
                        key: int,
                        num_slices: int,
-                       target_interval: float = 2.0) -> np.ndarray:
+                       target_interval: float = 2.0,
+                       keep_thick_slices: bool = False) -> np.ndarray:
     """``float32`` ``(num_slices, H, W)``: the slices around key slice ``key`` of the volume
     ``hu`` ``(Z, H, W)``, sampled as :func:`load_slice_stack` samples a DeepLesion series."""
     out = np.empty((num_slices, ) + hu.shape[1:], np.float32)
     for d, (lo, hi, w) in enumerate(volume_slice_plan(z_positions, key, num_slices,
-                                                      target_interval)):
+                                                      target_interval, keep_thick_slices)):
         if w == 0.0:
             out[d] = hu[lo]
         else:

@@ -34,6 +34,9 @@ class LoadDeepLesionSlices(BaseTransform):
         cache_dir: keep decoded slices on disk here (``.npy``, 0.5 MiB a 512 x 512 slice) so
             that epochs after the first skip PNG decoding, the pipeline's largest cost (see
             :class:`~acsdet.datasets.slices.SliceReader`). None: decode every time.
+        keep_thick_slices: series thicker than ``target_interval`` give their neighbouring
+            slices as they are instead of slices resampled at ``target_interval`` (the
+            AlignShift authors' input; see :func:`~acsdet.datasets.slices.slice_plan`).
     """
 
     def __init__(self,
@@ -41,8 +44,10 @@ class LoadDeepLesionSlices(BaseTransform):
                  target_interval: float = 2.0,
                  depth_jitter_mm: float = 0.0,
                  cache_size: int = 64,
-                 cache_dir: Optional[str] = None):
+                 cache_dir: Optional[str] = None,
+                 keep_thick_slices: bool = False):
         self.num_slices, self.target_interval = num_slices, target_interval
+        self.keep_thick_slices = keep_thick_slices
         self.depth_jitter_mm = depth_jitter_mm
         self.reader = SliceReader(cache_size, cache_dir)
 
@@ -53,13 +58,14 @@ class LoadDeepLesionSlices(BaseTransform):
             offset = float(np.random.uniform(-self.depth_jitter_mm, self.depth_jitter_mm))
         stack = load_slice_stack(
             osp.dirname(path), int(results['key_slice']), results.get('slice_interval'),
-            self.num_slices, self.target_interval, offset, self.reader)
+            self.num_slices, self.target_interval, offset, self.reader, self.keep_thick_slices)
         return _put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, target_interval='
                 f'{self.target_interval}, depth_jitter_mm={self.depth_jitter_mm}, '
-                f'cache_dir={self.reader.cache_dir!r})')
+                f'cache_dir={self.reader.cache_dir!r}, '
+                f'keep_thick_slices={self.keep_thick_slices})')
 
 
 @TRANSFORMS.register_module()
@@ -102,15 +108,20 @@ class LoadVolumeSlices(BaseTransform):
     (:func:`~acsdet.datasets.slices.volume_slice_plan`).
     """
 
-    def __init__(self, num_slices: int = 7, target_interval: float = 2.0):
+    def __init__(self,
+                 num_slices: int = 7,
+                 target_interval: float = 2.0,
+                 keep_thick_slices: bool = False):
         self.num_slices, self.target_interval = num_slices, target_interval
+        self.keep_thick_slices = keep_thick_slices
 
     def transform(self, results: dict) -> dict:
         stack = volume_slice_stack(results['volume'], results['z_positions'],
                                    int(results['key_index']), self.num_slices,
-                                   self.target_interval)
+                                   self.target_interval, self.keep_thick_slices)
         return _put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, '
-                f'target_interval={self.target_interval})')
+                f'target_interval={self.target_interval}, '
+                f'keep_thick_slices={self.keep_thick_slices})')

@@ -2,7 +2,8 @@
 
 conv0 7x7/2 - norm0 - relu0 - pool0 3x3/2 - denseblock1 (256 ch, stride 4) - transition1 (/8) -
 denseblock2 (512 ch, /8) - transition2 (/16) - denseblock3 (1024 ch, /16), built in 2D and
-converted by :func:`acsdet.converters.convert` with ``conv_mode`` ('acs', '2.5d', '3d', 'a3d'). Depth
+converted by :func:`acsdet.converters.convert` with ``conv_mode`` ('acs', '2.5d', '3d', 'a3d', 'tsm',
+'alignshift'). Depth
 is kept throughout: strides and pooling act in-plane (``pool_depth=1``, ``conv_depth_stride=1``).
 After each dense block a ``Conv3d(C, C, (D, 1, 1))`` without padding collapses depth to 1, giving
 three 2D maps (strides 4, 8, 16; 256, 512, 1024 channels) for the 2D decoder neck
@@ -32,6 +33,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 
 from ...converters import convert
+from ...ops.shift import AlignShiftConv, _ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 
 _LEGACY = re.compile(
@@ -98,7 +100,10 @@ class TruncatedDenseNet(BaseModule):
     """DenseNet-121 truncated after dense block 3, converted to 3D, collapsing depth per block.
 
     Args:
-        conv_mode: 'acs', '2.5d', '3d' (I3D when pretrained) or 'a3d'.
+        conv_mode: 'acs', '2.5d', '3d' (I3D when pretrained), 'a3d', 'tsm' or 'alignshift'.
+            The shift modes shift the inputs of the dense layers' 1x1 and 3x3 convolutions, not
+            the stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
+            per-sample slice thickness in ``forward`` (``ThicknessAwareMaskRCNN`` passes it).
         num_slices: D, the number of input slices (odd, >= 1).
         out_indices: which dense blocks (0, 1, 2) to output.
         frozen_stages: -1 none; 0 the stem (conv0, norm0); i >= 1 also dense blocks 1..i (with
@@ -109,6 +114,8 @@ class TruncatedDenseNet(BaseModule):
         collapse_init: 'centre' initialises each depth-collapsing conv to pass the key slice
             through (the pretrained 2D behaviour at the start); 'kaiming' draws it at random.
         growth_rate, block_config, num_init_features, bn_size: the DenseNet; default DenseNet-121.
+        n_fold, ref_thickness: 'tsm' / 'alignshift': 1/n_fold of the channels shift each way;
+            AlignShift's reference thickness (mm).
     """
 
     def __init__(self,
@@ -124,6 +131,8 @@ class TruncatedDenseNet(BaseModule):
                  block_config: Sequence[int] = (6, 12, 24),
                  num_init_features: int = 64,
                  bn_size: int = 4,
+                 n_fold: int = 8,
+                 ref_thickness: float = 2.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if num_slices < 1 or num_slices % 2 == 0:
@@ -136,7 +145,13 @@ class TruncatedDenseNet(BaseModule):
         features2d = densenet_features(1, growth_rate, block_config, num_init_features, bn_size,
                                        _norm_factory(norm_cfg))
         kw = dict(num_slices=num_slices) if conv_mode == 'a3d' else {}
+        if conv_mode in ('tsm', 'alignshift'):
+            kw = dict(n_fold=n_fold, ref_thickness=ref_thickness)
         self.features = convert(features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **kw)
+        for name, m in self.features.named_modules():
+            if isinstance(m, _ShiftConv) and '.denselayer' not in f'.{name}':
+                m.shift = False  # stem and transitions: no shift
+        self._alignshift = [m for m in self.features.modules() if isinstance(m, AlignShiftConv)]
         for m in self.features.modules():
             if isinstance(m, DenseLayer):
                 m.with_cp = with_cp
@@ -209,11 +224,27 @@ class TruncatedDenseNet(BaseModule):
             logger='current')
         return report
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """``(N, D, H, W)`` -> tuple of ``(N, C_i, H / s_i, W / s_i)`` for the selected blocks."""
+    def forward(self,
+                x: torch.Tensor,
+                thickness: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+        """``(N, D, H, W)`` -> tuple of ``(N, C_i, H / s_i, W / s_i)`` for the selected blocks.
+
+        ``thickness`` ``(N,)`` mm: each sample's slice thickness, handed to every AlignShift
+        layer ('alignshift' needs it; the other modes ignore it)."""
         if x.dim() != 4 or x.shape[1] != self.num_slices:
             raise ValueError(f'TruncatedDenseNet expects (N, D={self.num_slices}, H, W) input, '
                              f'got {tuple(x.shape)}')
+        if self._alignshift:
+            if thickness is None:
+                raise ValueError("TruncatedDenseNet(conv_mode='alignshift') needs the slice "
+                                 "thickness of every sample: use the 'ThicknessAwareMaskRCNN' "
+                                 'detector or call backbone(x, thickness)')
+            t = torch.as_tensor(thickness, dtype=torch.float32, device=x.device).reshape(-1)
+            if t.numel() != x.shape[0] or not torch.isfinite(t).all() or (t <= 0).any():
+                raise ValueError(f'thickness must be {x.shape[0]} positive numbers (mm), got '
+                                 f'{t.tolist()}')
+            for m in self._alignshift:  # kept until the next forward (checkpoint recomputation)
+                m.thickness = t
         x = x.unsqueeze(1)
         outs = []
         f = self.features

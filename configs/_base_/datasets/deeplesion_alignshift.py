@@ -1,0 +1,39 @@
+# DeepLesion pipelines for AlignShift as its authors feed it, 7 slices: series with slices thinner
+# than 2 mm are resampled at 2 mm, thicker ones give their neighbouring slices as they are
+# (keep_thick_slices), and every sample carries its original slice interval (slice_interval,
+# mm) in its meta, in training too, for ThicknessAwareMaskRCNN to hand to the backbone.
+_base_ = './deeplesion.py'
+num_slices = 7
+train_pipeline = [
+    dict(
+        type='LoadDeepLesionSlices',
+        num_slices=num_slices,
+        target_interval=2.0,
+        keep_thick_slices=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='HUWindowNormalize', window={{_base_.hu_window}}),
+    dict(type='Resize', scale=({{_base_.image_size}}, {{_base_.image_size}}), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=0.8),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                   'flip_direction', 'slice_interval')),
+]
+test_pipeline = [
+    dict(
+        type='LoadDeepLesionSlices',
+        num_slices=num_slices,
+        target_interval=2.0,
+        keep_thick_slices=True),
+    dict(type='HUWindowNormalize', window={{_base_.hu_window}}),
+    dict(type='Resize', scale=({{_base_.image_size}}, {{_base_.image_size}}), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
+                   'slice_interval', 'key_slice', 'dicom_window')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
