@@ -1,4 +1,4 @@
-"""Convert a 2D PyTorch model into its 3D counterpart: ACS, 2.5D, 3D (I3D) or A3D.
+"""Convert a 2D PyTorch model into its 3D counterpart: ACS, 2.5D, 3D (I3D), A3D, TSM or AlignShift.
 
 ``convert(model, mode)`` returns an ordinary ``nn.Module`` (a converted deep copy; no proxy) whose
 layers take ``(N, C, D, H, W)`` input, with the 2D weights carried over. ACS and 2.5D keep every
@@ -29,9 +29,16 @@ paper's detection setting); ``conv_depth_stride=None`` uses the 2D stride along 
 semantics raises :class:`ConversionError` naming the module. Only module attributes are read (never
 ``Conv2d.__init__``'s argument names), so new torch versions do not break it. Functional 2D calls
 inside a ``forward`` (``F.max_pool2d`` ...) cannot be seen by a converter: replace them by modules.
+
+Extending: the layer table is a registry. ``@register_converter(nn.X)`` registers
+``fn(module, name, opts) -> nn.Module`` for a layer type (looked up along the type's MRO, so
+subclasses are covered); ``@register_conv_mode('name')`` adds a mode by registering how a
+``Conv2d`` becomes 3D in it (``transposed=True`` for ``ConvTranspose2d``; without one, a mode's
+transposed convolutions are the 2.5D ones). Neither needs an edit of :func:`convert_module`.
 """
 import copy
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -39,19 +46,53 @@ import torch.nn as nn
 from .ops import A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
 from .ops.shift import AlignShiftConv, TSMConv
 
-MODES = ('acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift')
-# modes whose convolutions are (1, K, K) with the 2D weight: everything else as in '2.5d'
-_PLANAR = ('2.5d', 'a3d', 'tsm', 'alignshift')
-
-# Leaf modules that are correct on 5D input as they are.
-_DIMENSION_FREE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
-                   nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Softmax,
-                   nn.Identity, nn.Dropout, nn.AlphaDropout, nn.Linear, nn.Flatten, nn.GroupNorm,
-                   nn.LayerNorm, nn.SyncBatchNorm)
-
 
 class ConversionError(TypeError):
     """A module the converter cannot turn into a 3D counterpart."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """The arguments of :func:`convert`, handed to every registered converter."""
+    mode: str
+    pool_depth: int = 1
+    conv_depth_stride: Optional[int] = 1
+    inflate: bool = True
+    num_slices: Optional[int] = None
+    n_fold: int = 8
+    ref_thickness: float = 2.0
+    zero_pad: bool = False
+
+
+LayerConverter = Callable[[nn.Module, str, ConvertOptions], nn.Module]
+LAYER_CONVERTERS: Dict[type, LayerConverter] = {}
+CONV_MODES: Dict[str, LayerConverter] = {}
+TRANSPOSED_CONV_MODES: Dict[str, LayerConverter] = {}
+# modes that keep depth D as it is (no depth pooling or depth stride)
+DEPTH_KEEPING_MODES = {'a3d', 'alignshift'}
+
+
+def register_converter(*layer_types: type):
+    """Decorator: ``fn(module, name, opts)`` converts modules of ``layer_types`` (and their
+    subclasses, unless one registers its own)."""
+
+    def deco(fn: LayerConverter) -> LayerConverter:
+        for t in layer_types:
+            LAYER_CONVERTERS[t] = fn
+        return fn
+
+    return deco
+
+
+def register_conv_mode(mode: str, transposed: bool = False):
+    """Decorator: ``fn(conv2d, name, opts)`` is how ``mode`` converts a ``Conv2d`` (or, with
+    ``transposed=True``, a ``ConvTranspose2d``). Registering a conv builder adds the mode."""
+
+    def deco(fn: LayerConverter) -> LayerConverter:
+        (TRANSPOSED_CONV_MODES if transposed else CONV_MODES)[mode] = fn
+        return fn
+
+    return deco
 
 
 def _pair(v):
@@ -64,150 +105,174 @@ def _copy_bias(src, dst):
             dst.bias.copy_(src.bias)
 
 
-def _convert_conv(m: nn.Conv2d,
-                  name: str,
-                  mode: str,
-                  conv_depth_stride,
-                  inflate: bool,
-                  num_slices: Optional[int] = None,
-                  shift_args: Optional[dict] = None):
-    kh, kw = m.kernel_size
-    (sh, sw), (dh, dw) = m.stride, m.dilation
-    sd = sh if conv_depth_stride is None else conv_depth_stride
-    padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
-    args = dict(groups=m.groups, bias=m.bias is not None)
-    if kh != kw:
-        raise ConversionError(f'cannot convert {name} ({m}): {mode} needs a square kernel')
-    pad_d = padding if isinstance(padding, str) else padding[0]
-    if mode == '3d' and kh == 1:
-        pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        new = nn.Conv3d(
-            m.in_channels,
-            m.out_channels,
-            1, (sd, sh, sw),
-            pad3, (1, dh, dw),
-            padding_mode=m.padding_mode,
-            **args)
-        with torch.no_grad():
-            new.weight.copy_(m.weight.unsqueeze(2))
-        _copy_bias(m, new)
-        return new
-    if mode in ('tsm', 'alignshift'):  # every convolution, 1 x 1 included (the authors' layers)
-        pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        cls, extra = (TSMConv, {}) if mode == 'tsm' else (AlignShiftConv, dict(
-            ref_thickness=shift_args['ref_thickness'], zero_pad=shift_args['zero_pad']))
-        new = cls(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw),
-            pad3, (1, dh, dw),
-            padding_mode=m.padding_mode,
-            n_fold=shift_args['n_fold'],
-            **extra,
-            **args)
-    elif mode == 'a3d' and kh > 1:
-        pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        new = A3DConv(
-            m.in_channels,
-            m.out_channels,
-            kh,
-            num_slices, (sd, sh, sw),
-            pad3, (1, dh, dw),
-            padding_mode=m.padding_mode,
-            **args)
-    elif mode in ('2.5d', 'a3d') or kh == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
-        pad3 = padding if isinstance(padding, str) else (0, ) + padding
-        new = Conv2_5d(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw),
-            pad3, (1, dh, dw),
-            padding_mode=m.padding_mode,
-            **args)
-    elif mode == 'acs':
-        pad3 = padding if isinstance(padding, str) else (pad_d, ) + padding
-        new = ACSConv(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw),
-            pad3, (dh, dh, dw),
-            padding_mode=m.padding_mode,
-            **args)
-    else:
-        pad3 = padding if isinstance(padding, str) else (pad_d, ) + padding
-        new = nn.Conv3d(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw),
-            pad3, (dh, dh, dw),
-            padding_mode=m.padding_mode,
-            **args)
-        if inflate:  # I3D: repeat along depth, divide by K
-            with torch.no_grad():
-                new.weight.copy_(m.weight.unsqueeze(2).repeat(1, 1, kh, 1, 1) / kh)
-            _copy_bias(m, new)
-        return new
-    with torch.no_grad():
-        new.weight.copy_(m.weight)
-    _copy_bias(m, new)
-    return new
-
-
-def _convert_conv_transpose(m: nn.ConvTranspose2d, name, mode, conv_depth_stride, inflate):
-    kh, kw = m.kernel_size
-    if kh != kw:
-        raise ConversionError(f'cannot convert {name} ({m}): {mode} needs a square kernel')
-    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    sd = sh if conv_depth_stride is None else conv_depth_stride
-    args = dict(groups=m.groups, bias=m.bias is not None)
-    if mode == 'acs':
-        new = ACSConvTranspose(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
-            dilation=(dh, dh, dw),
-            **args)
-        weight = m.weight
-    elif mode in _PLANAR:
-        new = ConvTranspose2_5d(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw), (0, ph, pw), (0, oh, ow),
-            dilation=(1, dh, dw),
-            **args)
-        weight = m.weight
-    else:
-        new = nn.ConvTranspose3d(
-            m.in_channels,
-            m.out_channels,
-            kh, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
-            dilation=(dh, dh, dw),
-            **args)
-        if not inflate:
-            return new
-        weight = m.weight.unsqueeze(2).repeat(1, 1, kh, 1, 1) / kh
+def _with_weight(new: nn.Module, src: nn.Module, weight: torch.Tensor) -> nn.Module:
     with torch.no_grad():
         new.weight.copy_(weight)
-    _copy_bias(m, new)
+    _copy_bias(src, new)
     return new
 
 
-def _convert_norm(m, name):
-    if isinstance(m, nn.BatchNorm2d):
-        new = nn.BatchNorm3d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-    else:
-        new = nn.InstanceNorm3d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+@dataclass(frozen=True)
+class _ConvGeometry:
+    """A square 2D convolution's K, its 3D stride, padding and dilation pieces."""
+    k: int
+    stride: Tuple[int, int, int]
+    padding: object  # (ph, pw) or 'same' / 'valid'
+    dilation: Tuple[int, int]
+    args: dict
+
+    def planar(self):
+        """``(padding, dilation)`` of a ``(1, K, K)`` kernel."""
+        pad = self.padding if isinstance(self.padding, str) else (0, ) + self.padding
+        return pad, (1, ) + self.dilation
+
+    def cubic(self):
+        """``(padding, dilation)`` of a ``(K, K, K)`` kernel (depth as height)."""
+        p = self.padding
+        pad = p if isinstance(p, str) else (p[0], ) + p
+        return pad, (self.dilation[0], ) + self.dilation
+
+
+def _geometry(m: nn.Conv2d, name: str, opts: ConvertOptions) -> _ConvGeometry:
+    kh, kw = m.kernel_size
+    if kh != kw:
+        raise ConversionError(f'cannot convert {name} ({m}): {opts.mode} needs a square kernel')
+    sh, sw = m.stride
+    sd = sh if opts.conv_depth_stride is None else opts.conv_depth_stride
+    padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+    return _ConvGeometry(kh, (sd, sh, sw), padding, tuple(m.dilation),
+                         dict(groups=m.groups, bias=m.bias is not None))
+
+
+def _planar(m: nn.Conv2d, g: _ConvGeometry, cls=Conv2_5d, **extra) -> nn.Module:
+    """A ``(1, K, K)`` convolution class with the 2D weight (``Conv2_5d`` and its kin)."""
+    pad, dil = g.planar()
+    new = cls(m.in_channels, m.out_channels, g.k, g.stride, pad, dil,
+              padding_mode=m.padding_mode, **extra, **g.args)
+    return _with_weight(new, m, m.weight)
+
+
+@register_converter(nn.Conv2d)
+def _convert_conv(m: nn.Conv2d, name: str, opts: ConvertOptions) -> nn.Module:
+    return CONV_MODES[opts.mode](m, name, opts)
+
+
+@register_conv_mode('acs')
+def _conv_acs(m, name, opts):
+    g = _geometry(m, name, opts)
+    if g.k == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
+        return _planar(m, g)
+    pad, dil = g.cubic()
+    new = ACSConv(m.in_channels, m.out_channels, g.k, g.stride, pad, dil,
+                  padding_mode=m.padding_mode, **g.args)
+    return _with_weight(new, m, m.weight)
+
+
+@register_conv_mode('2.5d')
+def _conv_2_5d(m, name, opts):
+    return _planar(m, _geometry(m, name, opts))
+
+
+@register_conv_mode('3d')
+def _conv_3d(m, name, opts):
+    g = _geometry(m, name, opts)
+    if g.k == 1:
+        pad, dil = g.planar()
+        new = nn.Conv3d(m.in_channels, m.out_channels, 1, g.stride, pad, dil,
+                        padding_mode=m.padding_mode, **g.args)
+        return _with_weight(new, m, m.weight.unsqueeze(2))
+    pad, dil = g.cubic()
+    new = nn.Conv3d(m.in_channels, m.out_channels, g.k, g.stride, pad, dil,
+                    padding_mode=m.padding_mode, **g.args)
+    if not opts.inflate:
+        return new
+    # I3D: repeat along depth, divide by K
+    return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, g.k, 1, 1) / g.k)
+
+
+@register_conv_mode('a3d')
+def _conv_a3d(m, name, opts):
+    g = _geometry(m, name, opts)
+    if g.k == 1:
+        return _planar(m, g)
+    pad, dil = g.planar()
+    new = A3DConv(m.in_channels, m.out_channels, g.k, opts.num_slices, g.stride, pad, dil,
+                  padding_mode=m.padding_mode, **g.args)
+    return _with_weight(new, m, m.weight)
+
+
+@register_conv_mode('tsm')
+def _conv_tsm(m, name, opts):  # every convolution, 1 x 1 included (the authors' layers)
+    return _planar(m, _geometry(m, name, opts), TSMConv, n_fold=opts.n_fold)
+
+
+@register_conv_mode('alignshift')
+def _conv_alignshift(m, name, opts):
+    return _planar(m, _geometry(m, name, opts), AlignShiftConv, n_fold=opts.n_fold,
+                   ref_thickness=opts.ref_thickness, zero_pad=opts.zero_pad)
+
+
+def _transposed_geometry(m: nn.ConvTranspose2d, name: str, opts: ConvertOptions):
+    kh, kw = m.kernel_size
+    if kh != kw:
+        raise ConversionError(f'cannot convert {name} ({m}): {opts.mode} needs a square kernel')
+    sd = m.stride[0] if opts.conv_depth_stride is None else opts.conv_depth_stride
+    return kh, sd, dict(groups=m.groups, bias=m.bias is not None)
+
+
+@register_converter(nn.ConvTranspose2d)
+def _convert_conv_transpose(m: nn.ConvTranspose2d, name: str, opts: ConvertOptions) -> nn.Module:
+    return TRANSPOSED_CONV_MODES.get(opts.mode, _transpose_2_5d)(m, name, opts)
+
+
+def _transpose_2_5d(m, name, opts):
+    k, sd, args = _transposed_geometry(m, name, opts)
+    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
+    new = ConvTranspose2_5d(m.in_channels, m.out_channels, k, (sd, sh, sw), (0, ph, pw),
+                            (0, oh, ow), dilation=(1, dh, dw), **args)
+    return _with_weight(new, m, m.weight)
+
+
+@register_conv_mode('acs', transposed=True)
+def _transpose_acs(m, name, opts):
+    k, sd, args = _transposed_geometry(m, name, opts)
+    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
+    new = ACSConvTranspose(m.in_channels, m.out_channels, k, (sd, sh, sw), (ph, ph, pw),
+                           (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
+    return _with_weight(new, m, m.weight)
+
+
+@register_conv_mode('3d', transposed=True)
+def _transpose_3d(m, name, opts):
+    k, sd, args = _transposed_geometry(m, name, opts)
+    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
+    new = nn.ConvTranspose3d(m.in_channels, m.out_channels, k, (sd, sh, sw), (ph, ph, pw),
+                             (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
+    if not opts.inflate:
+        return new
+    return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, k, 1, 1) / k)
+
+
+@register_converter(nn.BatchNorm2d, nn.InstanceNorm2d)
+def _convert_norm(m, name, opts):
+    cls = nn.BatchNorm3d if isinstance(m, nn.BatchNorm2d) else nn.InstanceNorm3d
+    new = cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
     new.load_state_dict(m.state_dict())
     new.train(m.training)
     return new
 
 
-def _convert_pool(m, name, pool_depth: int):
-    if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
-        oh, ow = _pair(m.output_size)
-        if isinstance(m, nn.AdaptiveAvgPool2d):
-            return nn.AdaptiveAvgPool3d((oh, oh, ow))
-        return nn.AdaptiveMaxPool3d((oh, oh, ow), m.return_indices)
+@register_converter(nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)
+def _convert_adaptive_pool(m, name, opts):
+    oh, ow = _pair(m.output_size)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return nn.AdaptiveAvgPool3d((oh, oh, ow))
+    return nn.AdaptiveMaxPool3d((oh, oh, ow), m.return_indices)
+
+
+@register_converter(nn.MaxPool2d, nn.AvgPool2d)
+def _convert_pool(m, name, opts):
+    pool_depth = opts.pool_depth
     (kh, kw), (sh, sw), (ph, pw) = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
     pd = ph if pool_depth == kh else 0
     kernel, stride, padding = (pool_depth, kh, kw), (pool_depth, sh, sw), (pd, ph, pw)
@@ -218,7 +283,8 @@ def _convert_pool(m, name, pool_depth: int):
                         m.divisor_override)
 
 
-def _convert_upsample(m: nn.Upsample, name):
+@register_converter(nn.Upsample)
+def _convert_upsample(m: nn.Upsample, name, opts):
     if m.size is not None or m.scale_factor is None:
         raise ConversionError(f'cannot convert {name} ({m}): only scale_factor upsampling has a '
                               '3D counterpart that keeps depth')
@@ -231,38 +297,45 @@ def _convert_upsample(m: nn.Upsample, name):
         scale_factor=(1.0, float(sh), float(sw)), mode=modes[m.mode], align_corners=m.align_corners)
 
 
-def convert_module(m: nn.Module,
-                   name: str,
-                   mode: str,
-                   pool_depth: int = 1,
-                   conv_depth_stride: Optional[int] = 1,
-                   inflate: bool = True,
-                   num_slices: Optional[int] = None,
-                   shift_args: Optional[dict] = None) -> Optional[nn.Module]:
-    """The 3D counterpart of one module, or None if it has children to convert one by one."""
-    if isinstance(m, nn.Conv2d):
-        return _convert_conv(m, name, mode, conv_depth_stride, inflate, num_slices, shift_args)
-    if isinstance(m, nn.ConvTranspose2d):
-        return _convert_conv_transpose(m, name, mode, conv_depth_stride, inflate)
-    if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)):
-        return _convert_norm(m, name)
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
-        return _convert_pool(m, name, pool_depth)
-    if isinstance(m, nn.Upsample):
-        return _convert_upsample(m, name)
-    if isinstance(m, nn.Dropout2d):
-        return nn.Dropout3d(m.p, m.inplace)
-    if isinstance(m, _DIMENSION_FREE) or isinstance(
-            m, (A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d,
-                nn.BatchNorm3d, nn.InstanceNorm3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
-                nn.AdaptiveMaxPool3d, nn.Dropout3d)):
-        return m
+@register_converter(nn.Dropout2d)
+def _convert_dropout(m, name, opts):
+    return nn.Dropout3d(m.p, m.inplace)
+
+
+# Leaf modules that are correct on 5D input as they are, and layers that are already 3D.
+@register_converter(nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+                    nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
+                    nn.Softmax, nn.Identity, nn.Dropout, nn.AlphaDropout, nn.Linear, nn.Flatten,
+                    nn.GroupNorm, nn.LayerNorm, nn.SyncBatchNorm, A3DConv, ACSConv,
+                    ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d,
+                    nn.InstanceNorm3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
+                    nn.AdaptiveMaxPool3d, nn.Dropout3d)
+def _keep(m, name, opts):
+    return m
+
+
+def convert_module(m: nn.Module, name: str, opts: ConvertOptions) -> Optional[nn.Module]:
+    """The 3D counterpart of one module (by the registered converter of the first of its types,
+    along the MRO, that has one), or None if it has children to convert one by one."""
+    for t in type(m).__mro__:
+        fn = LAYER_CONVERTERS.get(t)
+        if fn is not None:
+            return fn(m, name, opts)
     if next(m.children(), None) is not None:
         return None
     if type(m).__name__.lower().endswith('2d') or any(p.dim() == 4 for p in m.parameters(False)):
-        raise ConversionError(f'cannot convert {name} ({type(m).__name__}) to {mode}: no 3D '
-                              'counterpart is known; convert it yourself or replace it')
+        raise ConversionError(f'cannot convert {name} ({type(m).__name__}) to {opts.mode}: no 3D '
+                              'counterpart is known; register a converter for it '
+                              '(register_converter) or replace it')
     return m  # a parameter-free leaf without 2D semantics (e.g. a custom activation)
+
+
+def modes() -> Tuple[str, ...]:
+    """The registered modes."""
+    return tuple(CONV_MODES)
+
+
+MODES = modes()  # the built-in ones
 
 
 def convert(model: nn.Module,
@@ -275,7 +348,7 @@ def convert(model: nn.Module,
             n_fold: int = 8,
             ref_thickness: float = 2.0,
             zero_pad: bool = False) -> nn.Module:
-    """A 3D copy of the 2D ``model`` for ``mode`` in :data:`MODES`.
+    """A 3D copy of the 2D ``model`` for ``mode`` in :func:`modes` (built in: :data:`MODES`).
 
     Args:
         pool_depth: kernel and stride of pooling along depth (1 keeps depth, as the paper's
@@ -289,21 +362,20 @@ def convert(model: nn.Module,
         zero_pad: ``'alignshift'``: a missing neighbour past the volume's ends is zero (False:
             the edge slice itself, the authors' default). TSM always pads with zero.
     """
-    if mode not in MODES:
-        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
-    if mode in ('a3d', 'alignshift') and (pool_depth != 1 or conv_depth_stride != 1):
+    if mode not in CONV_MODES:
+        raise ValueError(f'mode must be one of {modes()}, got {mode!r}')
+    if mode in DEPTH_KEEPING_MODES and (pool_depth != 1 or conv_depth_stride != 1):
         raise ValueError(f"mode {mode!r} keeps depth: pool_depth and conv_depth_stride must be 1")
     if mode in ('tsm', 'alignshift') and n_fold < 2:
         raise ValueError(f'n_fold must be >= 2, got {n_fold}')
-    shift_args = dict(n_fold=n_fold, ref_thickness=ref_thickness, zero_pad=zero_pad)
-    if mode == 'a3d':
-        if not num_slices or num_slices < 1:
-            raise ValueError("mode 'a3d' needs num_slices, the depth D of the input")
+    if mode == 'a3d' and (not num_slices or num_slices < 1):
+        raise ValueError("mode 'a3d' needs num_slices, the depth D of the input")
+    opts = ConvertOptions(mode, pool_depth, conv_depth_stride, inflate, num_slices, n_fold,
+                          ref_thickness, zero_pad)
     model = copy.deepcopy(model)
 
     def visit(module: nn.Module, prefix: str) -> nn.Module:
-        new = convert_module(module, prefix or type(module).__name__, mode, pool_depth,
-                             conv_depth_stride, inflate, num_slices, shift_args)
+        new = convert_module(module, prefix or type(module).__name__, opts)
         if new is not None:
             return new
         for child_name, child in list(module.named_children()):

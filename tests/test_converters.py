@@ -177,3 +177,36 @@ def test_conversion_reads_attributes_not_constructor_locals():
     conv = MyConv(2, 6)
     acs = convert(conv, 'acs')
     assert isinstance(acs, ACSConv) and torch.equal(acs.weight, conv.weight)
+
+
+def test_registry_extends_layers_and_modes_without_editing_the_dispatcher():
+    from acsdet.converters import (CONV_MODES, LAYER_CONVERTERS, ConversionError, convert,
+                                   register_conv_mode, register_converter)
+
+    class Blur2d(nn.Module):  # a 2D layer acsdet does not know
+
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(1, 1, 3, 3) / 9)
+
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), Blur2d())
+    with pytest.raises(ConversionError, match='register_converter'):
+        convert(net, '2.5d')
+    try:
+        @register_converter(Blur2d)
+        def _blur(m, name, opts):
+            return nn.AvgPool3d((1, 3, 3), 1, (0, 1, 1))
+
+        @register_conv_mode('plain3d')
+        def _plain(m, name, opts):  # a new mode: every conv a random K^3 Conv3d
+            k = m.kernel_size[0]
+            return nn.Conv3d(m.in_channels, m.out_channels, k, padding=k // 2)
+
+        out = convert(net, 'plain3d')
+        assert isinstance(out[0], nn.Conv3d) and out[0].kernel_size == (3, 3, 3)
+        assert isinstance(out[1], nn.AvgPool3d)
+        assert out(torch.randn(1, 2, 5, 8, 8)).shape == (1, 4, 5, 8, 8)
+        assert isinstance(convert(net, '2.5d')[1], nn.AvgPool3d)
+    finally:
+        LAYER_CONVERTERS.pop(Blur2d, None)
+        CONV_MODES.pop('plain3d', None)
