@@ -4,12 +4,16 @@ PY := $(VENV)/bin/python
 # Use the shared mmcv wheelhouse when one is given (see README); otherwise mmcv builds from source.
 export ACSDET_WHEELHOUSE
 
-.PHONY: setup test bench demo
+.PHONY: setup test test-fast bench demo
 setup:
 	bash tools/setup_env.sh
 
 test:
 	$(PY) -m pytest tests
+
+# Without the tests that train the end-to-end model or use it (marked slow; about 2 minutes).
+test-fast:
+	$(PY) -m pytest tests -m "not slow"
 
 # Benchmarks (not tests): see benchmarks/ and the README's tables.
 bench:

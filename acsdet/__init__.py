@@ -9,6 +9,7 @@ from .version import __version__
 
 register_checkpoint_loader()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers into mmdet.registry)
+# registers into mmdet.registry
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__']

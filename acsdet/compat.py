@@ -77,5 +77,6 @@ def load_local_checkpoint(filename, map_location=None):
 
 
 def register_checkpoint_loader():
-    """Route local (prefix '') checkpoint loads of MMEngine through :func:`load_local_checkpoint`."""
+    """Route MMEngine's local (prefix '') checkpoint loads through
+    :func:`load_local_checkpoint`."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)

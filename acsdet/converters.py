@@ -18,17 +18,18 @@ Upsample           scale (1, s, s)             same                         same
 Dropout2d          Dropout3d                   Dropout3d                    Dropout3d
 =================  ==========================  ===========================  ========================
 
-GroupNorm, SyncBatchNorm, LayerNorm, activations, Dropout, Linear and containers are dimension-free and
-kept. ``'a3d'`` is ``'2.5d'`` with a learned per-channel D x D slice fusion before every K x K
-convolution (:class:`A3DConv`; needs ``num_slices``; depth must stay D). ``'tsm'`` and
-``'alignshift'`` are ``'2.5d'`` with a slice shift of 1/``n_fold`` of the channels each way
-before every convolution (:class:`~acsdet.ops.shift.TSMConv`;
+GroupNorm, SyncBatchNorm, LayerNorm, activations, Dropout, Linear and containers are
+dimension-free and kept. ``'a3d'`` is ``'2.5d'`` with a learned per-channel D x D slice fusion
+before every K x K convolution (:class:`A3DConv`; needs ``num_slices``; depth must stay D).
+``'tsm'`` and ``'alignshift'`` are ``'2.5d'`` with a slice shift of 1/``n_fold`` of the channels
+each way before every convolution (:class:`~acsdet.ops.shift.TSMConv`;
 :class:`~acsdet.ops.shift.AlignShiftConv`, weighted by each sample's slice thickness, so depth
 must stay as it is). Strided convolutions keep depth by default (``conv_depth_stride=1``, the
-paper's detection setting); ``conv_depth_stride=None`` uses the 2D stride along depth too. Anything else with 2D
-semantics raises :class:`ConversionError` naming the module. Only module attributes are read (never
-``Conv2d.__init__``'s argument names), so new torch versions do not break it. Functional 2D calls
-inside a ``forward`` (``F.max_pool2d`` ...) cannot be seen by a converter: replace them by modules.
+paper's detection setting); ``conv_depth_stride=None`` uses the 2D stride along depth too.
+Anything else with 2D semantics raises :class:`ConversionError` naming the module. Only module
+attributes are read (never ``Conv2d.__init__``'s argument names), so new torch versions do not
+break it. Functional 2D calls inside a ``forward`` (``F.max_pool2d`` ...) cannot be seen by a
+converter: replace them by modules.
 
 Extending: the layer table is a registry. ``@register_converter(nn.X)`` registers
 ``fn(module, name, opts) -> nn.Module`` for a layer type (looked up along the type's MRO, so

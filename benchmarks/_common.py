@@ -14,7 +14,8 @@ import torch
 def machine() -> str:
     if torch.cuda.is_available():
         return f'{torch.cuda.get_device_name()} (torch {torch.__version__})'
-    return f'{platform.machine()} CPU, {torch.get_num_threads()} threads (torch {torch.__version__})'
+    threads = torch.get_num_threads()
+    return f'{platform.machine()} CPU, {threads} threads (torch {torch.__version__})'
 
 
 def _sync(device):
@@ -67,7 +68,8 @@ def peak_mib(fn, device) -> float:
 
 
 def run_isolated(script: str, args) -> dict:
-    """Run ``script args`` in a fresh interpreter (exact CPU peak memory); it prints one JSON line."""
+    """Run ``script args`` in a fresh interpreter (exact CPU peak memory); it prints one JSON
+    line."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0')
     out = subprocess.run(
         [sys.executable, script] + [str(a) for a in args],

@@ -1,6 +1,7 @@
 """FROC evaluation at the DeepLesion test-set scale: 4,817 images x 50 detections, 4,912 lesions.
 
-Compares the vectorised :func:`compute_froc` with the one-detection-at-a-time reference loop.
+Compares the vectorised :func:`compute_froc` with MULAN's one-detection-at-a-time loop as the tests
+transliterate it (`tests/official_froc.py`, their oracle).
 
     .venv/bin/python benchmarks/bench_froc.py [--images 4817] [--dets 50]
 """
@@ -12,10 +13,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from _common import markdown_table  # noqa: E402
 
 from acsdet.evaluation import compute_froc  # noqa: E402
-from acsdet.evaluation.froc import froc_curve_reference, sensitivity_at  # noqa: E402
+from tests.official_froc import sens_at_fp  # noqa: E402  (MULAN's loop, the tests' oracle)
 
 
 def synthetic(n_img, n_det, n_lesions, seed=0):
@@ -47,8 +49,7 @@ def main(argv=None):
     fast = [compute_froc(dets, gts) for _ in range(5)][-1]
     t_fast = (time.perf_counter() - t0) / 5
     t0 = time.perf_counter()
-    curve = froc_curve_reference(dets, gts)
-    slow = sensitivity_at(*curve, fast.fps)
+    slow = sens_at_fp(dets, gts, fast.fps)
     t_slow = time.perf_counter() - t0
     assert np.allclose(fast.sensitivities, slow)
     print(f'FROC on {args.images} images x {args.dets} detections, {args.lesions} lesions')

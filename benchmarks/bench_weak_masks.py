@@ -23,12 +23,9 @@ from acsdet.datasets.deeplesion_coco import convert_deeplesion  # noqa: E402
 from acsdet.datasets.deeplesion_info import key_slice_path, read_dl_info  # noqa: E402
 from acsdet.datasets.slices import decode_slice  # noqa: E402
 from acsdet.datasets.synthetic import make_synthetic_deeplesion  # noqa: E402
-from acsdet.datasets.weak_masks import (
-    SOFT_TISSUE_WINDOW,
-    WIDE_WINDOW,
-    ellipse_mask,  # noqa: E402
-    grabcut_mask,
-    window_to_uint8)
+from acsdet.datasets.weak_masks import ellipse_mask  # noqa: E402
+from acsdet.datasets.weak_masks import (SOFT_TISSUE_WINDOW, WIDE_WINDOW, grabcut_mask,  # noqa: E402
+                                        window_to_uint8)
 from acsdet.evaluation.froc import size_bucket  # noqa: E402
 
 
@@ -98,7 +95,8 @@ def main(argv=None):
     print(
         f'\nconverter: {s.total_lesions} lesions in {dt:.2f} s with {args.workers} workers = '
         f'{s.total_lesions / dt:.1f} lesions/s (process start-up included); '
-        f'whole DeepLesion (32,735 lesions) at this rate: {32735 / (s.total_lesions / dt) / 60:.1f} min'
+        'whole DeepLesion (32,735 lesions) at this rate: '
+        f'{32735 / (s.total_lesions / dt) / 60:.1f} min'
     )
 
 

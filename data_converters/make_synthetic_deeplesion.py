@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Write a synthetic dataset in the exact DeepLesion layout (PNG series, DL_info.csv, truth masks).
 
-    python data_converters/make_synthetic_deeplesion.py --out data/synthetic --num-series 40 --seed 0
+    python data_converters/make_synthetic_deeplesion.py --out data/synthetic --num-series 40 \
+        --seed 0
 """
 import argparse
 import os.path as osp

@@ -11,6 +11,17 @@ if ROOT not in sys.path:  # tools/ and data_converters/ are scripts, importable 
 torch.set_num_threads(2)
 
 
+SLOW_FIXTURES = {'e2e_trained', 'dist_training'}  # minutes of CPU training each
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs a trained model (directly or through another fixture) is
+    ``slow``: ``make test-fast`` (``-m 'not slow'``) leaves them out."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_scope():
     """Every test starts seeded and in MMDetection's registry scope (a Runner built by an earlier
@@ -24,9 +35,10 @@ def det_batch(images, box, label=0):
     """An MMDetection batch: each ``(C, S, S)`` image with one object: ``box`` (x1, y1, x2, y2)
     and its filled mask; the samples' slice interval is 2 mm."""
     import numpy as np
+    from mmengine.structures import InstanceData
+
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
     samples = []
     for img in images:
         size = img.shape[-1]
@@ -119,5 +131,3 @@ def e2e_trained(e2e_data, tmp_path_factory):
         str(work / 'show')
     ] + _options(work))
     return work, untrained, trained
-
-

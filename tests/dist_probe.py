@@ -1,8 +1,9 @@
 """A hook for the distributed tests: each rank saves what it trained on and its final weights.
 
 Imported into tools/train.py runs through the config's ``custom_imports`` (the repository root
-is on ``sys.path`` there). Writes ``probe_rank{R}.pt`` into the work dir after training:
-``{'rank', 'world_size', 'wrapper', 'lr' (the schedulers' base), 'seen': [(epoch, img_id), ...], 'params': {name: tensor}}``.
+is on ``sys.path`` there). Writes ``probe_rank{R}.pt`` into the work dir after training, with
+``rank``, ``world_size``, ``wrapper`` (the model wrapper's class name), ``lr`` (the schedulers'
+base), ``seen`` (``[(epoch, img_id), ...]``) and ``params`` (``{name: tensor}``).
 """
 import os.path as osp
 

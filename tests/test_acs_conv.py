@@ -138,7 +138,8 @@ def test_rejects_non_square_kernels_and_bad_arguments():
 @pytest.mark.parametrize('stride', [1, 2])
 @pytest.mark.parametrize('groups', [1, 'depthwise'])
 def test_same_outputs_as_official_acsconv(stride, groups):
-    """Where the official operator is correct (odd K, 'same'-style padding), outputs are identical."""
+    """Where the official operator is correct (odd K, 'same'-style padding), outputs are
+    identical."""
     import acsconv.operators as official_ops  # a test dependency (tools/setup_env.sh)
     cin = 6
     g = cin if groups == 'depthwise' else 1

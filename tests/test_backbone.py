@@ -218,3 +218,32 @@ def test_one_training_step_all_losses_positive_and_grads_reach_conv0():
     total.backward()
     g = model.backbone.features.conv0.weight.grad
     assert g is not None and torch.count_nonzero(g) > 0
+
+
+ALL_CONFIGS = sorted(
+    c for c in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in c)
+
+
+@pytest.mark.parametrize('config', ALL_CONFIGS, ids=lambda c: osp.relpath(c, ROOT))
+def test_one_num_slices_per_config(config):
+    """The slices every pipeline loads are the slices the backbone expects."""
+    cfg = Config.fromfile(config)
+    d = cfg.model.backbone.num_slices
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        steps = [s for s in cfg[loader].dataset.pipeline if s.type == 'LoadDeepLesionSlices']
+        assert len(steps) == 1 and steps[0].num_slices == d, (loader, steps)
+    assert 'visualization' not in cfg.default_hooks  # 16-bit slices: see default_runtime.py
+
+
+def test_configs_readme_and_metafile_list_every_config():
+    import yaml
+    text = open(osp.join(ROOT, 'configs', 'README.md')).read()
+    meta = yaml.safe_load(open(osp.join(ROOT, 'configs', 'metafile.yml')))
+    listed = {m['Config'] for m in meta['Models']}
+    for c in ALL_CONFIGS:
+        rel = osp.relpath(c, ROOT)
+        assert osp.basename(c) in text, rel
+        assert rel in listed, rel
+    for m in meta['Models']:
+        assert osp.isfile(osp.join(ROOT, m['Config'])), m['Config']

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from acsdet.datasets import DeepLesionDataset
-from acsdet.datasets import deeplesion_coco
+from acsdet.datasets import DeepLesionDataset, deeplesion_coco
 from acsdet.datasets.annotations import read_coco_annotations
 from acsdet.datasets.boxes import inclusive_to_coco
 from acsdet.datasets.deeplesion_coco import REPORT_NAME, convert_deeplesion
@@ -376,11 +375,11 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
 
 
 def test_froc_curve_and_show_dir_replace_symlinks(tmp_path):
-    from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
 
     from acsdet.engine.hooks import DeepLesionVisualizationHook
     from acsdet.evaluation import compute_froc, plot_froc
+    from mmdet.structures import DetDataSample
     target = tmp_path / 'precious.txt'
     target.write_text('keep me')
     link = tmp_path / 'froc_curve.png'

@@ -80,7 +80,8 @@ def _detections(records, rng):
             for _ in range(2):  # inside the lesion, IoU about 0.5: one pixel decides
                 k = np.sqrt(rng.uniform(0.42, 0.58))
                 cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-                rows.append([cx - k * w / 2, cy - k * h / 2, cx + k * w / 2 - 1, cy + k * h / 2 - 1])
+                rows.append(
+                    [cx - k * w / 2, cy - k * h / 2, cx + k * w / 2 - 1, cy + k * h / 2 - 1])
         for _ in range(int(rng.integers(0, 3))):
             cx, cy = rng.uniform(0, 127, 2)
             s = rng.uniform(4, 20)
@@ -250,4 +251,3 @@ def test_froc_eval_matches_by_name_after_a_reconversion_and_refuses_shifted_ids(
         froc_eval.main([str(tmp_path / 'ids.pkl'), new_gt])
     assert e.value.code == 2
     assert 'do not line up' in capsys.readouterr().err
-

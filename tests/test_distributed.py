@@ -170,7 +170,8 @@ def test_dist_test_counts_every_image_once(e2e_data, e2e_trained, tmp_path):
     def args(name):
         return [
             '--work-dir', str(tmp_path / name), '--out', str(tmp_path / name / 'results.pkl'),
-            '--data-root', str(e2e_data), '--cfg-options', f'test_dataloader.dataset.ann_file={ann}',
+            '--data-root', str(e2e_data), '--cfg-options',
+            f'test_dataloader.dataset.ann_file={ann}',
             f'test_dataloader.dataset.indices={n}', 'test_dataloader.num_workers=0',
             'test_dataloader.persistent_workers=False'
         ]

@@ -6,7 +6,6 @@ FROC files, the dumped predictions re-score identically with tools/froc_eval.py,
 draws the key slices.
 """
 import json
-import os.path as osp
 import pickle
 
 import numpy as np

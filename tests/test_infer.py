@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from acsdet.apis import SliceDetection, group_detections, recist
 from acsdet.datasets.deeplesion_info import read_dl_info

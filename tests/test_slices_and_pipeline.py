@@ -11,9 +11,9 @@ from mmengine.registry import init_default_scope
 import acsdet  # noqa: F401
 from acsdet.datasets.deeplesion_coco import convert_deeplesion
 from acsdet.datasets.slices import SliceReader, decode_slice, load_slice_stack
+from acsdet.datasets.synthetic import make_synthetic_deeplesion
 from acsdet.datasets.transforms.augment import warp_channels
 from acsdet.engine.cli import load_config
-from acsdet.datasets.synthetic import make_synthetic_deeplesion
 from mmdet.registry import DATASETS, TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks

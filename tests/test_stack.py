@@ -3,17 +3,17 @@ import os
 import os.path as osp
 import pickle
 
-import mmdet
 import pytest
 import torch
 from mmcv.ops import RoIAlign, nms
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 import acsdet  # noqa: F401  (installs the checkpoint loader)
+import mmdet
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 
 from .conftest import det_batch
 
@@ -164,6 +164,7 @@ class _RunsCode:
 
 def test_checkpoint_loader_refuses_crafted_checkpoints(tmp_path):
     from mmengine.logging import history_buffer
+
     from acsdet.compat import load_local_checkpoint
     before = dict(vars(history_buffer))
     torch.save({'state_dict': {}, 'x': _GlobalsOf()}, tmp_path / 'globals.pth')

@@ -138,8 +138,9 @@ def load_gt(path: str):
         raise InputError(
             f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
     return [
-        dict(key=image_key(k), id=None, instances=[dict(bbox=b) for b in
-                                                    _rows(v, 4, path, k, 'GT box').tolist()],
+        dict(key=image_key(k),
+             id=None,
+             instances=[dict(bbox=b) for b in _rows(v, 4, path, k, 'GT box').tolist()],
              slice_interval=None) for k, v in raw.items()
     ]
 

@@ -13,14 +13,15 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import acsdet  # noqa: E402,F401
-from acsdet.engine.cli import (add_common_args, load_checkpoint_strictly, load_config,  # noqa: E402
-                               parse_common)
-from acsdet.engine.dist import setup_distributed  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+import acsdet  # noqa: E402,F401
+from acsdet.engine.cli import (add_common_args, load_checkpoint_strictly, load_config,  # noqa: E402
+                               parse_common)
+from acsdet.engine.dist import setup_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,7 +62,6 @@ def build_cfg(args) -> Config:
                 out_dir=args.show_dir,
                 score_thr=args.show_score_thr))
     cfg.custom_hooks = hooks
-    cfg.default_hooks.pop('visualization', None)  # MMDetection's reads 16-bit PNGs as RGB
     return cfg
 
 

@@ -231,8 +231,8 @@ class LesionDetector:
                            y=[round(float(y1), 2), round(float(y2), 2)], z=[int(z1), int(z2)]),
             box_stored_index=dict(min=np.round(stored.min(0), 2).tolist(),
                                   max=np.round(stored.max(0), 2).tolist()),
-            box_lps_mm=dict(min=np.round(lps.min(0), 2).tolist(), max=np.round(lps.max(0),
-                                                                              2).tolist()),
+            box_lps_mm=dict(
+                min=np.round(lps.min(0), 2).tolist(), max=np.round(lps.max(0), 2).tolist()),
             center_voxel=np.round(centre, 2).tolist(),
             center_stored_index=np.round(vol.to_stored_index(centre), 2).tolist(),
             center_lps_mm=np.round(vol.to_lps(centre), 2).tolist(),

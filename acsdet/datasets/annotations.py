@@ -88,8 +88,8 @@ def read_coco_annotations(path: str, coco: Optional[dict] = None) -> List[dict]:
     for ann in coco['annotations']:
         img = images.get(ann.get('image_id')) if isinstance(ann, dict) else None
         if img is None:
-            raise ValueError(f'{path}: annotation {ann.get("id") if isinstance(ann, dict) else ann!r}'
-                             ' refers to no image of the file')
+            which = ann.get('id') if isinstance(ann, dict) else repr(ann)
+            raise ValueError(f'{path}: annotation {which} refers to no image of the file')
         img['lesions'].append(
             dict(
                 bbox=_bbox(ann, path),

@@ -78,10 +78,6 @@ class LesionRecord:
     def long_diameter_mm(self) -> Optional[float]:
         return None if self.spacing is None else self.diameters_px[0] * self.spacing[0]
 
-    @property
-    def split_name(self) -> Optional[str]:
-        return SPLITS.get(self.split)
-
 
 @dataclass(frozen=True)
 class ParseError:

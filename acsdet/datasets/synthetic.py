@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
 from ..utils import atomic_write, mask_to_rle
 from .deeplesion_info import COLUMNS
 
@@ -67,7 +68,7 @@ class Shape:
         if sec is None:
             return None
         cx, cy, a, b = sec
-        rmax = max(a, b) * (1 + sum(abs(l[1]) for l in self.lobes)) + 2 * px
+        rmax = max(a, b) * (1 + sum(abs(lobe[1]) for lobe in self.lobes)) + 2 * px
         c0, c1 = np.searchsorted(xs, [cx - rmax, cx + rmax])
         r0, r1 = np.searchsorted(ys, [cy - rmax, cy + rmax])
         if c1 <= c0 or r1 <= r0:
@@ -484,15 +485,14 @@ def generate_series(index: int,
     return rows, truth
 
 
-def make_synthetic_deeplesion(
-    out_dir: str,
-    num_series: int,
-    seed: int = 0,
-    image_size: int = 512,
-    context_mm: float = 30.0,
-    progress: bool = False,
-    noisy_fraction: float = 0.03,
-    lesion_mm: Tuple[float, float] = (3.0, 60.0)) -> dict:
+def make_synthetic_deeplesion(out_dir: str,
+                              num_series: int,
+                              seed: int = 0,
+                              image_size: int = 512,
+                              context_mm: float = 30.0,
+                              progress: bool = False,
+                              noisy_fraction: float = 0.03,
+                              lesion_mm: Tuple[float, float] = (3.0, 60.0)) -> dict:
     """Write a synthetic DeepLesion of ``num_series`` series into ``out_dir``; return a summary.
 
     ``context_mm``: slices kept on each side of the key slices; ``noisy_fraction``: share of

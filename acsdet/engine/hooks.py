@@ -19,14 +19,13 @@ from ..utils import atomic_write
 
 @HOOKS.register_module()
 class ProgressBarHook(Hook):
-    """An ``mmengine.utils.ProgressBar`` over the test (and validation) iterations, rank 0 only
-    (MMEngine's loops log every ``interval`` iterations but show no bar)."""
+    """An ``mmengine.utils.ProgressBar`` over the test iterations, rank 0 only (MMEngine's loops
+    log every ``interval`` iterations but show no bar)."""
 
-    def __init__(self, val: bool = False):
-        self.val = val
+    def __init__(self):
         self._bar = None
 
-    def _start(self, runner, loader):
+    def _start(self, loader):
         if is_main_process():
             self._bar = ProgressBar(len(loader))
 
@@ -40,25 +39,13 @@ class ProgressBarHook(Hook):
             self._bar = None
 
     def before_test_epoch(self, runner):
-        self._start(runner, runner.test_dataloader)
+        self._start(runner.test_dataloader)
 
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self._step()
 
     def after_test_epoch(self, runner, metrics=None):
         self._end()
-
-    def before_val_epoch(self, runner):
-        if self.val:
-            self._start(runner, runner.val_dataloader)
-
-    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if self.val:
-            self._step()
-
-    def after_val_epoch(self, runner, metrics=None):
-        if self.val:
-            self._end()
 
 
 def draw_key_slice(hu: np.ndarray,

@@ -139,34 +139,6 @@ def froc_curve(detections: Sequence, gt_boxes: Sequence, iou_thr: float = 0.5):
     return (np.concatenate([[0.], fp / n_img]), np.concatenate([[0.], tp / total_gt]))
 
 
-def froc_curve_reference(detections: Sequence, gt_boxes: Sequence, iou_thr: float = 0.5):
-    """The protocol as the reference code writes it, one detection at a time (slow).
-
-    Kept as the oracle for :func:`froc_curve` in the tests and as the benchmark's baseline.
-    """
-    dets = [_as_boxes(d, 5, 'detections', i) for i, d in enumerate(detections)]
-    gts = [_as_boxes(g, 4, 'gt_boxes', i) for i, g in enumerate(gt_boxes)]
-    flat = [(d[4], i, d[:4]) for i, ds in enumerate(dets) for d in ds]
-    order = np.argsort(-np.array([f[0] for f in flat]), kind='stable')
-    hit = [np.zeros(len(g), dtype=bool) for g in gts]
-    n_hits = n_fp = 0
-    fps, sens = [0.], [0.]
-    n_gt = sum(len(g) for g in gts)
-    for k in order:
-        _, i, box = flat[k]
-        ov = iou_plus1(box[None], gts[i]) if len(gts[i]) else np.zeros(0)
-        if len(ov) == 0 or ov.max() < iou_thr:
-            n_fp += 1
-        else:
-            for j in np.nonzero(ov >= iou_thr)[0]:
-                if not hit[i][j]:
-                    hit[i][j] = True
-                    n_hits += 1
-        fps.append(n_fp / len(gts))
-        sens.append(n_hits / n_gt)
-    return np.array(fps), np.array(sens)
-
-
 def sensitivity_at(curve_fps: np.ndarray, curve_sens: np.ndarray,
                    fps: Sequence[float]) -> np.ndarray:
     """Linear interpolation of the curve at ``fps`` (the last point of a tie); beyond its end,

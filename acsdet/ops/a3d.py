@@ -11,8 +11,8 @@ from typing import Union
 import torch
 import torch.nn as nn
 
-from .acs_conv import IntOr3
 from .conv2_5d import Conv2_5d
+from .conv_args import IntOr3
 
 
 class SliceFusion(nn.Module):

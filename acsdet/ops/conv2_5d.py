@@ -4,11 +4,13 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
-from .acs_conv import ACSConvTranspose, IntOr3, _Conv2dWeightIn3d, resolve_padding
+from .acs_conv import ACSConvTranspose, Conv2dWeightIn3d
+from .conv_args import IntOr3, resolve_padding
 
 
-class Conv2_5d(_Conv2dWeightIn3d):
-    """``nn.Conv3d`` with a ``(1, K, K)`` kernel whose weight is stored 2D ``(Co, Ci/groups, K, K)``.
+class Conv2_5d(Conv2dWeightIn3d):
+    """``nn.Conv3d`` with a ``(1, K, K)`` kernel whose weight is stored 2D
+    ``(Co, Ci/groups, K, K)``.
 
     Input ``(N, Ci, D, H, W)``. An int ``padding`` p means ``(0, p, p)`` (the kernel has depth 1);
     per-axis paddings, ``'same'`` and ``'valid'`` are used as given.

@@ -25,8 +25,8 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from .acs_conv import IntOr3
 from .conv2_5d import Conv2_5d
+from .conv_args import IntOr3
 
 
 def alignshift_alpha(thickness: torch.Tensor, ref_thickness: float) -> torch.Tensor:
@@ -98,7 +98,7 @@ def shift_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
                  dilation, groups: int) -> torch.Tensor:
     """:class:`_ShiftConvFunction` under ``torch.autocast`` as ``F.conv3d`` behaves there: the
     inputs are cast to the autocast dtype and the function runs with autocast off (as
-    :func:`acsdet.ops.acs_conv._acs_function`)."""
+    :func:`acsdet.ops.acs_function._acs_function`)."""
     device = x.device.type
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)

@@ -7,8 +7,9 @@ default_hooks = dict(
     # keep the last checkpoints and the best by the validation FROC average
     checkpoint=dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='froc/avg', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+# No DetVisualizationHook: it reads the image file as RGB, and DeepLesion's are 16-bit slices;
+# `tools/test.py --show-dir` adds acsdet's DeepLesionVisualizationHook instead.
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -3,6 +3,6 @@ from .augment import RandomShiftScaleRotate, SpacingResize, warp_channels
 from .loading import HUWindowNormalize, LoadDeepLesionSlices, LoadVolumeSlices
 
 __all__ = [
-    'LoadDeepLesionSlices', 'LoadVolumeSlices', 'HUWindowNormalize', 'RandomShiftScaleRotate', 'SpacingResize',
-    'warp_channels'
+    'LoadDeepLesionSlices', 'LoadVolumeSlices', 'HUWindowNormalize', 'RandomShiftScaleRotate',
+    'SpacingResize', 'warp_channels'
 ]

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from mmdet.registry import TRANSFORMS
 from mmdet.datasets.transforms import Resize
+from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 

@@ -2,8 +2,8 @@
 
 conv0 7x7/2 - norm0 - relu0 - pool0 3x3/2 - denseblock1 (256 ch, stride 4) - transition1 (/8) -
 denseblock2 (512 ch, /8) - transition2 (/16) - denseblock3 (1024 ch, /16), built in 2D and
-converted by :func:`acsdet.converters.convert` with ``conv_mode`` ('acs', '2.5d', '3d', 'a3d', 'tsm',
-'alignshift'). Depth
+converted by :func:`acsdet.converters.convert` with ``conv_mode`` ('acs', '2.5d', '3d', 'a3d',
+'tsm', 'alignshift'). Depth
 is kept throughout: strides and pooling act in-plane (``pool_depth=1``, ``conv_depth_stride=1``).
 After each dense block a ``Conv3d(C, C, (D, 1, 1))`` without padding collapses depth to 1, giving
 three 2D maps (strides 4, 8, 16; 256, 512, 1024 channels) for the 2D decoder neck
