@@ -148,8 +148,16 @@ def _geometry(m: nn.Conv2d, name: str, opts: ConvertOptions) -> _ConvGeometry:
 def _planar(m: nn.Conv2d, g: _ConvGeometry, cls=Conv2_5d, **extra) -> nn.Module:
     """A ``(1, K, K)`` convolution class with the 2D weight (``Conv2_5d`` and its kin)."""
     pad, dil = g.planar()
-    new = cls(m.in_channels, m.out_channels, g.k, g.stride, pad, dil,
-              padding_mode=m.padding_mode, **extra, **g.args)
+    new = cls(
+        m.in_channels,
+        m.out_channels,
+        g.k,
+        g.stride,
+        pad,
+        dil,
+        padding_mode=m.padding_mode,
+        **extra,
+        **g.args)
     return _with_weight(new, m, m.weight)
 
 
@@ -164,8 +172,15 @@ def _conv_acs(m, name, opts):
     if g.k == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
         return _planar(m, g)
     pad, dil = g.cubic()
-    new = ACSConv(m.in_channels, m.out_channels, g.k, g.stride, pad, dil,
-                  padding_mode=m.padding_mode, **g.args)
+    new = ACSConv(
+        m.in_channels,
+        m.out_channels,
+        g.k,
+        g.stride,
+        pad,
+        dil,
+        padding_mode=m.padding_mode,
+        **g.args)
     return _with_weight(new, m, m.weight)
 
 
@@ -179,12 +194,26 @@ def _conv_3d(m, name, opts):
     g = _geometry(m, name, opts)
     if g.k == 1:
         pad, dil = g.planar()
-        new = nn.Conv3d(m.in_channels, m.out_channels, 1, g.stride, pad, dil,
-                        padding_mode=m.padding_mode, **g.args)
+        new = nn.Conv3d(
+            m.in_channels,
+            m.out_channels,
+            1,
+            g.stride,
+            pad,
+            dil,
+            padding_mode=m.padding_mode,
+            **g.args)
         return _with_weight(new, m, m.weight.unsqueeze(2))
     pad, dil = g.cubic()
-    new = nn.Conv3d(m.in_channels, m.out_channels, g.k, g.stride, pad, dil,
-                    padding_mode=m.padding_mode, **g.args)
+    new = nn.Conv3d(
+        m.in_channels,
+        m.out_channels,
+        g.k,
+        g.stride,
+        pad,
+        dil,
+        padding_mode=m.padding_mode,
+        **g.args)
     if not opts.inflate:
         return new
     # I3D: repeat along depth, divide by K
@@ -197,8 +226,16 @@ def _conv_a3d(m, name, opts):
     if g.k == 1:
         return _planar(m, g)
     pad, dil = g.planar()
-    new = A3DConv(m.in_channels, m.out_channels, g.k, opts.num_slices, g.stride, pad, dil,
-                  padding_mode=m.padding_mode, **g.args)
+    new = A3DConv(
+        m.in_channels,
+        m.out_channels,
+        g.k,
+        opts.num_slices,
+        g.stride,
+        pad,
+        dil,
+        padding_mode=m.padding_mode,
+        **g.args)
     return _with_weight(new, m, m.weight)
 
 
@@ -209,8 +246,13 @@ def _conv_tsm(m, name, opts):  # every convolution, 1 x 1 included (the authors'
 
 @register_conv_mode('alignshift')
 def _conv_alignshift(m, name, opts):
-    return _planar(m, _geometry(m, name, opts), AlignShiftConv, n_fold=opts.n_fold,
-                   ref_thickness=opts.ref_thickness, zero_pad=opts.zero_pad)
+    return _planar(
+        m,
+        _geometry(m, name, opts),
+        AlignShiftConv,
+        n_fold=opts.n_fold,
+        ref_thickness=opts.ref_thickness,
+        zero_pad=opts.zero_pad)
 
 
 def _transposed_geometry(m: nn.ConvTranspose2d, name: str, opts: ConvertOptions):
@@ -229,8 +271,12 @@ def _convert_conv_transpose(m: nn.ConvTranspose2d, name: str, opts: ConvertOptio
 def _transpose_2_5d(m, name, opts):
     k, sd, args = _transposed_geometry(m, name, opts)
     (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    new = ConvTranspose2_5d(m.in_channels, m.out_channels, k, (sd, sh, sw), (0, ph, pw),
-                            (0, oh, ow), dilation=(1, dh, dw), **args)
+    new = ConvTranspose2_5d(
+        m.in_channels,
+        m.out_channels,
+        k, (sd, sh, sw), (0, ph, pw), (0, oh, ow),
+        dilation=(1, dh, dw),
+        **args)
     return _with_weight(new, m, m.weight)
 
 
@@ -238,8 +284,12 @@ def _transpose_2_5d(m, name, opts):
 def _transpose_acs(m, name, opts):
     k, sd, args = _transposed_geometry(m, name, opts)
     (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    new = ACSConvTranspose(m.in_channels, m.out_channels, k, (sd, sh, sw), (ph, ph, pw),
-                           (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
+    new = ACSConvTranspose(
+        m.in_channels,
+        m.out_channels,
+        k, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
+        dilation=(dh, dh, dw),
+        **args)
     return _with_weight(new, m, m.weight)
 
 
@@ -247,8 +297,12 @@ def _transpose_acs(m, name, opts):
 def _transpose_3d(m, name, opts):
     k, sd, args = _transposed_geometry(m, name, opts)
     (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    new = nn.ConvTranspose3d(m.in_channels, m.out_channels, k, (sd, sh, sw), (ph, ph, pw),
-                             (oh if sd > 1 else 0, oh, ow), dilation=(dh, dh, dw), **args)
+    new = nn.ConvTranspose3d(
+        m.in_channels,
+        m.out_channels,
+        k, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
+        dilation=(dh, dh, dw),
+        **args)
     if not opts.inflate:
         return new
     return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, k, 1, 1) / k)
@@ -305,12 +359,11 @@ def _convert_dropout(m, name, opts):
 
 # Leaf modules that are correct on 5D input as they are, and layers that are already 3D.
 @register_converter(nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
-                    nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
-                    nn.Softmax, nn.Identity, nn.Dropout, nn.AlphaDropout, nn.Linear, nn.Flatten,
-                    nn.GroupNorm, nn.LayerNorm, nn.SyncBatchNorm, A3DConv, ACSConv,
-                    ACSConvTranspose, Conv2_5d, nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d,
-                    nn.InstanceNorm3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
-                    nn.AdaptiveMaxPool3d, nn.Dropout3d)
+                    nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Softmax,
+                    nn.Identity, nn.Dropout, nn.AlphaDropout, nn.Linear, nn.Flatten, nn.GroupNorm,
+                    nn.LayerNorm, nn.SyncBatchNorm, A3DConv, ACSConv, ACSConvTranspose, Conv2_5d,
+                    nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.InstanceNorm3d, nn.MaxPool3d,
+                    nn.AvgPool3d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d, nn.Dropout3d)
 def _keep(m, name, opts):
     return m
 

@@ -29,10 +29,10 @@ DEFAULT_CONFIG = 'configs/demo/deeplesion_acs_7slice_demo.py'
 
 
 def synthetic_data(folder: str) -> str:
-    from acsdet.datasets.deeplesion_coco import convert_deeplesion
-    from acsdet.datasets.synthetic import make_synthetic_deeplesion
-    make_synthetic_deeplesion(folder, num_series=48, seed=7, image_size=192, context_mm=6,
-                              lesion_mm=(12, 50))
+    from acsdet.preparation.deeplesion_coco import convert_deeplesion
+    from acsdet.testing.synthetic import make_synthetic_deeplesion
+    make_synthetic_deeplesion(
+        folder, num_series=48, seed=7, image_size=192, context_mm=6, lesion_mm=(12, 50))
     convert_deeplesion(folder, osp.join(folder, 'annotations'))
     return folder
 
@@ -48,14 +48,18 @@ def run(config, data_root, work_dir, procs, batch, threads, iters, port):
         'default_hooks.checkpoint.save_best=None', 'default_hooks.checkpoint.interval=1000',
         'default_hooks.logger.interval=1'
     ]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHON=sys.executable, MASTER_PORT=str(port))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHON=sys.executable,
+        MASTER_PORT=str(port))
     if procs == 1:
         cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config] + opts
     else:
         cmd = ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config, str(procs)] + opts
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scalars = sorted(
         osp.join(d, f) for d, _, files in os.walk(work_dir) for f in files if f == 'scalars.json')
     with open(scalars[-1]) as f:
@@ -88,18 +92,23 @@ def main(argv=None):
         for r in range(args.repeats):
             for i, (label, procs, batch, threads) in enumerate(setups):
                 work = osp.join(tmp, f'work_{r}_{i}')
-                times[label] += run(args.config, data_root, work, procs, batch, threads,
-                                    args.iters, 29700 + 10 * r + i)
+                times[label] += run(args.config, data_root, work, procs, batch, threads, args.iters,
+                                    29700 + 10 * r + i)
         rows, base = [], None
         for label, procs, batch, _ in setups:
             s_it = statistics.median(times[label])
             ips = procs * batch / s_it
             base = base or ips
-            rows.append([label, procs * batch, f'{s_it:.3f}', f'{1 / s_it:.3f}', f'{ips:.2f}',
-                         f'{ips / base:.2f}x'])
+            rows.append([
+                label, procs * batch, f'{s_it:.3f}', f'{1 / s_it:.3f}', f'{ips:.2f}',
+                f'{ips / base:.2f}x'
+            ])
     print(f'{args.config}, {args.iters} iterations x {args.repeats} repeats, {os.cpu_count()} CPUs')
-    print(markdown_table(['run', 'images / iteration', 's / iteration', 'iterations / s',
-                          'images / s', 'images/s vs first row'], rows))
+    print(
+        markdown_table([
+            'run', 'images / iteration', 's / iteration', 'iterations / s', 'images / s',
+            'images/s vs first row'
+        ], rows))
 
 
 if __name__ == '__main__':

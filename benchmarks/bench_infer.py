@@ -27,8 +27,8 @@ def phantom_nifti(folder: str, n_slices: int) -> str:
     """A synthetic 512 x 512 CT series of ``n_slices`` slices as NIfTI."""
     import SimpleITK as sitk
 
-    from acsdet.datasets.synthetic import make_synthetic_deeplesion
     from acsdet.io import read_ct, volume_to_image
+    from acsdet.testing.synthetic import make_synthetic_deeplesion
     make_synthetic_deeplesion(folder, num_series=1, seed=3, image_size=512, context_mm=60)
     root = osp.join(folder, 'Images_png')
     import os
@@ -78,16 +78,17 @@ def main(argv=None):
         for config, ckpt in zip(configs, ckpts):
             weights = 'trained' if ckpt else 'random'
             ckpt = ckpt or random_checkpoint(config, tmp)
-            det = LesionDetector(config, ckpt, args.device, score_thr=0.5,
-                                 batch_size=args.batch_size)
+            det = LesionDetector(
+                config, ckpt, args.device, score_thr=0.5, batch_size=args.batch_size)
             t0 = time.perf_counter()
             res = det(ct)
             write_case(res, osp.join(tmp, 'out'), save_masks=True, save_overlays=True)
             total = time.perf_counter() - t0
             model = res.seconds['model']
-            print(f'| `{osp.basename(config)}` | {weights} | {total:.1f} | '
-                  f'{total / args.slices:.3f} | {model:.1f} | {100 * (1 - model / total):.1f}% |',
-                  flush=True)
+            print(
+                f'| `{osp.basename(config)}` | {weights} | {total:.1f} | '
+                f'{total / args.slices:.3f} | {model:.1f} | {100 * (1 - model / total):.1f}% |',
+                flush=True)
 
 
 if __name__ == '__main__':

@@ -31,8 +31,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import markdown_table  # noqa: E402
 
 import acsdet  # noqa: E402,F401
-from acsdet.datasets.deeplesion_coco import convert_deeplesion  # noqa: E402
 from acsdet.datasets.slices import slice_plan  # noqa: E402
+from acsdet.preparation.deeplesion_coco import convert_deeplesion  # noqa: E402
 from mmdet.registry import DATASETS  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -77,7 +77,7 @@ def main(argv=None):
     cv2.setNumThreads(0)  # as MMEngine's runner sets up (env_cfg.mp_cfg.opencv_num_threads=0)
     root = tempfile.mkdtemp(prefix='acsdet-pipe-')
     try:
-        from acsdet.datasets.synthetic import make_synthetic_deeplesion
+        from acsdet.testing.synthetic import make_synthetic_deeplesion
         make_synthetic_deeplesion(root, args.num_series, seed=0, image_size=512, context_mm=10)
         convert_deeplesion(root, osp.join(root, 'annotations'), splits=['train'])
         cfg = Config.fromfile(args.config)

@@ -19,14 +19,15 @@ from pycocotools import mask as mask_utils
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import markdown_table  # noqa: E402
 
-from acsdet.datasets.deeplesion_coco import convert_deeplesion  # noqa: E402
-from acsdet.datasets.deeplesion_info import key_slice_path, read_dl_info  # noqa: E402
 from acsdet.datasets.slices import decode_slice  # noqa: E402
-from acsdet.datasets.synthetic import make_synthetic_deeplesion  # noqa: E402
-from acsdet.datasets.weak_masks import ellipse_mask  # noqa: E402
-from acsdet.datasets.weak_masks import (SOFT_TISSUE_WINDOW, WIDE_WINDOW, grabcut_mask,  # noqa: E402
-                                        window_to_uint8)
 from acsdet.evaluation.froc import size_bucket  # noqa: E402
+from acsdet.preparation.deeplesion_coco import convert_deeplesion  # noqa: E402
+from acsdet.preparation.deeplesion_info import key_slice_path, read_dl_info  # noqa: E402
+from acsdet.preparation.weak_masks import ellipse_mask  # noqa: E402
+from acsdet.preparation.weak_masks import grabcut_mask  # noqa: E402
+from acsdet.testing.synthetic import make_synthetic_deeplesion  # noqa: E402
+from acsdet.utils.hu import window_to_uint8  # noqa: E402
+from acsdet.utils.hu import SOFT_TISSUE_WINDOW, WIDE_WINDOW  # noqa: E402
 
 
 def dice(a, b):
@@ -92,12 +93,10 @@ def main(argv=None):
     t0 = time.time()
     s = convert_deeplesion(root, out, workers=args.workers)
     dt = time.time() - t0
-    print(
-        f'\nconverter: {s.total_lesions} lesions in {dt:.2f} s with {args.workers} workers = '
-        f'{s.total_lesions / dt:.1f} lesions/s (process start-up included); '
-        'whole DeepLesion (32,735 lesions) at this rate: '
-        f'{32735 / (s.total_lesions / dt) / 60:.1f} min'
-    )
+    print(f'\nconverter: {s.total_lesions} lesions in {dt:.2f} s with {args.workers} workers = '
+          f'{s.total_lesions / dt:.1f} lesions/s (process start-up included); '
+          'whole DeepLesion (32,735 lesions) at this rate: '
+          f'{32735 / (s.total_lesions / dt) / 60:.1f} min')
 
 
 if __name__ == '__main__':

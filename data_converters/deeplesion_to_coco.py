@@ -13,8 +13,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from acsdet.datasets.deeplesion_coco import (WINDOWS, check_window,  # noqa: E402,E501
-                                             convert_deeplesion)
+from acsdet.preparation.deeplesion_coco import WINDOWS, check_window, convert_deeplesion
 from acsdet.utils import check_writable_dir  # noqa: E402
 
 

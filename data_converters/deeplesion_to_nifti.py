@@ -21,7 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def pick_series(dl_info: str, images_dir: str, split: str, lesion_type=None, limit=None):
     """Series folders of a split's non-noisy lesions in DL_info.csv, in file order."""
-    from acsdet.datasets.deeplesion_info import SPLITS, read_dl_info
+    from acsdet.preparation.deeplesion_info import SPLITS, read_dl_info
     records, _ = read_dl_info(dl_info)
     out = []
     for r in records:
@@ -63,8 +63,8 @@ def main(argv=None):
     written = []
     for s in args.series:
         try:
-            vol = read_ct(s, spacing=args.spacing, slice_thickness=args.slice_thickness,
-                          dl_info=args.dl_info)
+            vol = read_ct(
+                s, spacing=args.spacing, slice_thickness=args.slice_thickness, dl_info=args.dl_info)
         except CTReadError as e:
             p.exit(2, f'error: {e}\n')
         out = osp.join(args.out_dir, f'{vol.name}.nii.gz')

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from acsdet.datasets.synthetic import make_synthetic_deeplesion  # noqa: E402
+from acsdet.testing.synthetic import make_synthetic_deeplesion  # noqa: E402
 
 
 def main(argv=None):

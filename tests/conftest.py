@@ -1,15 +1,14 @@
-import os.path as osp
 import sys
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from .helpers import CONFIG_DEMO, EPOCHS, ROOT
+
 if ROOT not in sys.path:  # tools/ and data_converters/ are scripts, importable from the root
     sys.path.insert(0, ROOT)
 
 torch.set_num_threads(2)
-
 
 SLOW_FIXTURES = {'e2e_trained', 'dist_training'}  # minutes of CPU training each
 
@@ -31,45 +30,14 @@ def _seed_and_scope():
     init_default_scope('mmdet')
 
 
-def det_batch(images, box, label=0):
-    """An MMDetection batch: each ``(C, S, S)`` image with one object: ``box`` (x1, y1, x2, y2)
-    and its filled mask; the samples' slice interval is 2 mm."""
-    import numpy as np
-    from mmengine.structures import InstanceData
-
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    samples = []
-    for img in images:
-        size = img.shape[-1]
-        s = DetDataSample(
-            metainfo=dict(
-                img_shape=(size, size),
-                ori_shape=(size, size),
-                scale_factor=(1.0, 1.0),
-                pad_shape=(size, size),
-                slice_interval=2.0))  # the thickness AlignShift's detector hands on
-        x1, y1, x2, y2 = (int(v) for v in box)
-        mask = np.zeros((1, size, size), np.uint8)
-        mask[0, y1:y2, x1:x2] = 1
-        s.gt_instances = InstanceData(
-            bboxes=torch.tensor([list(map(float, box))]),
-            labels=torch.tensor([label]),
-            masks=BitmapMasks(mask, size, size))
-        samples.append(s)
-    return dict(inputs=list(images), data_samples=samples)
-
-
 # ---- the end-to-end training run, shared by the end-to-end and the patient-CT tests ----------
-CONFIG_DEMO = osp.join(ROOT, 'configs', 'demo', 'deeplesion_acs_7slice_demo.py')
-EPOCHS = 14
 
 
 @pytest.fixture(scope='session')
 def e2e_data(tmp_path_factory):
     """A small synthetic DeepLesion (48 series, 192 x 192), converted."""
-    from acsdet.datasets.deeplesion_coco import convert_deeplesion
-    from acsdet.datasets.synthetic import make_synthetic_deeplesion
+    from acsdet.preparation.deeplesion_coco import convert_deeplesion
+    from acsdet.testing.synthetic import make_synthetic_deeplesion
     root = tmp_path_factory.mktemp('e2e')
     make_synthetic_deeplesion(
         str(root), num_series=48, seed=7, image_size=192, context_mm=6, lesion_mm=(12, 50))

@@ -36,5 +36,8 @@ class DistProbeHook(Hook):
                 wrapper=type(runner.model).__name__,
                 lr=runner.optim_wrapper.optimizer.param_groups[0]['initial_lr'],  # before warm-up
                 seen=self.seen,
-                params={k: v.detach().clone() for k, v in model.named_parameters()}),
+                params={
+                    k: v.detach().clone()
+                    for k, v in model.named_parameters()
+                }),
             osp.join(runner.work_dir, f'probe_rank{rank}.pt'))

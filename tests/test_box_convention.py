@@ -12,10 +12,10 @@ import torch
 from acsdet.datasets import DeepLesionDataset
 from acsdet.datasets.boxes import (coco_to_continuous, continuous_to_inclusive, inclusive_to_coco,
                                    inclusive_to_continuous)
-from acsdet.datasets.deeplesion_coco import convert_deeplesion
-from acsdet.datasets.deeplesion_info import group_by_key_slice, read_dl_info
-from acsdet.datasets.synthetic import make_synthetic_deeplesion
 from acsdet.evaluation import FROCMetric, compute_froc
+from acsdet.preparation.deeplesion_coco import convert_deeplesion
+from acsdet.preparation.deeplesion_info import group_by_key_slice, read_dl_info
+from acsdet.testing.synthetic import make_synthetic_deeplesion
 
 from . import official_froc
 
@@ -217,8 +217,8 @@ def test_froc_eval_matches_by_name_after_a_reconversion_and_refuses_shifted_ids(
     records, _ = read_dl_info(str(data / 'DL_info.csv'))
     groups = list(group_by_key_slice(records).values())
     first_test = min(r.line for r in records if r.split == 3)
-    victim = next(g[0] for g in groups if len(g) == 1 and g[0].split != 3 and
-                  g[0].line < first_test)
+    victim = next(g[0] for g in groups
+                  if len(g) == 1 and g[0].split != 3 and g[0].line < first_test)
     header, rows = _csv_rows(data / 'DL_info.csv')
     rows[victim.line - 2][header.index('Bounding_boxes')] = 'oops'
     with open(data / 'DL_info.csv', 'w', newline='') as f:
@@ -227,8 +227,8 @@ def test_froc_eval_matches_by_name_after_a_reconversion_and_refuses_shifted_ids(
     new_gt = str(data / 'annotations' / 'deeplesion_test.json')
     old_ids = {
         i['file_name']: i['id']
-        for i in json.loads((converted / 'annotations' / 'deeplesion_test.json').read_text())
-        ['images']
+        for i in json.loads((converted / 'annotations' /
+                             'deeplesion_test.json').read_text())['images']
     }
     new_ids = {i['file_name']: i['id'] for i in json.loads(open(new_gt).read())['images']}
     assert all(new_ids[k] == old_ids[k] - 1 for k in new_ids)  # every id moved by one

@@ -193,6 +193,7 @@ def test_registry_extends_layers_and_modes_without_editing_the_dispatcher():
     with pytest.raises(ConversionError, match='register_converter'):
         convert(net, '2.5d')
     try:
+
         @register_converter(Blur2d)
         def _blur(m, name, opts):
             return nn.AvgPool3d((1, 3, 3), 1, (0, 1, 1))

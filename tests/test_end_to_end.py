@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from acsdet.engine.cli import enable_amp
 
-from .conftest import CONFIG_DEMO as CONFIG
+from .helpers import CONFIG_DEMO as CONFIG
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ from mmengine.runner import Runner
 
 import acsdet  # noqa: F401  (installs the checkpoint loader)
 import mmdet
+from acsdet.testing import det_batch
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
-
-from .conftest import det_batch
 
 
 def test_mmcv_nms_compiled_op():

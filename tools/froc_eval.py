@@ -131,17 +131,22 @@ def load_gt(path: str):
                 dict(a, bbox=continuous_to_inclusive(a['bbox']).tolist()) for a in img['lesions']
                 if not a['noisy']
             ]
-            out.append(dict(key=img['key'], id=img['id'], instances=inst,
-                            slice_interval=img['slice_interval']))
+            out.append(
+                dict(
+                    key=img['key'],
+                    id=img['id'],
+                    instances=inst,
+                    slice_interval=img['slice_interval']))
         return out
     if not isinstance(raw, dict):
         raise InputError(
             f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
     return [
-        dict(key=image_key(k),
-             id=None,
-             instances=[dict(bbox=b) for b in _rows(v, 4, path, k, 'GT box').tolist()],
-             slice_interval=None) for k, v in raw.items()
+        dict(
+            key=image_key(k),
+            id=None,
+            instances=[dict(bbox=b) for b in _rows(v, 4, path, k, 'GT box').tolist()],
+            slice_interval=None) for k, v in raw.items()
     ]
 
 

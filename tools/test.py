@@ -19,8 +19,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import acsdet  # noqa: E402,F401
-from acsdet.engine.cli import (add_common_args, load_checkpoint_strictly, load_config,  # noqa: E402
-                               parse_common)
+from acsdet.engine.cli import add_common_args, load_checkpoint_strictly, load_config, parse_common
 from acsdet.engine.dist import setup_distributed  # noqa: E402
 
 

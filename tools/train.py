@@ -17,8 +17,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import acsdet  # noqa: E402,F401  (registers acsdet, installs the checkpoint loader)
-from acsdet.engine.cli import (add_common_args, enable_amp, load_config, parse_common,  # noqa: E402
-                               resolve_resume)
+from acsdet.engine.cli import add_common_args, enable_amp, load_config, parse_common, resolve_resume
 from acsdet.engine.dist import setup_distributed  # noqa: E402
 
 

@@ -4,6 +4,6 @@ from .lesions import Lesion, SliceDetection, box_iou, group_detections, recist
 from .report import write_case
 
 __all__ = [
-    'DetectionResult', 'LesionDetector', 'Lesion', 'SliceDetection', 'box_iou',
-    'group_detections', 'recist', 'write_case'
+    'DetectionResult', 'LesionDetector', 'Lesion', 'SliceDetection', 'box_iou', 'group_detections',
+    'recist', 'write_case'
 ]

@@ -94,8 +94,8 @@ class LesionDetector:
             step = copy.deepcopy(step)
             if step.get('type') == 'PackDetInputs':
                 # slice_interval: the volume's slice spacing, AlignShift's thickness
-                step['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                     'scale_factor', 'key_index', 'slice_interval')
+                step['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                                     'key_index', 'slice_interval')
             steps.append(step)
         self.pipeline = Compose(steps)
 
@@ -227,10 +227,12 @@ class LesionDetector:
             slices=list(les.slice_range),
             num_slices=les.slice_range[1] - les.slice_range[0] + 1,
             key_box_px=[round(float(v), 2) for v in kb],
-            box_voxel=dict(x=[round(float(x1), 2), round(float(x2), 2)],
-                           y=[round(float(y1), 2), round(float(y2), 2)], z=[int(z1), int(z2)]),
-            box_stored_index=dict(min=np.round(stored.min(0), 2).tolist(),
-                                  max=np.round(stored.max(0), 2).tolist()),
+            box_voxel=dict(
+                x=[round(float(x1), 2), round(float(x2), 2)],
+                y=[round(float(y1), 2), round(float(y2), 2)],
+                z=[int(z1), int(z2)]),
+            box_stored_index=dict(
+                min=np.round(stored.min(0), 2).tolist(), max=np.round(stored.max(0), 2).tolist()),
             box_lps_mm=dict(
                 min=np.round(lps.min(0), 2).tolist(), max=np.round(lps.max(0), 2).tolist()),
             center_voxel=np.round(centre, 2).tolist(),

@@ -68,8 +68,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(iou_plus1(a[:, None], b[None]))
 
 
-def group_detections(detections: Sequence[SliceDetection],
-                     iou_thr: float = 0.5) -> List[Lesion]:
+def group_detections(detections: Sequence[SliceDetection], iou_thr: float = 0.5) -> List[Lesion]:
     """3D lesions from per-slice detections (the module's rule), by descending score."""
     dets = list(detections)
     parent = list(range(len(dets)))

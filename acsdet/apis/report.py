@@ -32,7 +32,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..datasets.weak_masks import SOFT_TISSUE_WINDOW, window_to_uint8
+from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
 from .lesion_detector import RESULT_VERSION, DetectionResult
 
 CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'last_slice',
@@ -48,8 +48,8 @@ def overlay(hu: np.ndarray, lesion: dict, mask: Optional[np.ndarray]) -> np.ndar
     cv2.rectangle(img, (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1),
                   (0, 0, 255), 1)
     if mask is not None and mask.any():
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(
+            mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(img, contours, -1, (0, 220, 0), 1)
     for axis in ('recist_long_axis_px', 'recist_short_axis_px'):
         if lesion.get(axis):
@@ -57,7 +57,8 @@ def overlay(hu: np.ndarray, lesion: dict, mask: Optional[np.ndarray]) -> np.ndar
             cv2.line(img, (int(round(a)), int(round(b))), (int(round(c)), int(round(d))),
                      (0, 255, 255), 1)
     cv2.putText(img, f'{lesion["id"]}: {lesion["score"]:.2f}',
-                (int(round(x1)), max(10, int(round(y1)) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (int(round(x1)), max(10,
+                                     int(round(y1)) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                 (0, 0, 255), 1, cv2.LINE_AA)
     return img
 
@@ -94,14 +95,15 @@ def _html(result: DetectionResult, case: str, overlays: dict) -> str:
     for les in result.lesions:
         img = overlays.get(les['id'])
         cell = f'<img src="{html.escape(img)}" width="256">' if img else ''
-        rows.append('<tr>' + ''.join(
-            f'<td>{html.escape(str(v))}</td>'
-            for v in (les['id'], f'{les["score"]:.3f}', les['key_slice'], les['slices'],
-                      les['center_lps_mm'], les['recist_long_mm'], les['recist_short_mm'],
-                      les['volume_ml'])) + f'<td>{cell}</td></tr>')
-    head = ''.join(f'<th>{h}</th>' for h in ('lesion', 'score', 'key slice', 'slices',
-                                             'centre (LPS mm)', 'RECIST long (mm)',
-                                             'short (mm)', 'volume (mL)', 'key slice overlay'))
+        rows.append('<tr>' +
+                    ''.join(f'<td>{html.escape(str(v))}</td>'
+                            for v in (les['id'], f'{les["score"]:.3f}', les['key_slice'],
+                                      les['slices'], les['center_lps_mm'], les['recist_long_mm'],
+                                      les['recist_short_mm'], les['volume_ml'])) +
+                    f'<td>{cell}</td></tr>')
+    head = ''.join(f'<th>{h}</th>'
+                   for h in ('lesion', 'score', 'key slice', 'slices', 'centre (LPS mm)',
+                             'RECIST long (mm)', 'short (mm)', 'volume (mL)', 'key slice overlay'))
     return f'''<!doctype html>
 <html><head><meta charset="utf-8"><title>acsdet: {html.escape(case)}</title>
 <style>body{{font-family:sans-serif}} td,th{{border:1px solid #ccc;padding:4px}}
@@ -147,7 +149,10 @@ def write_case(result: DetectionResult,
             **(meta or {}),
             score_thr=result.score_thr,
             slices_processed=list(result.slices),
-            seconds={k: round(v, 3) for k, v in result.seconds.items()},
+            seconds={
+                k: round(v, 3)
+                for k, v in result.seconds.items()
+            },
             warnings=vol.warnings,
             geometry=dict(
                 size_xyz=[vol.hu.shape[2], vol.hu.shape[1], vol.hu.shape[0]],

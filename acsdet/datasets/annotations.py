@@ -14,6 +14,20 @@ import numpy as np
 from ..utils import finish_write_set
 from .boxes import COCO_BOX_FORMAT, coco_to_continuous
 
+# DeepLesion's coarse lesion types and splits (DL_info.csv's Coarse_lesion_type, Train_Val_Test)
+LESION_TYPES = {
+    1: 'bone',
+    2: 'abdomen',
+    3: 'mediastinum',
+    4: 'liver',
+    5: 'lung',
+    6: 'kidney',
+    7: 'soft tissue',
+    8: 'pelvis',
+    -1: 'unlabelled'
+}
+SPLITS = {1: 'train', 2: 'val', 3: 'test'}
+
 
 def image_key(path: str) -> str:
     """``<series>/<slice>.png`` of any path (or COCO ``file_name``) of a DeepLesion key slice."""

@@ -239,8 +239,12 @@ def volume_slice_plan(z_positions: np.ndarray,
     n = len(z)
     gaps = np.diff(z)
     if n > 1 and gaps.max() - gaps.min() <= 1e-3 * max(float(np.median(gaps)), 1e-6):
-        plan = slice_plan(key, float(np.median(gaps)), num_slices, target_interval,
-                          keep_thick_slices=keep_thick_slices)
+        plan = slice_plan(
+            key,
+            float(np.median(gaps)),
+            num_slices,
+            target_interval,
+            keep_thick_slices=keep_thick_slices)
         return [(min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w) for lo, hi, w in plan]
     step = target_interval
     if keep_thick_slices and n > 1 and float(np.median(gaps)) > target_interval:
@@ -269,8 +273,8 @@ def volume_slice_stack(hu: np.ndarray,
     """``float32`` ``(num_slices, H, W)``: the slices around key slice ``key`` of the volume
     ``hu`` ``(Z, H, W)``, sampled as :func:`load_slice_stack` samples a DeepLesion series."""
     out = np.empty((num_slices, ) + hu.shape[1:], np.float32)
-    for d, (lo, hi, w) in enumerate(volume_slice_plan(z_positions, key, num_slices,
-                                                      target_interval, keep_thick_slices)):
+    for d, (lo, hi, w) in enumerate(
+            volume_slice_plan(z_positions, key, num_slices, target_interval, keep_thick_slices)):
         if w == 0.0:
             out[d] = hu[lo]
         else:

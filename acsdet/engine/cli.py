@@ -109,8 +109,10 @@ def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
     from mmengine.runner import find_latest_checkpoint
     latest = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
     if latest is None:
-        print(f'--resume: no checkpoint in {cfg.work_dir} (no last_checkpoint file or *.pth); '
-              'training starts from scratch', flush=True)
+        print(
+            f'--resume: no checkpoint in {cfg.work_dir} (no last_checkpoint file or *.pth); '
+            'training starts from scratch',
+            flush=True)
         cfg.resume, cfg.load_from = False, None
     else:
         print(f'--resume: resuming from {latest}', flush=True)

@@ -35,21 +35,30 @@ def launcher_env(launcher: str, environ=None) -> Dict[str, str]:
         return env[key]
 
     if launcher == 'pytorch':
-        out = dict(RANK=need('RANK'), WORLD_SIZE=need('WORLD_SIZE'),
-                   LOCAL_RANK=env.get('LOCAL_RANK', '0'), MASTER_ADDR=need('MASTER_ADDR'),
-                   MASTER_PORT=need('MASTER_PORT'))
+        out = dict(
+            RANK=need('RANK'),
+            WORLD_SIZE=need('WORLD_SIZE'),
+            LOCAL_RANK=env.get('LOCAL_RANK', '0'),
+            MASTER_ADDR=need('MASTER_ADDR'),
+            MASTER_PORT=need('MASTER_PORT'))
     elif launcher == 'slurm':
         addr = env.get('MASTER_ADDR')
         if addr is None:
             nodes = need('SLURM_NODELIST')
             addr = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1').strip()
-        out = dict(RANK=need('SLURM_PROCID'), WORLD_SIZE=need('SLURM_NTASKS'),
-                   LOCAL_RANK=env.get('SLURM_LOCALID', '0'), MASTER_ADDR=addr,
-                   MASTER_PORT=env.get('MASTER_PORT', '29500'))
+        out = dict(
+            RANK=need('SLURM_PROCID'),
+            WORLD_SIZE=need('SLURM_NTASKS'),
+            LOCAL_RANK=env.get('SLURM_LOCALID', '0'),
+            MASTER_ADDR=addr,
+            MASTER_PORT=env.get('MASTER_PORT', '29500'))
     elif launcher == 'mpi':
-        out = dict(RANK=need('OMPI_COMM_WORLD_RANK'), WORLD_SIZE=need('OMPI_COMM_WORLD_SIZE'),
-                   LOCAL_RANK=need('OMPI_COMM_WORLD_LOCAL_RANK'), MASTER_ADDR=need('MASTER_ADDR'),
-                   MASTER_PORT=env.get('MASTER_PORT', '29500'))
+        out = dict(
+            RANK=need('OMPI_COMM_WORLD_RANK'),
+            WORLD_SIZE=need('OMPI_COMM_WORLD_SIZE'),
+            LOCAL_RANK=need('OMPI_COMM_WORLD_LOCAL_RANK'),
+            MASTER_ADDR=need('MASTER_ADDR'),
+            MASTER_PORT=env.get('MASTER_PORT', '29500'))
     else:
         raise ValueError(f'unknown launcher {launcher!r}; choose from {LAUNCHERS}')
     return out

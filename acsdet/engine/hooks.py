@@ -13,8 +13,8 @@ from mmdet.registry import HOOKS
 
 from ..datasets.boxes import continuous_to_inclusive
 from ..datasets.slices import decode_slice
-from ..datasets.weak_masks import SOFT_TISSUE_WINDOW, window_to_uint8
 from ..utils import atomic_write
+from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
 
 
 @HOOKS.register_module()
@@ -115,7 +115,8 @@ class DeepLesionVisualizationHook(Hook):
             if not ok:
                 raise OSError(f'cannot encode the picture of {meta["img_path"]}')
             atomic_write(
-                osp.join(self.out_dir, f'{series}_{name}'), lambda f: f.write(png.tobytes()),
+                osp.join(self.out_dir, f'{series}_{name}'),
+                lambda f: f.write(png.tobytes()),
                 binary=True,
                 fsync=False)
             self._count += 1

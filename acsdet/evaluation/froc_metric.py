@@ -10,8 +10,8 @@ from mmengine.logging import MMLogger
 
 from mmdet.registry import METRICS
 
+from ..datasets.annotations import LESION_TYPES as LESION_TYPE_NAMES
 from ..datasets.boxes import continuous_to_inclusive
-from ..datasets.deeplesion_info import LESION_TYPES as LESION_TYPE_NAMES
 from ..utils import atomic_write
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)

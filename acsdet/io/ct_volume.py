@@ -113,7 +113,10 @@ def _stored_map(direction: np.ndarray, oriented_dir: np.ndarray, size_xyz) -> tu
     return tuple(perm), tuple(flip), tuple(int(s) for s in size_xyz)
 
 
-def _from_image(img, source: str, name: str, z_positions: Optional[np.ndarray] = None,
+def _from_image(img,
+                source: str,
+                name: str,
+                z_positions: Optional[np.ndarray] = None,
                 notes: Sequence[str] = ()) -> CTVolume:
     """A SimpleITK image (any orientation) as an LPS-ordered :class:`CTVolume`."""
     sitk = _sitk()
@@ -171,8 +174,8 @@ def _read_dicom(folder: str, series: Optional[str]) -> CTVolume:
         raise CTReadError(f'{folder}: no DICOM series found in this folder')
     if series is None:
         if len(ids) > 1:
-            raise CTReadError(f'{folder}: holds {len(ids)} DICOM series, pick one with --series: '
-                              + ', '.join(ids))
+            raise CTReadError(f'{folder}: holds {len(ids)} DICOM series, pick one with --series: ' +
+                              ', '.join(ids))
         series = ids[0]
     elif series not in ids:
         raise CTReadError(f'{folder}: no series {series}; it holds ' + ', '.join(ids))
@@ -250,8 +253,8 @@ def dl_info_geometry(dl_info: str, series_dir: str) -> Tuple[float, float]:
 
 def _read_png_series(folder: str, spacing: Optional[float], thickness: Optional[float],
                      dl_info: Optional[str]) -> CTVolume:
-    names = sorted((int(m.group(1)), n) for n in os.listdir(folder)
-                   for m in [_PNG_NAME.match(n)] if m)
+    names = sorted(
+        (int(m.group(1)), n) for n in os.listdir(folder) for m in [_PNG_NAME.match(n)] if m)
     if not names:
         raise CTReadError(f'{folder}: no DeepLesion PNG slices (<index>.png)')
     if spacing is None or thickness is None:

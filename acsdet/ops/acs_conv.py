@@ -24,8 +24,9 @@ from .acs_function import acs_conv3d
 from .conv_args import (PADDING_MODES, IntOr3, default_acs_split, resolve_acs_split,
                         resolve_padding, square_kernel_size, triple)
 
-__all__ = ['ACSConv', 'ACSConvTranspose', 'Conv2dWeightIn3d', 'acs_conv3d', 'default_acs_split',
-           'IntOr3']
+__all__ = [
+    'ACSConv', 'ACSConvTranspose', 'Conv2dWeightIn3d', 'acs_conv3d', 'default_acs_split', 'IntOr3'
+]
 
 
 class Conv2dWeightIn3d(nn.Module):

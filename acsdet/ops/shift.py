@@ -82,20 +82,22 @@ class _ShiftConvFunction(torch.autograd.Function):
         with torch.enable_grad():  # the shift again, with its graph for the adjoint
             xd = x.detach().requires_grad_(need_x)
             xs = slice_shift(xd, fold, keep, zero_pad)
-        gxs, gw, gb = torch.ops.aten.convolution_backward(
-            grad_out, xs.detach(), weight.unsqueeze(2), [weight.shape[0]] if has_bias else None,
-            list(stride), list(padding), list(dilation), False, [0, 0, 0], groups,
-            [need_x, need_w, need_b and has_bias])
+        gxs, gw, gb = torch.ops.aten.convolution_backward(grad_out, xs.detach(),
+                                                          weight.unsqueeze(2),
+                                                          [weight.shape[0]] if has_bias else None,
+                                                          list(stride), list(padding),
+                                                          list(dilation), False, [0, 0, 0], groups,
+                                                          [need_x, need_w, need_b and has_bias])
         grad_x = None
         if need_x:
             grad_x = gxs if xs is xd else torch.autograd.grad(xs, xd, gxs)[0]
-        return (grad_x, gw.squeeze(2) if gw is not None else None, gb, None, None, None, None,
-                None, None, None)
+        return (grad_x, gw.squeeze(2) if gw is not None else None, gb, None, None, None, None, None,
+                None, None)
 
 
 def shift_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                 keep: Optional[torch.Tensor], fold: int, zero_pad: bool, stride, padding,
-                 dilation, groups: int) -> torch.Tensor:
+                 keep: Optional[torch.Tensor], fold: int, zero_pad: bool, stride, padding, dilation,
+                 groups: int) -> torch.Tensor:
     """:class:`_ShiftConvFunction` under ``torch.autocast`` as ``F.conv3d`` behaves there: the
     inputs are cast to the autocast dtype and the function runs with autocast off (as
     :func:`acsdet.ops.acs_function._acs_function`)."""
@@ -103,9 +105,9 @@ def shift_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
         with torch.autocast(device, enabled=False):
-            return _ShiftConvFunction.apply(x.to(dtype), weight.to(dtype),
-                                            None if bias is None else bias.to(dtype), keep, fold,
-                                            zero_pad, stride, padding, dilation, groups)
+            return _ShiftConvFunction.apply(
+                x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype), keep, fold,
+                zero_pad, stride, padding, dilation, groups)
     return _ShiftConvFunction.apply(x, weight, bias, keep, fold, zero_pad, stride, padding,
                                     dilation, groups)
 

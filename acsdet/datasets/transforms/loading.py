@@ -117,8 +117,8 @@ class LoadVolumeSlices(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         stack = volume_slice_stack(results['volume'], results['z_positions'],
-                                   int(results['key_index']), self.num_slices,
-                                   self.target_interval, self.keep_thick_slices)
+                                   int(results['key_index']), self.num_slices, self.target_interval,
+                                   self.keep_thick_slices)
         return _put_stack(results, stack)
 
     def __repr__(self):

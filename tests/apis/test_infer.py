@@ -11,10 +11,10 @@ import SimpleITK as sitk
 import torch
 
 from acsdet.apis import SliceDetection, group_detections, recist
-from acsdet.datasets.deeplesion_info import read_dl_info
 from acsdet.io import CTReadError, read_ct
+from acsdet.preparation.deeplesion_info import read_dl_info
 
-from .conftest import CONFIG_DEMO, EPOCHS
+from ..helpers import CONFIG_DEMO, EPOCHS
 
 # ---- phantoms in every format ----------------------------------------------------------------
 
@@ -60,8 +60,15 @@ ORIENTATIONS = {  # (perm, flip) of the stored axes
 }
 
 
-def write_dicom_series(hu, spacing, folder, series_uid=None, modality='CT', positions=None,
-                       slope=0.5, intercept=-1024.0, seed=0):
+def write_dicom_series(hu,
+                       spacing,
+                       folder,
+                       series_uid=None,
+                       modality='CT',
+                       positions=None,
+                       slope=0.5,
+                       intercept=-1024.0,
+                       seed=0):
     """An axial DICOM series of ``hu`` ``(Z, Y, X)`` (LPS order) with shuffled file names."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -116,8 +123,12 @@ def phantom(e2e_data, tmp_path_factory):
     other = write_dicom_series(vol.hu[:3] + 100, (5.0, 1.0, 1.0), dicom, seed=1)
     files['dicom'] = str(dicom)
     return dict(
-        volume=vol, files=files, uid=uid, other_uid=other,
-        records=[r for r in records if r.series_dir == series], data=e2e_data)
+        volume=vol,
+        files=files,
+        uid=uid,
+        other_uid=other,
+        records=[r for r in records if r.series_dir == series],
+        data=e2e_data)
 
 
 def _read(phantom, name):
@@ -205,13 +216,14 @@ def test_the_lesion_is_found_at_its_physical_position_from_every_format(phantom,
         # true box
         tol = 0.5 * np.array([vol.spacing[2], vol.spacing[1], vol.spacing[0]])
         hit = [
-            le for le in les if le['slices'][0] <= key <= le['slices'][1]
-            and np.all(np.array(le['box_lps_mm']['min']) - tol <= true_centre)
-            and np.all(true_centre <= np.array(le['box_lps_mm']['max']) + tol)
+            le for le in les if le['slices'][0] <= key <= le['slices'][1] and np.all(
+                np.array(le['box_lps_mm']['min']) - tol <= true_centre) and np.all(
+                    true_centre <= np.array(le['box_lps_mm']['max']) + tol)
         ]
         assert hit, (name, les[:3], true_centre)
-        on_key = [d['box'] for d in res.detections if d['lesion'] == hit[0]['id']
-                  and d['slice'] == key]
+        on_key = [
+            d['box'] for d in res.detections if d['lesion'] == hit[0]['id'] and d['slice'] == key
+        ]
         bx = (on_key[0][0] + on_key[0][2]) / 2, (on_key[0][1] + on_key[0][3]) / 2
         assert x1 <= bx[0] <= x2 + 1 and y1 <= bx[1] <= y2 + 1
         if name not in ('png', 'dicom'):  # stored indices agree with the file's own geometry
@@ -243,8 +255,10 @@ def test_label_map_overlays_the_input_exactly(phantom, detected, name):
     pts = np.array([lab.TransformIndexToPhysicalPoint([int(i) for i in p[::-1]]) for p in zyx])
     ref = np.argwhere(res.label_map > 0)[:, ::-1]  # (x, y, z)
     ref_pts = phantom['volume'].to_lps(ref)
-    np.testing.assert_allclose(np.array(sorted(map(tuple, np.round(pts, 2)))),
-                               np.array(sorted(map(tuple, np.round(ref_pts, 2)))), atol=0.02)
+    np.testing.assert_allclose(
+        np.array(sorted(map(tuple, np.round(pts, 2)))),
+        np.array(sorted(map(tuple, np.round(ref_pts, 2)))),
+        atol=0.02)
 
 
 # ---- grouping and RECIST ---------------------------------------------------------------------
@@ -316,8 +330,8 @@ def test_bad_inputs_are_clear_errors(phantom, tmp_path):
 
 def test_dicom_oddities_are_warned_about(phantom, tmp_path):
     hu = phantom['volume'].hu[:6]
-    write_dicom_series(hu, (2.0, 1.0, 1.0), tmp_path / 'uneven',
-                       positions=np.array([0, 2, 4, 7, 9, 11.0]))
+    write_dicom_series(
+        hu, (2.0, 1.0, 1.0), tmp_path / 'uneven', positions=np.array([0, 2, 4, 7, 9, 11.0]))
     with pytest.warns(UserWarning, match='inconsistent slice spacing'):
         vol = read_ct(str(tmp_path / 'uneven'))
     np.testing.assert_allclose(vol.z_positions, [0, 2, 4, 7, 9, 11])  # the real positions
@@ -335,15 +349,16 @@ def test_infer_cli_keeps_going_past_a_bad_input(phantom, e2e_trained, tmp_path, 
     good = phantom['files']['RAS']
     (tmp_path / 'bad.nii.gz').write_bytes(b'garbage')
     code = infer.main([
-        CONFIG_DEMO, ckpt, str(tmp_path / 'bad.nii.gz'), good, '--out-dir',
+        CONFIG_DEMO, ckpt,
+        str(tmp_path / 'bad.nii.gz'), good, '--out-dir',
         str(tmp_path / 'out'), '--slices', '20:23', '--save-masks', '--no-progress'
     ])
     out = capsys.readouterr()
     assert code == 1
     assert 'bad.nii.gz: unreadable' in out.err and '1 case(s) done, 1 failed' in out.out
     assert sorted(os.listdir(tmp_path / 'out')) == ['RAS']  # nothing partial for the bad one
-    assert {'lesions.json', 'lesions.csv', 'report.html', 'lesions.nii.gz'} <= set(
-        os.listdir(tmp_path / 'out' / 'RAS'))
+    assert {'lesions.json', 'lesions.csv', 'report.html',
+            'lesions.nii.gz'} <= set(os.listdir(tmp_path / 'out' / 'RAS'))
     saved = json.loads((tmp_path / 'out' / 'RAS' / 'lesions.json').read_text())
     assert saved['slices_processed'] == [20, 23]
 

@@ -14,17 +14,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-WIDE_WINDOW = (-1024.0, 2050.0)
-SOFT_TISSUE_WINDOW = (-175.0, 275.0)
-
-
-def window_to_uint8(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """HU -> uint8 over ``window`` (min, max), clipped (no wrap-around)."""
-    lo, hi = float(window[0]), float(window[1])
-    if hi <= lo:
-        raise ValueError(f'window max must exceed min, got {window}')
-    return np.rint(np.clip((hu.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0,
-                           255)).astype(np.uint8)
+from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
 
 
 def recist_quad(recist: np.ndarray) -> np.ndarray:

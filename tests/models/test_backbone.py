@@ -9,11 +9,12 @@ from mmengine.config import Config
 
 import acsdet  # noqa: F401
 from acsdet.models.backbones.densenet import densenet_features
+from acsdet.testing import det_batch
 from mmdet.models.losses import DiceLoss
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 
-from .conftest import ROOT, det_batch
+from ..helpers import ROOT
 
 register_all_modules()  # and the mmdet default scope
 

@@ -187,7 +187,7 @@ def test_conv2_5d_matches_conv3d_1kk(padding, padding_mode):
 @pytest.mark.parametrize('padding', [1, 0])
 def test_chunked_input_gradient_path(monkeypatch, batch, padding):
     """Large inputs accumulate the views' input gradients in chunks; force that path here."""
-    from acsdet.ops import acs_conv
+    from acsdet.ops import acs_function as acs_conv
     monkeypatch.setattr(acs_conv, '_CHUNK_BYTES', 0)
     acs = ACSConv(5, 7, 3, padding=padding, stride=(1, 2, 1))
     check_against_dense(acs, torch.randn(batch, 5, 6, 7, 8))
@@ -198,7 +198,7 @@ def test_chunked_input_gradient_path(monkeypatch, batch, padding):
 def test_channels_last_3d_input_keeps_its_layout_and_values(monkeypatch, chunk_bytes, padding):
     """An NDHWC input gives an NDHWC output and input gradient (no layout conversions in the
     next layer), with the values of the contiguous layout."""
-    from acsdet.ops import acs_conv
+    from acsdet.ops import acs_function as acs_conv
     if chunk_bytes is not None:
         monkeypatch.setattr(acs_conv, '_CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)

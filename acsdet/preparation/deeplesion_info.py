@@ -21,23 +21,13 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..datasets.annotations import LESION_TYPES, SPLITS  # noqa: F401  (part of this format)
+
 COLUMNS = ('File_name', 'Patient_index', 'Study_index', 'Series_ID', 'Key_slice_index',
            'Measurement_coordinates', 'Bounding_boxes', 'Lesion_diameters_Pixel_',
            'Normalized_lesion_location', 'Coarse_lesion_type', 'Possibly_noisy', 'Slice_range',
            'Spacing_mm_px_', 'Image_size', 'DICOM_windows', 'Patient_gender', 'Patient_age',
            'Train_Val_Test')
-LESION_TYPES = {
-    1: 'bone',
-    2: 'abdomen',
-    3: 'mediastinum',
-    4: 'liver',
-    5: 'lung',
-    6: 'kidney',
-    7: 'soft tissue',
-    8: 'pelvis',
-    -1: 'unlabelled'
-}
-SPLITS = {1: 'train', 2: 'val', 3: 'test'}
 
 
 @dataclass(frozen=True)
@@ -159,9 +149,9 @@ def parse_row(row: Dict[str, str], line: int) -> LesionRecord:
     recist = np.array(_floats(row, 'Measurement_coordinates', 8)).reshape(4, 2) - 1.0
     bbox = np.array(_floats(row, 'Bounding_boxes', 4)) - 1.0
     if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
-        raise _FieldError('Bounding_boxes',
-                          f'zero-size or inverted box (needs x2 > x1 and y2 > y1): '
-                          f'{row["Bounding_boxes"]!r}')
+        raise _FieldError(
+            'Bounding_boxes', f'zero-size or inverted box (needs x2 > x1 and y2 > y1): '
+            f'{row["Bounding_boxes"]!r}')
     diam = _floats(row, 'Lesion_diameters_Pixel_', 2)
     if min(diam) < 0:
         raise _FieldError('Lesion_diameters_Pixel_', 'negative diameter')
@@ -220,8 +210,9 @@ def read_dl_info(path: str) -> Tuple[List[LesionRecord], List[ParseError]]:
             same = (rec.file_name, tuple(rec.bbox), tuple(rec.recist.reshape(-1)))
             if same in first_line:
                 errors.append(
-                    ParseError(line, '<row>', f'duplicate of line {first_line[same]} (same '
-                               'File_name, Bounding_boxes and Measurement_coordinates)'))
+                    ParseError(
+                        line, '<row>', f'duplicate of line {first_line[same]} (same '
+                        'File_name, Bounding_boxes and Measurement_coordinates)'))
                 continue
             first_line[same] = line
             records.append(rec)

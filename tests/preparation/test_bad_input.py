@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-from acsdet.datasets import DeepLesionDataset, deeplesion_coco
+from acsdet.datasets import DeepLesionDataset
 from acsdet.datasets.annotations import read_coco_annotations
 from acsdet.datasets.boxes import inclusive_to_coco
-from acsdet.datasets.deeplesion_coco import REPORT_NAME, convert_deeplesion
-from acsdet.datasets.deeplesion_info import group_by_key_slice, read_dl_info
-from acsdet.datasets.synthetic import make_synthetic_deeplesion
+from acsdet.preparation import deeplesion_coco
+from acsdet.preparation.deeplesion_coco import REPORT_NAME, convert_deeplesion
+from acsdet.preparation.deeplesion_info import group_by_key_slice, read_dl_info
+from acsdet.testing.synthetic import make_synthetic_deeplesion
 from acsdet.utils import io as acsdet_io
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'deeplesion_acs_7slice_demo.py')
 OUTPUTS = ['deeplesion_train.json', 'deeplesion_val.json', 'deeplesion_test.json', REPORT_NAME]
@@ -105,8 +106,9 @@ def test_converter_reports_sizes_boxes_neighbours_and_duplicates(synth, tmp_path
         data_root=str(data) + '/',
         pipeline=[dict(type='LoadDeepLesionSlices', num_slices=7, cache_size=0)],
         test_mode=True)
-    i = next(i for i in range(len(ds)) if ds.get_data_info(i)['key_slice'] == d.key_slice and
-             d.series_dir in ds.get_data_info(i)['img_path'])
+    i = next(
+        i for i in range(len(ds)) if ds.get_data_info(i)['key_slice'] == d.key_slice
+        and d.series_dir in ds.get_data_info(i)['img_path'])
     with pytest.warns(UserWarning, match=neighbour.name):
         assert ds[i]['img'].shape == (96, 96, 7)
 
@@ -134,7 +136,8 @@ def test_window_is_validated(synth, tmp_path, window, capsys):
     from data_converters import deeplesion_to_coco
     with pytest.raises(SystemExit) as e:
         deeplesion_to_coco.main(
-            ['--data-root', str(synth), '--out-dir',
+            ['--data-root',
+             str(synth), '--out-dir',
              str(tmp_path / 'o'), '--window', window])
     assert e.value.code == 2 and '--window' in capsys.readouterr().err
     with pytest.raises(ValueError, match='window'):
@@ -348,8 +351,11 @@ def test_test_tool_refuses_bad_checkpoints(converted, tmp_path, kind):
         ])
     msg = str(e.value.code)
     assert f'checkpoint {ckpt}' in msg
-    assert {'empty': 'empty file', 'foreign': 'does not fit the model',
-            'missing': 'no such file'}[kind] in msg
+    assert {
+        'empty': 'empty file',
+        'foreign': 'does not fit the model',
+        'missing': 'no such file'
+    }[kind] in msg
     assert not (tmp_path / 'work' / 'froc_table.txt').exists()
 
 
@@ -357,7 +363,8 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
     from tools import train as train_tool
     with pytest.raises(SystemExit, match=r'--resume .*nothere\.pth: no such checkpoint'):
         train_tool.build_cfg(
-            train_tool.parse_args([CONFIG, '--resume', str(tmp_path / 'nothere.pth')]))
+            train_tool.parse_args([CONFIG, '--resume',
+                                   str(tmp_path / 'nothere.pth')]))
     cfg = train_tool.build_cfg(
         train_tool.parse_args([CONFIG, '--resume', '--work-dir',
                                str(tmp_path / 'w')]))

@@ -23,7 +23,7 @@ from mmengine.config import Config
 
 from acsdet.engine.dist import cpu_model_wrapper, launcher_env, setup_distributed
 
-from .conftest import CONFIG_DEMO, EPOCHS, ROOT
+from ..helpers import CONFIG_DEMO, EPOCHS, ROOT
 
 TOOLS = osp.join(ROOT, 'tools')
 TRAIN_IMAGES = 12  # 3 iterations an epoch: 2 processes x 2 images
@@ -41,7 +41,12 @@ def _run(cmd, **env):
     full = dict(os.environ, PYTHON=sys.executable, MASTER_PORT=str(_free_port()), **env)
     full.pop('MASTER_ADDR', None)
     proc = subprocess.run(
-        cmd, cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cmd,
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         timeout=600)
     assert proc.returncode == 0, proc.stdout[-6000:]
     return proc.stdout
@@ -61,16 +66,18 @@ def dist_training(e2e_data, tmp_path_factory):
                       "default_hooks = dict(checkpoint=dict(save_best=None))\n")
     work = tmp / 'work'
     common = [
-        '--work-dir', str(work), '--data-root', str(e2e_data), '--auto-scale-lr', '--cfg-options',
+        '--work-dir',
+        str(work), '--data-root',
+        str(e2e_data), '--auto-scale-lr', '--cfg-options',
         f'train_dataloader.dataset.indices={TRAIN_IMAGES}', 'train_dataloader.batch_size=2',
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'default_hooks.logger.interval=1', 'randomness.seed=0'
     ]
-    first = _run(['bash', osp.join(TOOLS, 'dist_train.sh'), str(config), '2'] + common +
-                 ['train_cfg.max_epochs=2'])
+    first = _run(['bash', osp.join(TOOLS, 'dist_train.sh'),
+                  str(config), '2'] + common + ['train_cfg.max_epochs=2'])
     probes = [torch.load(work / f'probe_rank{r}.pt') for r in (0, 1)]
-    second = _run(['bash', osp.join(TOOLS, 'dist_train.sh'), str(config), '2', '--resume'] +
-                  common + ['train_cfg.max_epochs=3'])
+    second = _run(['bash', osp.join(TOOLS, 'dist_train.sh'),
+                   str(config), '2', '--resume'] + common + ['train_cfg.max_epochs=3'])
     resumed = [torch.load(work / f'probe_rank{r}.pt') for r in (0, 1)]
     return work, first, probes, second, resumed
 
@@ -117,8 +124,8 @@ def test_dist_train_logs_once_from_rank0(dist_training):
         assert first.count(f'Epoch(train) [1][{it}/3]') == 1
         assert text.count(f'Epoch(train) [1][{it}/3]') == 1
     assert 'Distributed training: True' in text and "'backend': 'gloo'" in text
-    assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth', 'epoch_2.pth',
-                                                          'epoch_3.pth']
+    assert sorted(p.name
+                  for p in work.glob('*.pth')) == ['epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth']
 
 
 def test_dist_train_resume(dist_training):
@@ -169,18 +176,21 @@ def test_dist_test_counts_every_image_once(e2e_data, e2e_trained, tmp_path):
 
     def args(name):
         return [
-            '--work-dir', str(tmp_path / name), '--out', str(tmp_path / name / 'results.pkl'),
-            '--data-root', str(e2e_data), '--cfg-options',
-            f'test_dataloader.dataset.ann_file={ann}',
+            '--work-dir',
+            str(tmp_path / name), '--out',
+            str(tmp_path / name / 'results.pkl'), '--data-root',
+            str(e2e_data), '--cfg-options', f'test_dataloader.dataset.ann_file={ann}',
             f'test_dataloader.dataset.indices={n}', 'test_dataloader.num_workers=0',
             'test_dataloader.persistent_workers=False'
         ]
 
     # one thread a process in every run, so that the arithmetic is the same bit for bit
-    _run([sys.executable, osp.join(TOOLS, 'test.py'), CONFIG_DEMO, ckpt] + args('one'),
-         OMP_NUM_THREADS='1')
-    _run(['bash', osp.join(TOOLS, 'dist_test.sh'), CONFIG_DEMO, ckpt, '2'] + args('two'),
-         OMP_NUM_THREADS='1')
+    _run(
+        [sys.executable, osp.join(TOOLS, 'test.py'), CONFIG_DEMO, ckpt] + args('one'),
+        OMP_NUM_THREADS='1')
+    _run(
+        ['bash', osp.join(TOOLS, 'dist_test.sh'), CONFIG_DEMO, ckpt, '2'] + args('two'),
+        OMP_NUM_THREADS='1')
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     (bin_dir / 'srun').write_text(FAKE_SRUN)
@@ -218,12 +228,19 @@ def test_dist_test_counts_every_image_once(e2e_data, e2e_trained, tmp_path):
 
 # ---- the set-up itself -------------------------------------------------------------------------
 def test_launcher_env():
-    env = dict(SLURM_PROCID='3', SLURM_NTASKS='8', SLURM_LOCALID='1', MASTER_ADDR='node7',
-               MASTER_PORT='1234')
-    assert launcher_env('slurm', env) == dict(RANK='3', WORLD_SIZE='8', LOCAL_RANK='1',
-                                              MASTER_ADDR='node7', MASTER_PORT='1234')
-    ompi = dict(OMPI_COMM_WORLD_RANK='2', OMPI_COMM_WORLD_SIZE='4', OMPI_COMM_WORLD_LOCAL_RANK='0',
-                MASTER_ADDR='h')
+    env = dict(
+        SLURM_PROCID='3',
+        SLURM_NTASKS='8',
+        SLURM_LOCALID='1',
+        MASTER_ADDR='node7',
+        MASTER_PORT='1234')
+    assert launcher_env('slurm', env) == dict(
+        RANK='3', WORLD_SIZE='8', LOCAL_RANK='1', MASTER_ADDR='node7', MASTER_PORT='1234')
+    ompi = dict(
+        OMPI_COMM_WORLD_RANK='2',
+        OMPI_COMM_WORLD_SIZE='4',
+        OMPI_COMM_WORLD_LOCAL_RANK='0',
+        MASTER_ADDR='h')
     assert launcher_env('mpi', ompi)['MASTER_PORT'] == '29500'
     with pytest.raises(RuntimeError, match='WORLD_SIZE is not set'):
         launcher_env('pytorch', dict(RANK='0'))
@@ -242,10 +259,14 @@ def test_cpu_setup_keeps_wrapper_settings_and_drops_sync_bn(monkeypatch):
         assert setup_distributed(cfg) is True
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.sync_bn is None
     assert cfg.model_wrapper_cfg == dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False, find_unused_parameters=True,
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=True,
         device_ids=None)
-    assert cpu_model_wrapper(Config(dict(model_wrapper_cfg=dict(
-        type='MMDistributedDataParallel', broadcast_buffers=True))))['broadcast_buffers'] is True
+    assert cpu_model_wrapper(
+        Config(
+            dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
+                                        broadcast_buffers=True))))['broadcast_buffers'] is True
     none = Config.fromfile(CONFIG_DEMO)
     none.launcher = 'none'
     assert setup_distributed(none) is False and 'model_wrapper_cfg' not in none

@@ -10,10 +10,11 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from acsdet.datasets.deeplesion_coco import convert_deeplesion
-from acsdet.datasets.deeplesion_info import COLUMNS, group_by_key_slice, read_dl_info
-from acsdet.datasets.synthetic import make_synthetic_deeplesion, measure_recist
-from acsdet.datasets.weak_masks import ellipse_mask, window_to_uint8
+from acsdet.preparation.deeplesion_coco import convert_deeplesion
+from acsdet.preparation.deeplesion_info import COLUMNS, group_by_key_slice, read_dl_info
+from acsdet.preparation.weak_masks import ellipse_mask
+from acsdet.testing.synthetic import make_synthetic_deeplesion, measure_recist
+from acsdet.utils.hu import window_to_uint8
 
 
 @pytest.fixture(scope='module')
@@ -162,7 +163,7 @@ def test_interrupted_conversion_keeps_earlier_output(synth, tmp_path, monkeypatc
     out = tmp_path / 'coco'
     convert_deeplesion(str(root), str(out), splits=['val'])
     before = (out / 'deeplesion_val.json').read_bytes()
-    from acsdet.datasets import deeplesion_coco
+    from acsdet.preparation import deeplesion_coco
 
     def crash(task):
         raise KeyboardInterrupt

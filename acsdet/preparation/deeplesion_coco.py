@@ -23,12 +23,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..datasets.boxes import COCO_BOX_FORMAT, inclusive_to_coco
+from ..datasets.slices import decode_slice, png_shape
 from ..utils import atomic_write_set, check_writable_dir, mask_to_rle
+from ..utils.hu import SOFT_TISSUE_WINDOW, WIDE_WINDOW
 from ..version import __version__
-from .boxes import COCO_BOX_FORMAT, inclusive_to_coco
 from .deeplesion_info import SPLITS, LesionRecord, group_by_key_slice, read_dl_info
-from .slices import decode_slice, png_shape
-from .weak_masks import SOFT_TISSUE_WINDOW, WIDE_WINDOW, weak_mask
+from .weak_masks import weak_mask
 
 SPLIT_IDS = {v: k for k, v in SPLITS.items()}
 WINDOWS = ('dicom', 'wide', 'soft')

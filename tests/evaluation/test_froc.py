@@ -5,7 +5,7 @@ import pytest
 from acsdet.evaluation import compute_froc, compute_froc_by_group, froc_curve, size_bucket
 from acsdet.evaluation.froc import sensitivity_at
 
-from .official_froc import froc as official_froc
+from ..official_froc import froc as official_froc
 
 A = [0, 0, 9, 9]  # a 10 x 10 px lesion with the +1 convention
 

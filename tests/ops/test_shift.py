@@ -15,10 +15,11 @@ from acsdet.models.backbones.densenet import densenet_features
 from acsdet.models.detectors import sample_thickness
 from acsdet.ops import Conv2_5d
 from acsdet.ops.shift import AlignShiftConv, TSMConv, alignshift_alpha, slice_shift
+from acsdet.testing import det_batch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
-from .conftest import ROOT, det_batch
+from ..helpers import ROOT
 
 
 def reference_shift(x, fold, keep=None, zero_pad=True):
@@ -84,8 +85,10 @@ def test_shift_conv_is_shift_then_2_5d_conv(cls):
     (rx, rw) = torch.autograd.grad(ref, (x, plain.weight), g)
     torch.testing.assert_close(gx, rx, rtol=0, atol=1e-10)
     torch.testing.assert_close(gw, rw, rtol=0, atol=1e-10)
-    assert torch.autograd.gradcheck(lambda a: op(a, t) if cls is AlignShiftConv else op(a),
-                                    (x[:, :, :3, :5, :5].detach().requires_grad_(), ))
+    assert torch.autograd.gradcheck(
+        lambda a: op(a, t)
+        if cls is AlignShiftConv else op(a), (x[:, :, :3, :5, :5].detach().requires_grad_(), ),
+        fast_mode=True)
     op.shift = False  # off: a plain 2.5D convolution
     torch.testing.assert_close(op(x) if cls is TSMConv else op(x, t), plain(x))
 
@@ -151,8 +154,8 @@ def test_alignshift_needs_thickness_and_checks_it():
 
 
 def test_convert_modes_replace_every_conv_and_keep_2d_weights():
-    feats = densenet_features(in_channels=1, growth_rate=8, block_config=(2, 2, 2),
-                              num_init_features=16)
+    feats = densenet_features(
+        in_channels=1, growth_rate=8, block_config=(2, 2, 2), num_init_features=16)
     for mode, cls in (('tsm', TSMConv), ('alignshift', AlignShiftConv)):
         m = convert(feats, mode, n_fold=4, ref_thickness=3.0)
         n2d = sum(isinstance(c, nn.Conv2d) for c in feats.modules())
@@ -169,8 +172,14 @@ def test_convert_modes_replace_every_conv_and_keep_2d_weights():
 
 
 def _backbone(mode, **kw):
-    cfg = dict(type='TruncatedDenseNet', conv_mode=mode, num_slices=5, growth_rate=16,
-               block_config=(2, 2, 2), num_init_features=32, collapse_init='kaiming')
+    cfg = dict(
+        type='TruncatedDenseNet',
+        conv_mode=mode,
+        num_slices=5,
+        growth_rate=16,
+        block_config=(2, 2, 2),
+        num_init_features=32,
+        collapse_init='kaiming')
     cfg.update(kw)
     torch.manual_seed(0)
     return MODELS.build(cfg).eval()

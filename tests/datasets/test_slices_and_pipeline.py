@@ -9,16 +9,16 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import acsdet  # noqa: F401
-from acsdet.datasets.deeplesion_coco import convert_deeplesion
 from acsdet.datasets.slices import SliceReader, decode_slice, load_slice_stack
-from acsdet.datasets.synthetic import make_synthetic_deeplesion
 from acsdet.datasets.transforms.augment import warp_channels
 from acsdet.engine.cli import load_config
+from acsdet.preparation.deeplesion_coco import convert_deeplesion
+from acsdet.testing.synthetic import make_synthetic_deeplesion
 from mmdet.registry import DATASETS, TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 
 def write_series(folder, first, last, skip=()):
@@ -405,8 +405,8 @@ def test_keep_thick_slices_takes_neighbours_of_thick_series_as_they_are(tmp_path
     if t > 2.0:
         np.testing.assert_array_equal(kept[:, 0, 0], 10.0 * np.arange(27, 34))
     else:
-        np.testing.assert_array_equal(kept, load_slice_stack(str(tmp_path), 30, t, 7,
-                                                             reader=SliceReader(0)))
+        np.testing.assert_array_equal(
+            kept, load_slice_stack(str(tmp_path), 30, t, 7, reader=SliceReader(0)))
     # the same rule on an in-memory volume (patient-CT inference)
     hu = np.repeat((10.0 * np.arange(1, 61, dtype=np.float32))[:, None, None], 2, 1)
     vol = volume_slice_stack(hu, np.arange(60) * t, 29, 7, 2.0, keep_thick_slices=True)

@@ -6,9 +6,9 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from acsdet.datasets.deeplesion_info import group_by_key_slice, key_slice_path, read_dl_info
+from acsdet.preparation.deeplesion_info import group_by_key_slice, key_slice_path, read_dl_info
 
-from .conftest import ROOT
+from ..helpers import ROOT
 
 SAMPLE = osp.join(ROOT, 'tests', 'data', 'DL_info_sample.csv')
 
