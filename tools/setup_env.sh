@@ -67,7 +67,7 @@ fi
 
 # Re-running is cheap: skip the resolver when nothing that decides the install has changed.
 STAMP="$VENV/.acsdet-setup-stamp"
-STATE=$(cat setup.py "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)-$TORCH_VER
+STATE=$(cat setup.py pyproject.toml "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)-$TORCH_VER
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STATE" ] && "$PY" -c 'import acsdet' 2>/dev/null; then
   say "acsdet and its dependencies already installed (delete $STAMP to force)"
 else

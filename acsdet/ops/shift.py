@@ -112,7 +112,7 @@ def shift_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
                                     dilation, groups)
 
 
-class _ShiftConv(Conv2_5d):
+class ShiftConv(Conv2_5d):
     """A slice shift of the input, then ``Conv2_5d`` (a ``(1, K, K)`` kernel, 2D weight, so 2D
     checkpoints load unchanged). ``shift=False`` turns the shift off (a plain 2.5D convolution,
     as the authors' stems and transitions)."""
@@ -155,7 +155,7 @@ class _ShiftConv(Conv2_5d):
         return super().extra_repr() + f', n_fold={self.n_fold}, shift={self.shift}'
 
 
-class TSMConv(_ShiftConv):
+class TSMConv(ShiftConv):
     """TSM shift (zero past the ends), then a ``(1, K, K)`` convolution. Input
     ``(N, Ci, D, H, W)``."""
 
@@ -163,7 +163,7 @@ class TSMConv(_ShiftConv):
         return self._shift_conv(x, None, True)
 
 
-class AlignShiftConv(_ShiftConv):
+class AlignShiftConv(ShiftConv):
     """AlignShift (thickness-weighted shift), then a ``(1, K, K)`` convolution.
 
     The per-sample thickness ``(N,)`` mm comes as ``forward(x, thickness)`` or, inside a

@@ -8,6 +8,7 @@ from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
 
+from ...utils.hu import WIDE_WINDOW
 from ..slices import SliceReader, load_slice_stack, volume_slice_stack
 
 
@@ -77,7 +78,7 @@ class HUWindowNormalize(BaseTransform):
     """
 
     def __init__(self,
-                 window: Sequence[float] = (-1024, 2050),
+                 window: Sequence[float] = WIDE_WINDOW,
                  out_range: Sequence[float] = (0.0, 1.0)):
         if window[1] <= window[0]:
             raise ValueError(f'window max must exceed min, got {window}')

@@ -33,9 +33,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 
 from ...converters import convert
-from ...ops.shift import AlignShiftConv, _ShiftConv
+from ...ops.shift import AlignShiftConv, ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 
+# torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
+# torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
 _LEGACY = re.compile(
     r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$'
 )
@@ -149,7 +151,7 @@ class TruncatedDenseNet(BaseModule):
             kw = dict(n_fold=n_fold, ref_thickness=ref_thickness)
         self.features = convert(features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **kw)
         for name, m in self.features.named_modules():
-            if isinstance(m, _ShiftConv) and '.denselayer' not in f'.{name}':
+            if isinstance(m, ShiftConv) and '.denselayer' not in f'.{name}':
                 m.shift = False  # stem and transitions: no shift
         self._alignshift = [m for m in self.features.modules() if isinstance(m, AlignShiftConv)]
         for m in self.features.modules():
