@@ -115,26 +115,25 @@ def _with_weight(new: nn.Module, src: nn.Module, weight: torch.Tensor) -> nn.Mod
 
 @dataclass(frozen=True)
 class _ConvGeometry:
-    """A square 2D convolution's K, its 3D stride, padding and dilation pieces."""
+    """A square 2D (transposed) convolution's K, its 3D stride, and its padding and dilation."""
     k: int
     stride: Tuple[int, int, int]
     padding: object  # (ph, pw) or 'same' / 'valid'
     dilation: Tuple[int, int]
     args: dict
 
-    def planar(self):
-        """``(padding, dilation)`` of a ``(1, K, K)`` kernel."""
-        pad = self.padding if isinstance(self.padding, str) else (0, ) + self.padding
-        return pad, (1, ) + self.dilation
+    def layout(self, planar: bool) -> dict:
+        """``stride``, ``padding``, ``dilation`` of a ``(1, K, K)`` kernel (``planar``) or of a
+        ``(K, K, K)`` one (depth as height)."""
+        p, (dh, dw) = self.padding, self.dilation
+        if isinstance(p, str):
+            pad = p
+        else:
+            pad = ((0, ) if planar else (p[0], )) + p
+        return dict(stride=self.stride, padding=pad, dilation=(1 if planar else dh, dh, dw))
 
-    def cubic(self):
-        """``(padding, dilation)`` of a ``(K, K, K)`` kernel (depth as height)."""
-        p = self.padding
-        pad = p if isinstance(p, str) else (p[0], ) + p
-        return pad, (self.dilation[0], ) + self.dilation
 
-
-def _geometry(m: nn.Conv2d, name: str, opts: ConvertOptions) -> _ConvGeometry:
+def _geometry(m: nn.Module, name: str, opts: ConvertOptions) -> _ConvGeometry:
     kh, kw = m.kernel_size
     if kh != kw:
         raise ConversionError(f'cannot convert {name} ({m}): {opts.mode} needs a square kernel')
@@ -145,20 +144,30 @@ def _geometry(m: nn.Conv2d, name: str, opts: ConvertOptions) -> _ConvGeometry:
                          dict(groups=m.groups, bias=m.bias is not None))
 
 
-def _planar(m: nn.Conv2d, g: _ConvGeometry, cls=Conv2_5d, **extra) -> nn.Module:
+def _build(cls, m: nn.Module, g: _ConvGeometry, planar: bool, **extra) -> nn.Module:
+    """``cls(in, out, K, ...)`` with the planar or cubic layout of ``m``: its padding mode for a
+    convolution, its output padding (none along depth unless depth is strided and the kernel
+    cubic) for a transposed one."""
+    kw = g.layout(planar)
+    if isinstance(m, nn.ConvTranspose2d):
+        oh, ow = m.output_padding
+        kw['output_padding'] = (0 if planar or g.stride[0] == 1 else oh, oh, ow)
+    else:
+        kw['padding_mode'] = m.padding_mode
+    return cls(m.in_channels, m.out_channels, g.k, **kw, **extra, **g.args)
+
+
+def _planar(m: nn.Module, g: _ConvGeometry, cls=Conv2_5d, **extra) -> nn.Module:
     """A ``(1, K, K)`` convolution class with the 2D weight (``Conv2_5d`` and its kin)."""
-    pad, dil = g.planar()
-    new = cls(
-        m.in_channels,
-        m.out_channels,
-        g.k,
-        g.stride,
-        pad,
-        dil,
-        padding_mode=m.padding_mode,
-        **extra,
-        **g.args)
-    return _with_weight(new, m, m.weight)
+    return _with_weight(_build(cls, m, g, True, **extra), m, m.weight)
+
+
+def _inflated(new: nn.Module, m: nn.Module, k: int, inflate: bool) -> nn.Module:
+    """I3D: the 2D kernel repeated K times along depth and divided by K (or, without
+    ``inflate``, the 3D layer's own random initialisation)."""
+    if not inflate:
+        return new
+    return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, k, 1, 1) / k)
 
 
 @register_converter(nn.Conv2d)
@@ -171,17 +180,7 @@ def _conv_acs(m, name, opts):
     g = _geometry(m, name, opts)
     if g.k == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
         return _planar(m, g)
-    pad, dil = g.cubic()
-    new = ACSConv(
-        m.in_channels,
-        m.out_channels,
-        g.k,
-        g.stride,
-        pad,
-        dil,
-        padding_mode=m.padding_mode,
-        **g.args)
-    return _with_weight(new, m, m.weight)
+    return _with_weight(_build(ACSConv, m, g, False), m, m.weight)
 
 
 @register_conv_mode('2.5d')
@@ -193,31 +192,8 @@ def _conv_2_5d(m, name, opts):
 def _conv_3d(m, name, opts):
     g = _geometry(m, name, opts)
     if g.k == 1:
-        pad, dil = g.planar()
-        new = nn.Conv3d(
-            m.in_channels,
-            m.out_channels,
-            1,
-            g.stride,
-            pad,
-            dil,
-            padding_mode=m.padding_mode,
-            **g.args)
-        return _with_weight(new, m, m.weight.unsqueeze(2))
-    pad, dil = g.cubic()
-    new = nn.Conv3d(
-        m.in_channels,
-        m.out_channels,
-        g.k,
-        g.stride,
-        pad,
-        dil,
-        padding_mode=m.padding_mode,
-        **g.args)
-    if not opts.inflate:
-        return new
-    # I3D: repeat along depth, divide by K
-    return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, g.k, 1, 1) / g.k)
+        return _with_weight(_build(nn.Conv3d, m, g, True), m, m.weight.unsqueeze(2))
+    return _inflated(_build(nn.Conv3d, m, g, False), m, g.k, opts.inflate)
 
 
 @register_conv_mode('a3d')
@@ -225,18 +201,7 @@ def _conv_a3d(m, name, opts):
     g = _geometry(m, name, opts)
     if g.k == 1:
         return _planar(m, g)
-    pad, dil = g.planar()
-    new = A3DConv(
-        m.in_channels,
-        m.out_channels,
-        g.k,
-        opts.num_slices,
-        g.stride,
-        pad,
-        dil,
-        padding_mode=m.padding_mode,
-        **g.args)
-    return _with_weight(new, m, m.weight)
+    return _planar(m, g, A3DConv, num_slices=opts.num_slices)
 
 
 @register_conv_mode('tsm')
@@ -255,57 +220,24 @@ def _conv_alignshift(m, name, opts):
         zero_pad=opts.zero_pad)
 
 
-def _transposed_geometry(m: nn.ConvTranspose2d, name: str, opts: ConvertOptions):
-    kh, kw = m.kernel_size
-    if kh != kw:
-        raise ConversionError(f'cannot convert {name} ({m}): {opts.mode} needs a square kernel')
-    sd = m.stride[0] if opts.conv_depth_stride is None else opts.conv_depth_stride
-    return kh, sd, dict(groups=m.groups, bias=m.bias is not None)
-
-
 @register_converter(nn.ConvTranspose2d)
 def _convert_conv_transpose(m: nn.ConvTranspose2d, name: str, opts: ConvertOptions) -> nn.Module:
     return TRANSPOSED_CONV_MODES.get(opts.mode, _transpose_2_5d)(m, name, opts)
 
 
 def _transpose_2_5d(m, name, opts):
-    k, sd, args = _transposed_geometry(m, name, opts)
-    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    new = ConvTranspose2_5d(
-        m.in_channels,
-        m.out_channels,
-        k, (sd, sh, sw), (0, ph, pw), (0, oh, ow),
-        dilation=(1, dh, dw),
-        **args)
-    return _with_weight(new, m, m.weight)
+    return _planar(m, _geometry(m, name, opts), ConvTranspose2_5d)
 
 
 @register_conv_mode('acs', transposed=True)
 def _transpose_acs(m, name, opts):
-    k, sd, args = _transposed_geometry(m, name, opts)
-    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    new = ACSConvTranspose(
-        m.in_channels,
-        m.out_channels,
-        k, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
-        dilation=(dh, dh, dw),
-        **args)
-    return _with_weight(new, m, m.weight)
+    return _with_weight(_build(ACSConvTranspose, m, _geometry(m, name, opts), False), m, m.weight)
 
 
 @register_conv_mode('3d', transposed=True)
 def _transpose_3d(m, name, opts):
-    k, sd, args = _transposed_geometry(m, name, opts)
-    (sh, sw), (ph, pw), (oh, ow), (dh, dw) = m.stride, m.padding, m.output_padding, m.dilation
-    new = nn.ConvTranspose3d(
-        m.in_channels,
-        m.out_channels,
-        k, (sd, sh, sw), (ph, ph, pw), (oh if sd > 1 else 0, oh, ow),
-        dilation=(dh, dh, dw),
-        **args)
-    if not opts.inflate:
-        return new
-    return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, k, 1, 1) / k)
+    g = _geometry(m, name, opts)
+    return _inflated(_build(nn.ConvTranspose3d, m, g, False), m, g.k, opts.inflate)
 
 
 @register_converter(nn.BatchNorm2d, nn.InstanceNorm2d)
