@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from .autocast import apply_as_convolution
 from .conv_args import (PADDING_MODES, IntOr3, conv_output_size, resolve_acs_split, resolve_padding,
                         square_kernel_size, triple)
 
@@ -91,7 +92,8 @@ def acs_conv3d(x: torch.Tensor,
         lo = hi
 
     if groups == 1:
-        out = _acs_function(x, weight, plans, stride, dilation, tuple(out_size))
+        out = apply_as_convolution(_ACSConvFunction, (x, weight), plans, stride, dilation,
+                                   tuple(out_size))
     else:  # general groups: composed from autograd ops
         outputs = []
         for lo, hi, axis, window, conv_pad in plans:
@@ -186,17 +188,3 @@ class _ACSConvFunction(torch.autograd.Function):
                         target[:, c0:c1] += conv_bwd(g, xa[:, c0:c1], w[:, c0:c1], None, *args,
                                                      [True, False, False])[0]
         return grad_x, grad_w, None, None, None, None
-
-
-def _acs_function(x: torch.Tensor, weight: torch.Tensor, *conf) -> torch.Tensor:
-    """``_ACSConvFunction`` under ``torch.autocast`` as ``F.conv3d`` behaves there (convolutions
-    are on autocast's lower-precision list, CUDA float16 and CPU bfloat16 alike): the inputs are
-    cast to the autocast dtype and the function runs with autocast off, so its forward and its
-    hand-written backward compute in that one dtype; the casts carry the gradients back to the
-    float32 parameters (what ``torch.amp.custom_fwd(cast_inputs=...)`` does, for any device)."""
-    device = x.device.type
-    if torch.is_autocast_enabled(device):
-        dtype = torch.get_autocast_dtype(device)
-        with torch.autocast(device, enabled=False):
-            return _ACSConvFunction.apply(x.to(dtype), weight.to(dtype), *conf)
-    return _ACSConvFunction.apply(x, weight, *conf)

@@ -25,6 +25,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
+from .autocast import apply_as_convolution
 from .conv2_5d import Conv2_5d
 from .conv_args import IntOr3
 
@@ -95,23 +96,6 @@ class _ShiftConvFunction(torch.autograd.Function):
                 None, None)
 
 
-def shift_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                 keep: Optional[torch.Tensor], fold: int, zero_pad: bool, stride, padding, dilation,
-                 groups: int) -> torch.Tensor:
-    """:class:`_ShiftConvFunction` under ``torch.autocast`` as ``F.conv3d`` behaves there: the
-    inputs are cast to the autocast dtype and the function runs with autocast off (as
-    :func:`acsdet.ops.acs_function._acs_function`)."""
-    device = x.device.type
-    if torch.is_autocast_enabled(device):
-        dtype = torch.get_autocast_dtype(device)
-        with torch.autocast(device, enabled=False):
-            return _ShiftConvFunction.apply(
-                x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype), keep, fold,
-                zero_pad, stride, padding, dilation, groups)
-    return _ShiftConvFunction.apply(x, weight, bias, keep, fold, zero_pad, stride, padding,
-                                    dilation, groups)
-
-
 class ShiftConv(Conv2_5d):
     """A slice shift of the input, then ``Conv2_5d`` (a ``(1, K, K)`` kernel, 2D weight, so 2D
     checkpoints load unchanged). ``shift=False`` turns the shift off (a plain 2.5D convolution,
@@ -148,8 +132,8 @@ class ShiftConv(Conv2_5d):
             return super().forward(x)  # no shift (or a shape error from the convolution)
         if self.padding_mode != 'zeros' or isinstance(self.padding, str):
             return super().forward(slice_shift(x, fold, keep, zero_pad))  # plain autograd
-        return shift_conv3d(x, self.weight, self.bias, keep, fold, zero_pad, self.stride,
-                            self.padding, self.dilation, self.groups)
+        return apply_as_convolution(_ShiftConvFunction, (x, self.weight, self.bias), keep, fold,
+                                    zero_pad, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', n_fold={self.n_fold}, shift={self.shift}'
