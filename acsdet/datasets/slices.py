@@ -136,6 +136,15 @@ def decode_slice(path: str) -> np.ndarray:
 _DEFAULT_READER = SliceReader()
 
 
+def stack_spacing(slice_interval: float, target_interval: float, keep_thick_slices: bool) -> float:
+    """The spacing (mm) of the slices a stack is sampled at: ``target_interval``, or with
+    ``keep_thick_slices`` the series' own interval where that is larger (its slices as they are,
+    the AlignShift authors' input)."""
+    if keep_thick_slices and slice_interval > target_interval:
+        return slice_interval
+    return target_interval
+
+
 def slice_plan(key_slice: int,
                slice_interval: Optional[float],
                num_slices: int,
@@ -146,14 +155,12 @@ def slice_plan(key_slice: int,
 
     ``offset`` shifts every position by that many mm (depth jitter); a missing or non-positive
     ``slice_interval`` is taken as ``target_interval`` (neighbouring slices).
-    ``keep_thick_slices``: a series with slices farther apart than ``target_interval`` gives its
-    neighbouring slices as they are (the stack's spacing is then the series' interval), as the
-    AlignShift authors load their input; thinner series are still resampled.
+    ``keep_thick_slices``: see :func:`stack_spacing`; thinner series are still resampled.
     """
     if num_slices < 1 or num_slices % 2 == 0:
         raise ValueError(f'num_slices must be odd and >= 1, got {num_slices}')
     interval = slice_interval if slice_interval and slice_interval > 0 else target_interval
-    step = interval if keep_thick_slices and interval > target_interval else target_interval
+    step = stack_spacing(interval, target_interval, keep_thick_slices)
     plan = []
     for p in range(-(num_slices // 2), num_slices // 2 + 1):
         pos = key_slice + (p * step + offset) / interval
@@ -246,9 +253,8 @@ def volume_slice_plan(z_positions: np.ndarray,
             target_interval,
             keep_thick_slices=keep_thick_slices)
         return [(min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w) for lo, hi, w in plan]
-    step = target_interval
-    if keep_thick_slices and n > 1 and float(np.median(gaps)) > target_interval:
-        step = float(np.median(gaps))
+    step = stack_spacing(
+        float(np.median(gaps)) if n > 1 else 0.0, target_interval, keep_thick_slices)
     out = []
     for p in range(-(num_slices // 2), num_slices // 2 + 1):
         pos = z[key] + p * step
