@@ -227,6 +227,30 @@ def test_dist_test_counts_every_image_once(e2e_data, e2e_trained, tmp_path):
 
 
 # ---- the set-up itself -------------------------------------------------------------------------
+def test_slurm_train_script_builds_the_srun_call(tmp_path):
+    """tools/slurm_train.sh: MMDetection's srun settings, tools/train.py with the work dir and the
+    'slurm' launcher (an ``srun`` that prints its arguments stands in for Slurm)."""
+    (tmp_path / 'srun').write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    (tmp_path / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', PYTHON='py', GPUS='16')
+    out = subprocess.run(
+        ['bash', osp.join(TOOLS, 'slurm_train.sh'), 'gpu', 'job', 'cfg.py', 'w', '--amp'],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True).stdout
+    assert out.split('\n')[:-1] == [
+        '-p', 'gpu', '--job-name=job', '--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8',
+        '--cpus-per-task=5', '--kill-on-bad-exit=1', 'py', '-u',
+        osp.join(TOOLS, 'train.py'), 'cfg.py', '--work-dir=w', '--amp', '--launcher=slurm'
+    ]
+    bad = subprocess.run(['bash', osp.join(TOOLS, 'slurm_train.sh'), 'gpu'],
+                         env=env,
+                         stderr=subprocess.PIPE,
+                         text=True)
+    assert bad.returncode == 2 and 'usage' in bad.stderr
+
+
 def test_launcher_env():
     env = dict(
         SLURM_PROCID='3',

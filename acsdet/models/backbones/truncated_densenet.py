@@ -146,10 +146,14 @@ class TruncatedDenseNet(BaseModule):
         self.norm_eval, self.collapse_init = norm_eval, collapse_init
         features2d = densenet_features(1, growth_rate, block_config, num_init_features, bn_size,
                                        _norm_factory(norm_cfg))
-        kw = dict(num_slices=num_slices) if conv_mode == 'a3d' else {}
-        if conv_mode in ('tsm', 'alignshift'):
-            kw = dict(n_fold=n_fold, ref_thickness=ref_thickness)
-        self.features = convert(features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **kw)
+        self.features = convert(  # each mode reads the arguments it needs
+            features2d,
+            conv_mode,
+            pool_depth=1,
+            conv_depth_stride=1,
+            num_slices=num_slices,
+            n_fold=n_fold,
+            ref_thickness=ref_thickness)
         for name, m in self.features.named_modules():
             if isinstance(m, ShiftConv) and '.denselayer' not in f'.{name}':
                 m.shift = False  # stem and transitions: no shift
