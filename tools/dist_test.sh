@@ -5,21 +5,11 @@
 # NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT (or PORT) select multi-node runs, as in
 # tools/dist_train.sh; nodes need a shared file system for the work dir (results are gathered
 # through it).
+# The torchrun settings are in tools/dist_run.sh.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 CONFIG CHECKPOINT NUM_PROCS [tools/test.py arguments]" >&2
   exit 2
 fi
-CONFIG=$1
-CHECKPOINT=$2
-NPROC=$3
-shift 3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-MASTER_PORT=${MASTER_PORT:-${PORT:-29500}}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 DIR=$(cd "$(dirname "$0")" && pwd)
-PY=${PYTHON:-$(command -v python)}
-exec "$PY" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-  --master_addr="$MASTER_ADDR" --nproc_per_node="$NPROC" --master_port="$MASTER_PORT" \
-  "$DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
+exec bash "$DIR/dist_run.sh" "$3" "$DIR/test.py" "$1" "$2" "${@:4}"

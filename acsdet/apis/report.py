@@ -56,10 +56,9 @@ def overlay(hu: np.ndarray, lesion: dict, mask: Optional[np.ndarray]) -> np.ndar
             (a, b), (c, d) = lesion[axis]
             cv2.line(img, (int(round(a)), int(round(b))), (int(round(c)), int(round(d))),
                      (0, 255, 255), 1)
-    cv2.putText(img, f'{lesion["id"]}: {lesion["score"]:.2f}',
-                (int(round(x1)), max(10,
-                                     int(round(y1)) - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (0, 0, 255), 1, cv2.LINE_AA)
+    label_at = (int(round(x1)), max(10, int(round(y1)) - 3))  # above the box, inside the image
+    cv2.putText(img, f'{lesion["id"]}: {lesion["score"]:.2f}', label_at, cv2.FONT_HERSHEY_SIMPLEX,
+                0.4, (0, 0, 255), 1, cv2.LINE_AA)
     return img
 
 
