@@ -8,11 +8,17 @@
 INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage file, or a
 DeepLesion PNG series folder. Each case goes to DIR/<case>/: lesions.json, lesions.csv,
 report.html, with --save-masks lesions.nii.gz (a label map in the input's exact geometry) and
-with --save-overlays lesion_NNN.png. A bad input is reported and skipped; the exit status is 1
-if any input failed.
+with --save-overlays lesion_NNN.png, and the manifest acsdet-case.json. <case> is the input's
+base name, or <name>-<8 hex> when two inputs share it (stable across runs). An existing case
+folder is replaced only if acsdet wrote it for the same input; anything else there is refused
+before any work, as is an output folder that is or lies inside an input. A failing input is
+reported on one line and the others go on; the exit status is 1 if any input failed, 2 if
+nothing could run (output folder, checkpoint, device).
 """
 import argparse
+import math
 import os.path as osp
+import pickle
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -21,9 +27,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 def _slices(text: str):
     try:
         a, b = text.split(':')
-        return int(a) if a else 0, int(b) if b else None
+        start, end = int(a) if a else 0, int(b) if b else None
     except ValueError:
         raise argparse.ArgumentTypeError(f'expected START:END, got {text!r}') from None
+    if start < 0 or (end is not None and end <= start):
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: START:END needs 0 <= START < END (slice indices, end exclusive)')
+    return start, end
 
 
 def parse_args(argv=None):
@@ -51,33 +61,78 @@ def parse_args(argv=None):
         p.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
     if args.batch_size < 1:
         p.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    for name in ('spacing', 'slice_thickness'):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            p.error(f'--{name.replace("_", "-")} must be a finite positive number (mm), got {v}')
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             p.error(f'no such file: {path}')
     return args
 
 
+def plan_cases(args):
+    """``[(input, case name)]`` with every input once, and the checks that need no model: the
+    output folder is writable, no case folder is or holds an input, and every existing case
+    folder may be replaced (raises ``OSError`` naming the problem)."""
+    from acsdet.apis.case_folder import (assign_case_names, check_output_location,
+                                         check_replaceable)
+    from acsdet.io import case_name, input_key
+    from acsdet.utils import check_writable_dir
+    check_writable_dir(args.out_dir)
+    inputs, keys = [], []
+    for path in args.inputs:
+        key = input_key(path, args.series)
+        if key in keys:
+            print(f'note: {path} is given twice; it runs once')
+            continue
+        inputs.append(path)
+        keys.append(key)
+    names = assign_case_names(args.out_dir, [(k, case_name(p)) for p, k in zip(inputs, keys)])
+    folders = [osp.join(args.out_dir, n) for n in names]
+    check_output_location(args.out_dir, folders, [p for p in inputs if osp.exists(p)])
+    for folder, key in zip(folders, keys):
+        if osp.lexists(folder):
+            check_replaceable(folder, key)
+    return list(zip(inputs, names))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        cases = plan_cases(args)
+    except OSError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     from acsdet.apis import LesionDetector, write_case
-    from acsdet.io import CTReadError, read_ct
-    detector = LesionDetector(args.config, args.checkpoint, args.device, args.score_thr,
-                              args.batch_size)
+    from acsdet.io import read_ct
+    try:
+        detector = LesionDetector(args.config, args.checkpoint, args.device, args.score_thr,
+                                  args.batch_size)
+    except (ValueError, OSError, pickle.UnpicklingError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     done, failed = [], []
-    for path in args.inputs:
+    for path, case in cases:
         try:
             vol = read_ct(path, args.series, args.spacing, args.slice_thickness, args.dl_info)
             result = detector(vol, args.slices, progress=not args.no_progress)
             folder = write_case(
                 result,
                 args.out_dir,
+                case,
                 save_masks=args.save_masks,
                 save_overlays=args.save_overlays,
                 meta=dict(config=args.config, checkpoint=args.checkpoint))
             done.append((path, folder, len(result.lesions), result.seconds['total']))
-        except (CTReadError, ValueError, OSError) as e:
-            print(f'error: {e}', file=sys.stderr)
-            failed.append((path, str(e)))
+        except Exception as e:  # one case never stops the others; each failure on one line
+            why = ' '.join(str(e).split()) or type(e).__name__
+            if not isinstance(e, (ValueError, OSError)):
+                why = f'{type(e).__name__}: {why}'
+            if path not in why:
+                why = f'{path}: {why}'
+            print(f'error: {why[:500]}', file=sys.stderr)
+            failed.append((path, why[:500]))
     print(f'\n{len(done)} case(s) done, {len(failed)} failed')
     for path, folder, n, sec in done:
         print(f'  {path}: {n} lesion(s) in {sec:.1f} s -> {osp.join(folder, "report.html")}')

@@ -20,8 +20,8 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
+from ..engine.architecture import CheckpointMismatch, check_architecture, state_dict_mismatch
 from ..io import CTVolume, read_ct
 from .lesions import Lesion, SliceDetection, group_detections, recist
 
@@ -34,10 +34,42 @@ class DetectionResult:
     volume: CTVolume
     lesions: List[dict]
     detections: List[dict]
-    label_map: np.ndarray  # (Z, Y, X) uint16 in the volume's (LPS-ordered) grid, 0 = background
+    label_map: np.ndarray  # (Z, Y, X) uint16 in the volume's (LPI-ordered) grid, 0 = background
     slices: Tuple[int, int]
     score_thr: float
     seconds: dict = field(default_factory=dict)
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here; else a one-line ``ValueError`` naming it."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f'--device {device!r}: not a device name ({e})') from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'--device {device}: no CUDA GPU is available here (torch '
+                             f'{torch.__version__}); use --device cpu')
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f'--device {device}: only {torch.cuda.device_count()} CUDA device(s)')
+    elif dev.type != 'cpu':
+        raise ValueError(f'--device {device}: use cpu, cuda or cuda:N')
+    return device
+
+
+def _load_strictly(model, checkpoint: str, cfg: Config, config_name: Optional[str]) -> None:
+    """Load every key of ``model`` from ``checkpoint`` after checking its architecture record;
+    a ``CheckpointMismatch`` (a ``ValueError``) with one line naming both otherwise."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    check_architecture(ckpt, cfg.model, checkpoint, config_name)
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointMismatch(f'checkpoint {checkpoint} does not fit the model of '
+                                 f'{config_name or "the config"}: {problem}')
+    model.load_state_dict({(k[7:] if k.startswith('module.') else k): v
+                           for k, v in state.items()}, strict=True)
 
 
 def _loading_step(pipeline) -> dict:
@@ -69,11 +101,12 @@ class LesionDetector:
                  iou_thr: float = 0.5):
         import acsdet  # noqa: F401  (registers acsdet's modules)
         from mmdet.registry import MODELS
+        device = check_device(device)
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         self.cfg = cfg
         self.model = MODELS.build(cfg.model)
-        load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        _load_strictly(self.model, checkpoint, cfg, config if isinstance(config, str) else None)
         self.model.to(device).eval()
         self.device = device
         self.score_thr, self.batch_size, self.iou_thr = score_thr, batch_size, iou_thr
@@ -152,8 +185,8 @@ class LesionDetector:
                  **read_kwargs) -> DetectionResult:
         """Detect lesions in a CT (a :class:`CTVolume` or anything :func:`read_ct` reads).
 
-        ``slices``: ``(start, end)`` axial slice indices of the LPS-ordered volume, end
-        exclusive (default: all).
+        ``slices``: ``(start, end)`` axial slice indices of the volume (DeepLesion's order, head
+        to feet), end exclusive (default: all); a range outside the volume is a ``ValueError``.
         """
         t0 = time.perf_counter()
         vol = volume_or_path if isinstance(volume_or_path, CTVolume) else read_ct(
@@ -161,9 +194,10 @@ class LesionDetector:
         t_read = time.perf_counter()
         n = vol.hu.shape[0]
         start, end = slices if slices is not None else (0, n)
-        start, end = max(0, start), min(n, end if end is not None else n)
-        if start >= end:
-            raise ValueError(f'{vol.source}: empty slice range {start}:{end} of {n} slices')
+        end = n if end is None else end
+        if not 0 <= start < end <= n:
+            raise ValueError(f'{vol.source}: slices {start}:{end} are outside the volume\'s '
+                             f'{n} slices (0:{n}); START:END with 0 <= START < END <= {n}')
         preds = self.predict_slices(vol, list(range(start, end)), progress)
         t_model = time.perf_counter()
         result = self._summarise(vol, preds, (start, end))

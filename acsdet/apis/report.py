@@ -1,16 +1,21 @@
 """Writing one case's results: ``lesions.json``, ``lesions.csv``, a label map, overlays, a report.
 
 Everything of a case is written into a temporary folder beside ``<out_dir>/<case>`` and swapped
-in at the end, so a case folder is always complete (old or new), never partial.
+in at the end, so a case folder is always complete (old or new), never partial; it carries the
+manifest ``acsdet-case.json``, and only such a folder of the same input is ever replaced
+(:mod:`acsdet.apis.case_folder`).
 
 ``lesions.json`` (schema ``version`` 1.0):
 
 - ``version``, ``source`` (what was read), ``config``, ``checkpoint``, ``score_thr``,
   ``slices_processed`` ``[start, end)``, ``seconds`` (read / detect / group / total);
-- ``geometry``: ``size_xyz`` and ``spacing_xyz_mm`` of the LPS-ordered volume,
+- ``geometry``: ``orientation`` (``'LPI'``: index axes towards the patient's left, posterior and
+  feet, DeepLesion's slice order), ``size_xyz`` and ``spacing_xyz_mm`` of that volume,
   ``origin_lps_mm``, ``direction`` (row-major 3 x 3, columns = index axes in LPS),
   ``stored_axes`` (``perm``, ``flip``, ``size_xyz`` of the file as stored);
-- ``lesions``: ``id``, ``score``, ``key_slice`` (LPS-ordered volume) and ``key_slice_stored``,
+- ``label_map`` (with ``--save-masks``): the file and how it relates to the input (a note when
+  the input's slice gaps are uneven, which a NIfTI header cannot hold);
+- ``lesions``: ``id``, ``score``, ``key_slice`` (the LPI-ordered volume) and ``key_slice_stored``,
   ``slices`` [first, last], ``num_slices``, ``key_box_px`` (continuous x1, y1, x2, y2 on the key
   slice), ``box_voxel``, ``box_stored_index`` (voxel centres, the input file's own indices),
   ``box_lps_mm``, ``center_voxel`` / ``center_stored_index`` / ``center_lps_mm`` (centre of the
@@ -26,13 +31,14 @@ import json
 import os
 import os.path as osp
 import shutil
-import uuid
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from ..io import ORIENTATION, input_path
 from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
+from .case_folder import check_output_location, check_replaceable, commit_case, new_case_dir
 from .lesion_detector import RESULT_VERSION, DetectionResult
 
 CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'last_slice',
@@ -75,7 +81,7 @@ def _label_image(result: DetectionResult):
         return lab
     # the inverse of the reading's reorientation: axes permuted and flipped, no interpolation
     perm, flip, _ = vol.to_stored
-    arr = result.label_map.transpose(2, 1, 0)  # (x, y, z) of the LPS-ordered volume
+    arr = result.label_map.transpose(2, 1, 0)  # (x, y, z) of the LPI-ordered volume
     stored = np.empty(tuple(ref.GetSize()), np.uint16)  # (x, y, z) as stored
     for i in range(3):
         if flip[i]:
@@ -117,19 +123,46 @@ table{{border-collapse:collapse}}</style></head><body>
 '''
 
 
+def _label_map_info(vol) -> dict:
+    """How ``lesions.nii.gz`` relates to the input (``lesions.json``'s ``label_map``)."""
+    err = vol.header_z_error_mm()
+    info = dict(
+        file='lesions.nii.gz',
+        geometry='the input as stored: one label slice per input slice, same size, spacing, '
+        'origin and direction')
+    if err > 0.01:
+        info.update(
+            uneven_slices=True,
+            header_slice_spacing_mm=round(vol.spacing[0], 4),
+            max_slice_position_error_mm=round(err, 3),
+            note='the input\'s slice gaps are uneven and a NIfTI header holds one slice spacing: '
+            'label slice k belongs to input slice k (not resampled), but the position the header '
+            f'gives it is up to {err:.3g} mm off; the true positions are lesions.json\'s '
+            '(box_lps_mm, center_lps_mm)')
+    return info
+
+
 def write_case(result: DetectionResult,
                out_dir: str,
                case: Optional[str] = None,
                save_masks: bool = False,
                save_overlays: bool = False,
                meta: Optional[dict] = None) -> str:
-    """Write the case folder ``out_dir/<case>`` (atomically, see the module doc); returns it."""
+    """Write the case folder ``out_dir/<case>`` (atomically, see the module doc); returns it.
+
+    An existing ``out_dir/<case>`` is replaced only if it is acsdet's case folder of the same
+    input (:mod:`acsdet.apis.case_folder`); anything else raises
+    :class:`~acsdet.apis.case_folder.CaseFolderError` and is left as it is.
+    """
     vol = result.volume
     case = case or vol.name
     final = osp.join(out_dir, case)
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = osp.join(out_dir, f'.{case}.{uuid.uuid4().hex}.tmp')
-    os.makedirs(tmp)
+    key = vol.input_key
+    if key is not None:
+        check_output_location(out_dir, [final], [input_path(key)])
+    if osp.lexists(final):  # before the work, not after it
+        check_replaceable(final, key)
+    tmp = new_case_dir(out_dir, case, key, vol.source)
     try:
         overlays = {}
         if save_overlays:
@@ -139,9 +172,13 @@ def write_case(result: DetectionResult,
                 name = f'lesion_{les["id"]:03d}.png'
                 cv2.imwrite(osp.join(tmp, name), overlay(vol.hu[k], les, mask))
                 overlays[les['id']] = name
+        extra = {}
         if save_masks:
             import SimpleITK as sitk
             sitk.WriteImage(_label_image(result), osp.join(tmp, 'lesions.nii.gz'), True)
+            extra['label_map'] = _label_map_info(vol)
+            if extra['label_map'].get('uneven_slices'):
+                vol.warnings.append(f'{vol.source}: {extra["label_map"]["note"]}')
         payload = dict(
             version=RESULT_VERSION,
             source=vol.source,
@@ -154,6 +191,7 @@ def write_case(result: DetectionResult,
             },
             warnings=vol.warnings,
             geometry=dict(
+                orientation=ORIENTATION,
                 size_xyz=[vol.hu.shape[2], vol.hu.shape[1], vol.hu.shape[0]],
                 spacing_xyz_mm=[vol.spacing[2], vol.spacing[1], vol.spacing[0]],
                 origin_lps_mm=vol.origin.tolist(),
@@ -162,10 +200,11 @@ def write_case(result: DetectionResult,
                     perm=list(vol.to_stored[0]),
                     flip=list(vol.to_stored[1]),
                     size_xyz=list(vol.to_stored[2]))),
+            **extra,
             lesions=result.lesions,
             detections=result.detections)
         with open(osp.join(tmp, 'lesions.json'), 'w') as f:
-            json.dump(payload, f, indent=1)
+            json.dump(payload, f, indent=1, allow_nan=False)  # strict JSON: no NaN / Infinity
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(CSV_FIELDS)
@@ -180,14 +219,7 @@ def write_case(result: DetectionResult,
             f.write(buf.getvalue())
         with open(osp.join(tmp, 'report.html'), 'w') as f:
             f.write(_html(result, case, overlays))
-        old = None
-        if osp.lexists(final):
-            old = osp.join(out_dir, f'.{case}.{uuid.uuid4().hex}.old')
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old:
-            shutil.rmtree(old, ignore_errors=True) if osp.isdir(old) else os.remove(old)
+        return commit_case(tmp, out_dir, case, key, vol.source)
     finally:
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-    return final

@@ -1,4 +1,4 @@
 """Runner glue: hooks registered into ``mmdet.registry.HOOKS`` and command-line helpers."""
-from .hooks import DeepLesionVisualizationHook, ProgressBarHook
+from .hooks import ArchitectureRecordHook, DeepLesionVisualizationHook, ProgressBarHook
 
-__all__ = ['DeepLesionVisualizationHook', 'ProgressBarHook']
+__all__ = ['ArchitectureRecordHook', 'DeepLesionVisualizationHook', 'ProgressBarHook']

@@ -9,6 +9,9 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
+from .architecture import state_dict_mismatch
+from .hooks import ensure_architecture_hook
+
 
 def set_data_root(cfg: Config, data_root: str) -> None:
     """Point every dataloader's dataset at ``data_root`` (the config's one data-root variable is
@@ -64,7 +67,8 @@ def load_config(path: str,
                 slice_cache: Optional[str] = None) -> Config:
     """Read a config and apply the command line the MMDetection way: ``--cfg-options``, then
     ``--data-root`` and ``--slice-cache``; the work dir is CLI > config >
-    ``work_dirs/<config name>``."""
+    ``work_dirs/<config name>``. Every run records (and checks) checkpoints' architecture
+    (:class:`~acsdet.engine.hooks.ArchitectureRecordHook`)."""
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
@@ -73,6 +77,7 @@ def load_config(path: str,
         set_data_root(cfg, data_root)
     if slice_cache:
         set_slice_cache(cfg, slice_cache)
+    ensure_architecture_hook(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -88,9 +93,13 @@ def load_checkpoint_strictly(runner, checkpoint: str) -> None:
         raise SystemExit(f'checkpoint {checkpoint}: no such file')
     try:
         runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
-    except RuntimeError as e:  # load_state_dict(strict=True): missing / unexpected keys
+    except RuntimeError:  # load_state_dict(strict=True): missing / unexpected keys
+        from mmengine.runner.checkpoint import _load_checkpoint
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        state = _load_checkpoint(checkpoint, map_location='cpu')
+        state = state.get('state_dict', state)
         raise SystemExit(f'checkpoint {checkpoint} does not fit the model of {runner.cfg.filename}'
-                         f' (is it a checkpoint of this config?):\n{str(e)[:2000]}') from None
+                         f': {state_dict_mismatch(model.state_dict(), state)}') from None
     except (OSError, ValueError, pickle.UnpicklingError) as e:  # empty, truncated, no checkpoint
         raise SystemExit(f'checkpoint {checkpoint}: {e}') from None
 

@@ -1,4 +1,5 @@
-"""Hooks: a progress bar for validation/testing and DeepLesion key-slice visualisation."""
+"""Hooks: a progress bar for validation/testing, DeepLesion key-slice visualisation and the
+checkpoints' architecture record."""
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -15,6 +16,7 @@ from ..datasets.boxes import continuous_to_inclusive
 from ..datasets.slices import decode_slice
 from ..utils import atomic_write
 from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
+from .architecture import ARCH_KEY, check_architecture, model_architecture
 
 
 @HOOKS.register_module()
@@ -120,3 +122,28 @@ class DeepLesionVisualizationHook(Hook):
                 binary=True,
                 fsync=False)
             self._count += 1
+
+
+@HOOKS.register_module()
+class ArchitectureRecordHook(Hook):
+    """Record the model's architecture in every checkpoint the runner saves, and refuse a
+    checkpoint of another architecture when one is loaded (testing, resuming): see
+    :mod:`acsdet.engine.architecture`. ``tools/train.py`` and ``tools/test.py`` add it to every
+    run; the base runtime config lists it too."""
+
+    priority = 'VERY_HIGH'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})[ARCH_KEY] = model_architecture(runner.cfg.model)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        path = runner.cfg.get('checkpoint') or runner.cfg.get('load_from') or 'the checkpoint'
+        check_architecture(checkpoint, runner.cfg.model, path, runner.cfg.filename)
+
+
+def ensure_architecture_hook(cfg) -> None:
+    """Add :class:`ArchitectureRecordHook` to ``cfg.custom_hooks`` unless it is there."""
+    hooks = list(cfg.get('custom_hooks', []) or [])
+    if not any(h.get('type') in ('ArchitectureRecordHook', ArchitectureRecordHook) for h in hooks):
+        hooks.append(dict(type='ArchitectureRecordHook'))
+    cfg.custom_hooks = hooks

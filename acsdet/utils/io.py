@@ -1,11 +1,12 @@
 """Atomic file writing (one file, or a set of files replaced together) and COCO RLE encoding."""
-import glob
+import hashlib
 import json
 import os
 import os.path as osp
 import re
+import socket
 import uuid
-from typing import IO, Callable, Dict, Optional
+from typing import IO, Callable, Dict, List, Optional
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -13,11 +14,62 @@ from pycocotools import mask as mask_utils
 #: Left in a folder while :func:`atomic_write_set` renames its files; its presence means a
 #: commit was interrupted, and :func:`finish_write_set` completes it.
 WRITE_SET_JOURNAL = '.acsdet-write-set.json'
-_TMP_SUFFIX = re.compile(r'\.[0-9a-f]{32}\.tmp$')
+#: ``<name>.[<owner>.]<32 hex>.tmp`` (owner: :func:`owner_tag`; older temporaries have none).
+_TMP_SUFFIX = re.compile(r'\.(?:([0-9a-f]{8}-\d+)\.)?[0-9a-f]{32}\.(?:tmp|old)$')
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def _tmp_name(path: str) -> str:
-    return f'{path}.{uuid.uuid4().hex}.tmp'
+def owner_tag() -> str:
+    """``<host hash>-<pid>``: who made a temporary, so that a later run removes only those of
+    processes that are gone (never a live writer's, on this or another host)."""
+    return f'{_HOST}-{os.getpid()}'
+
+
+def owner_is_dead(tag: Optional[str]) -> bool:
+    """Whether the process of an :func:`owner_tag` has ended (False when unknown: another host,
+    or a process of that id runs)."""
+    host, _, pid = (tag or '').partition('-')
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def temporary_name(path: str, suffix: str = 'tmp') -> str:
+    """A unique ``<path>.<owner>.<hex>.<suffix>`` beside ``path``."""
+    return f'{path}.{owner_tag()}.{uuid.uuid4().hex}.{suffix}'
+
+
+_tmp_name = temporary_name
+
+
+def stale_temporaries(directory: str, prefix: str) -> List[str]:
+    """Temporaries ``<prefix>[<owner>.]<hex>.tmp|.old`` in ``directory`` left by processes that
+    are gone (without an owner: made by an older acsdet, taken as stale)."""
+    out = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return out
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        m = _TMP_SUFFIX.fullmatch(name[len(prefix) - 1:]) if prefix.endswith('.') else None
+        if m and (m.group(1) is None or owner_is_dead(m.group(1))):
+            out.append(osp.join(directory, name))
+    return out
+
+
+def remove_stale_files(directory: str, prefix: str) -> None:
+    """Remove the stale temporary *files* :func:`stale_temporaries` finds."""
+    for path in stale_temporaries(directory, prefix):
+        if osp.isfile(path) or osp.islink(path):
+            os.remove(path)
 
 
 def _write_tmp(tmp: str, write: Callable[[IO], None], newline: Optional[str], binary: bool,
@@ -94,9 +146,7 @@ def atomic_write_set(directory: str, writers: Dict[str, Callable[[IO], None]]) -
     os.makedirs(directory, exist_ok=True)
     finish_write_set(directory)
     for name in writers:  # temporaries of an earlier run killed before its journal
-        for stray in glob.glob(osp.join(glob.escape(directory), glob.escape(name) + '.*.tmp')):
-            if _TMP_SUFFIX.search(stray):
-                os.remove(stray)
+        remove_stale_files(directory, name + '.')
     tmps = {}
     try:
         for name, write in writers.items():
@@ -115,9 +165,13 @@ def atomic_write_set(directory: str, writers: Dict[str, Callable[[IO], None]]) -
 
 def check_writable_dir(directory: str, what: str = 'output folder') -> None:
     """Create ``directory`` if needed and prove a file can be created in it; else an ``OSError``
-    naming it (so long jobs fail before their work, not after)."""
+    naming it (so long jobs fail before their work, not after). A path that exists and is not a
+    folder is named as such."""
+    if osp.exists(directory) and not osp.isdir(directory):
+        raise OSError(f'cannot write to the {what} {directory}: it is a file, not a folder')
     try:
         os.makedirs(directory, exist_ok=True)
+        remove_stale_files(directory, '.write-probe.')  # of runs killed between two lines
         probe = _tmp_name(osp.join(directory, '.write-probe'))
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.remove(probe)

@@ -8,6 +8,8 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='froc/avg', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'))
+# the model's architecture in every checkpoint; a checkpoint of another one is refused on loading
+custom_hooks = [dict(type='ArchitectureRecordHook')]
 # No DetVisualizationHook: it reads the image file as RGB, and DeepLesion's are 16-bit slices;
 # `tools/test.py --show-dir` adds acsdet's DeepLesionVisualizationHook instead.
 env_cfg = dict(

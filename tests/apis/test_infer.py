@@ -20,10 +20,11 @@ from ..helpers import CONFIG_DEMO, EPOCHS
 
 
 def _lps_image(vol):
-    """The PNG series' volume as a SimpleITK image in LPS order (identity direction)."""
-    img = sitk.GetImageFromArray(vol.hu.astype(np.int16))
+    """A volume (DeepLesion's order: slice index towards the feet) as the same physical image
+    stored in LPS order (identity direction: slice index towards the head)."""
+    img = sitk.GetImageFromArray(vol.hu[::-1].astype(np.int16))
     img.SetSpacing((vol.spacing[2], vol.spacing[1], vol.spacing[0]))
-    img.SetOrigin(tuple(vol.origin))
+    img.SetOrigin(tuple(vol.to_lps([0, 0, vol.hu.shape[0] - 1])))
     return img
 
 
@@ -69,14 +70,15 @@ def write_dicom_series(hu,
                        slope=0.5,
                        intercept=-1024.0,
                        seed=0):
-    """An axial DICOM series of ``hu`` ``(Z, Y, X)`` (LPS order) with shuffled file names."""
+    """An axial DICOM series of ``hu`` ``(Z, Y, X)`` with shuffled file names: slice ``k`` at
+    ``positions[k]`` mm along S (default: DeepLesion's order, ``-k x spacing``, head first)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
     os.makedirs(folder, exist_ok=True)
     series_uid = series_uid or generate_uid()
     study = generate_uid()
     sz, sy, sx = spacing
-    positions = np.arange(len(hu)) * sz if positions is None else positions
+    positions = -np.arange(len(hu)) * sz if positions is None else positions
     rng = np.random.default_rng(seed)
     for k in rng.permutation(len(hu)):
         meta = FileMetaDataset()
@@ -119,7 +121,7 @@ def phantom(e2e_data, tmp_path_factory):
         sitk.WriteImage(_stored(img, perm, flip), path)
         files[name] = path
     dicom = out / 'dicom'
-    uid = write_dicom_series(vol.hu, vol.spacing, dicom)
+    uid = write_dicom_series(vol.hu, vol.spacing, dicom, positions=-vol.z_positions)
     other = write_dicom_series(vol.hu[:3] + 100, (5.0, 1.0, 1.0), dicom, seed=1)
     files['dicom'] = str(dicom)
     return dict(
@@ -153,8 +155,8 @@ def test_read_ct_gives_the_same_volume_from_every_format(phantom, name):
     if name not in ('png', 'dicom'):
         # stored indices map back onto the same physical points through the file's geometry
         stored = sitk.ReadImage(phantom['files'][name])
-        perm, flip = ORIENTATIONS[name]
-        assert vol.to_stored[0] == perm and vol.to_stored[1] == flip
+        perm, flip = ORIENTATIONS[name]  # relative to LPS; the volume's slice axis points I
+        assert vol.to_stored[0] == perm and vol.to_stored[1] == (flip[0], flip[1], not flip[2])
         for c in corners:
             p = stored.TransformContinuousIndexToPhysicalPoint(
                 [float(v) for v in vol.to_stored_index(c)])

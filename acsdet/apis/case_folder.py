@@ -1,0 +1,156 @@
+"""Case folders: where one CT's results live, who owns them, and how they are replaced.
+
+A case folder ``<out_dir>/<case>`` is acsdet's only when it carries the manifest
+:data:`MANIFEST` (``{"acsdet_case": 1, "input": ..., "files": [...]}``) that :func:`commit_case`
+writes. The rules, so that no run ever destroys a user's file:
+
+- an existing ``<out_dir>/<case>`` is replaced only if it is an acsdet case folder **of the same
+  input** holding nothing but the files its manifest lists; a folder without the manifest, a file,
+  a folder holding other files, a link to anything but an acsdet case folder, or the results of
+  another input are refused with an error naming them (nothing is moved or deleted);
+- an output location that is, contains or lies inside an input is refused
+  (:func:`check_output_location`);
+- case names are unique in a run and stable across runs (:func:`assign_case_names`);
+- temporaries (``.<case>.<owner>.<hex>.tmp`` / ``.old``) of runs that were killed are removed by
+  the next write of that case, only when their process is gone and they carry the manifest.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import shutil
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..utils import stale_temporaries, temporary_name
+from ..version import __version__
+
+MANIFEST = 'acsdet-case.json'
+
+
+class CaseFolderError(OSError):
+    """An output location acsdet refuses to write or replace; the message names it."""
+
+
+def read_manifest(folder: str) -> Optional[dict]:
+    """The manifest of an acsdet case folder, or None if ``folder`` is not one."""
+    try:
+        with open(osp.join(folder, MANIFEST)) as f:
+            man = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return man if isinstance(man, dict) and man.get('acsdet_case') == 1 else None
+
+
+def _inside(child: str, parent: str) -> bool:
+    child, parent = osp.realpath(child), osp.realpath(parent)
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def check_output_location(out_dir: str, case_dirs: Sequence[str], inputs: Sequence[str]) -> None:
+    """Refuse an output folder that is or lies inside an input, and a case folder that is or
+    contains an input (replacing it would delete the input)."""
+    for inp in inputs:
+        if osp.isdir(inp) and _inside(out_dir, inp):
+            raise CaseFolderError(f'--out-dir {out_dir} is inside the input {inp}: results are '
+                                  'never written into an input; choose another folder')
+        for case in case_dirs:
+            if _inside(inp, case):
+                raise CaseFolderError(f'the case folder {case} would be the input {inp} or hold '
+                                      'it: choose another --out-dir')
+
+
+def _hashed(name: str, key: str) -> str:
+    return f'{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}'
+
+
+def assign_case_names(out_dir: str, inputs: Sequence[Tuple[str, str]]) -> List[str]:
+    """A case name for each ``(input key, base name)``: the base name, unless another input of
+    the run has it too or ``out_dir/<name>`` holds another input's results; then
+    ``<name>-<8 hex of the input key>``. The same input always gets the same name from the same
+    output folder; two inputs never share one. (A ``<name>`` that acsdet did not write keeps the
+    plain name, and :func:`check_replaceable` refuses it.)"""
+    count: Dict[str, set] = {}
+    for key, name in inputs:
+        count.setdefault(name, set()).add(key)
+    out = []
+    for key, name in inputs:
+        plain = len(count[name]) == 1
+        if plain and osp.lexists(osp.join(out_dir, name)):
+            man = read_manifest(osp.join(out_dir, name))
+            plain = man is None or man.get('input') in (None, key)
+        out.append(name if plain else _hashed(name, key))
+    return out
+
+
+def _remove_stale(out_dir: str, case: str) -> None:
+    for path in stale_temporaries(out_dir, f'.{case}.'):
+        if osp.isdir(path) and not osp.islink(path) and (read_manifest(path) is not None
+                                                         or not os.listdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def new_case_dir(out_dir: str, case: str, key: Optional[str], source: str) -> str:
+    """A fresh temporary case folder beside ``out_dir/<case>`` with a manifest saying it is in
+    progress (so that a kill leaves something the next run recognises and removes)."""
+    os.makedirs(out_dir, exist_ok=True)
+    _remove_stale(out_dir, case)
+    tmp = temporary_name(osp.join(out_dir, f'.{case}'))
+    os.makedirs(tmp)
+    write_manifest(tmp, key, source, [], complete=False)
+    return tmp
+
+
+def write_manifest(folder: str, key: Optional[str], source: str, files: List[str],
+                   complete: bool) -> None:
+    with open(osp.join(folder, MANIFEST), 'w') as f:
+        json.dump(
+            dict(
+                acsdet_case=1,
+                acsdet_version=__version__,
+                input=key,
+                source=source,
+                complete=complete,
+                files=sorted(files)),
+            f,
+            indent=1,
+            allow_nan=False)
+
+
+def check_replaceable(final: str, key: Optional[str]) -> None:
+    """Raise :class:`CaseFolderError` unless ``final`` (which exists) may be replaced by the
+    results of input ``key`` (see the module doc)."""
+    target = osp.realpath(final) if osp.islink(final) else final
+    man = read_manifest(target) if osp.isdir(target) else None
+    if man is None:
+        what = 'a link to something' if osp.islink(final) else (
+            'a folder' if osp.isdir(final) else 'a file')
+        raise CaseFolderError(f'{final} exists and is {what} acsdet did not write (no {MANIFEST}):'
+                              ' refusing to replace it; move it or choose another --out-dir')
+    if key is not None and man.get('input') not in (None, key):
+        raise CaseFolderError(f'{final} holds the results of another input ({man.get("input")}):'
+                              ' refusing to replace them; pass another case name')
+    extra = sorted(set(os.listdir(target)) - set(man.get('files', [])) - {MANIFEST})
+    if extra:
+        raise CaseFolderError(f'{final} holds files acsdet did not write ({", ".join(extra[:5])})'
+                              ': refusing to replace it; move them or choose another --out-dir')
+
+
+def commit_case(tmp: str, out_dir: str, case: str, key: Optional[str], source: str) -> str:
+    """Mark the finished temporary folder complete and swap it in as ``out_dir/<case>``
+    (replacing only what :func:`check_replaceable` allows). Returns the case folder."""
+    final = osp.join(out_dir, case)
+    files = [n for n in os.listdir(tmp) if n != MANIFEST]
+    write_manifest(tmp, key, source, files, complete=True)
+    if not osp.lexists(final):
+        os.replace(tmp, final)
+        return final
+    check_replaceable(final, key)
+    if osp.islink(final):  # the link goes, the case folder it points to stays
+        os.remove(final)
+        os.replace(tmp, final)
+        return final
+    old = temporary_name(osp.join(out_dir, f'.{case}'), 'old')
+    os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old)
+    return final

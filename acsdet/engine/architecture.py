@@ -1,0 +1,106 @@
+"""What a checkpoint's weights mean: its architecture record, checked when it is loaded.
+
+A 2.5D, TSM or AlignShift backbone has exactly the state-dict keys and shapes of an ACS one, so
+strict loading alone lets a checkpoint of one conv mode run silently as another. acsdet records
+the architecture (the detector type and every backbone setting, class defaults filled in) in the
+``meta`` of every checkpoint it writes (:class:`~acsdet.engine.hooks.ArchitectureRecordHook`)
+and compares it with the config's when a checkpoint is loaded for testing, resuming or
+inference: a difference is an error naming both; a checkpoint without a record loads with a
+warning.
+"""
+import inspect
+import warnings
+from typing import Mapping, Optional
+
+ARCH_KEY = 'acsdet_architecture'
+#: Backbone settings that do not change what the weights mean (initialisation, memory, freezing).
+_IGNORED = frozenset({'init_cfg', 'pretrained', 'with_cp', 'frozen_stages', 'norm_eval'})
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint that does not fit the model; the one-line message names both."""
+
+
+def _plain(value):
+    """A config value as JSON-like plain Python (tuples as lists, ConfigDicts as dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _defaults(type_name) -> dict:
+    from mmdet.registry import MODELS
+    cls = MODELS.get(type_name) if isinstance(type_name, str) else type_name
+    if cls is None:
+        return {}
+    return {
+        k: p.default
+        for k, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty and k not in _IGNORED
+    }
+
+
+def model_architecture(model_cfg: Mapping) -> dict:
+    """``dict(detector=type, backbone={setting: value})`` of a model config, the backbone
+    class's defaults filled in, as plain values (what :data:`ARCH_KEY` holds)."""
+    backbone = dict(model_cfg.get('backbone') or {})
+    full = {**_defaults(backbone.get('type')), **backbone}
+    return dict(
+        detector=_plain(model_cfg.get('type')),
+        backbone={k: _plain(v)
+                  for k, v in sorted(full.items()) if k not in _IGNORED})
+
+
+def _summary(arch: dict) -> str:
+    b = arch.get('backbone', {})
+    keys = ('type', 'conv_mode', 'num_slices', 'n_fold', 'ref_thickness')
+    return f'{arch.get("detector")} / ' + ', '.join(f'{k}={b[k]!r}' for k in keys if k in b)
+
+
+def check_architecture(checkpoint: Mapping, model_cfg: Mapping, ckpt_path: str,
+                       config_name: Optional[str] = None) -> None:
+    """Raise :class:`CheckpointMismatch` if ``checkpoint``'s record differs from the model
+    config's; warn if it has none."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    recorded = meta.get(ARCH_KEY) if isinstance(meta, Mapping) else None
+    wanted = model_architecture(model_cfg)
+    config_name = config_name or 'the config'
+    if not isinstance(recorded, Mapping):
+        warnings.warn(f'{ckpt_path}: no architecture record (a checkpoint written before acsdet '
+                      f'0.4 or by another tool): cannot check that it is a {_summary(wanted)} '
+                      'model as in ' + config_name)
+        return
+    diffs = []
+    if recorded.get('detector') != wanted['detector']:
+        diffs.append(f'detector {recorded.get("detector")!r} vs {wanted["detector"]!r}')
+    rb, wb = recorded.get('backbone') or {}, wanted['backbone']
+    for k in sorted(set(rb) & set(wb)):
+        if rb[k] != wb[k]:
+            diffs.append(f'backbone.{k} {rb[k]!r} vs {wb[k]!r}')
+    if diffs:
+        raise CheckpointMismatch(
+            f'checkpoint {ckpt_path} is a {_summary(dict(recorded))} model, {config_name} builds '
+            f'{_summary(wanted)} ({"; ".join(diffs[:6])}; checkpoint vs config): use the config '
+            'it was trained with')
+
+
+def state_dict_mismatch(model_state: Mapping, ckpt_state: Mapping) -> str:
+    """One line saying how a checkpoint's state dict differs from a model's ('' if it fits)."""
+    strip = {(k[7:] if k.startswith('module.') else k): v for k, v in ckpt_state.items()}
+    missing = [k for k in model_state if k not in strip]
+    unexpected = [k for k in strip if k not in model_state]
+    shapes = [
+        f'{k} {tuple(strip[k].shape)} vs {tuple(model_state[k].shape)}' for k in model_state
+        if k in strip and hasattr(strip[k], 'shape') and tuple(strip[k].shape) != tuple(
+            model_state[k].shape)
+    ]
+    parts = []
+    for what, items in (('missing', missing), ('unexpected', unexpected),
+                        ('of another shape (checkpoint vs model)', shapes)):
+        if items:
+            parts.append(f'{len(items)} keys {what} (e.g. {", ".join(items[:2])})')
+    return '; '.join(parts)
