@@ -7,9 +7,12 @@
         --split test [--lesion-type 5] [--limit 1] --out-dir DIR
 
 Each series folder (``Images_png/<pppppp_ss_ee>/``) becomes ``DIR/<pppppp_ss_ee>.nii.gz``: int16 HU,
-axial slices, LPS geometry with the pixel spacing and slice interval of ``DL_info.csv``. With
-``--split`` the series are those of the split's (non-noisy) lesions in ``DL_info.csv``, in file
-order, optionally of one coarse lesion type. Files are written atomically.
+axial slices with the pixel spacing and slice interval of ``DL_info.csv``, in DeepLesion's slice
+order: the file's slice axis points towards the feet (a viewer shows the head at the top), slice
+``i`` of the series at S = -i x interval mm. With ``--split`` the series are those of the split's
+(non-noisy) lesions in ``DL_info.csv``, in file order, optionally of one coarse lesion type. Files
+are written atomically; a series that cannot be read is reported and the others go on (exit
+status 1).
 """
 import argparse
 import os
@@ -59,14 +62,20 @@ def main(argv=None):
     import SimpleITK as sitk
 
     from acsdet.io import CTReadError, read_ct, volume_to_image
-    os.makedirs(args.out_dir, exist_ok=True)
-    written = []
+    from acsdet.utils import check_writable_dir
+    try:
+        check_writable_dir(args.out_dir)
+    except OSError as e:
+        p.exit(2, f'error: {e}\n')
+    written, failed = [], []
     for s in args.series:
         try:
             vol = read_ct(
                 s, spacing=args.spacing, slice_thickness=args.slice_thickness, dl_info=args.dl_info)
-        except CTReadError as e:
-            p.exit(2, f'error: {e}\n')
+        except (CTReadError, OSError) as e:
+            print(f'error: {e}', file=sys.stderr)
+            failed.append(s)
+            continue
         out = osp.join(args.out_dir, f'{vol.name}.nii.gz')
         tmp = osp.join(args.out_dir, f'.{vol.name}.{os.getpid()}.tmp.nii.gz')
         try:
@@ -77,8 +86,10 @@ def main(argv=None):
                 os.remove(tmp)
         print(f'{s} -> {out} ({vol.hu.shape[0]} slices)')
         written.append(out)
-    return written
+    if failed:
+        print(f'{len(failed)} series failed: {", ".join(failed)}', file=sys.stderr)
+    return written, failed
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(1 if main()[1] else 0)

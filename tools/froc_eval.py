@@ -18,9 +18,13 @@ Plain JSON boxes are inclusive pixel boxes, as in DL_info.csv (0-based), scored 
 
 Images are matched by their DeepLesion key ``<series>/<slice>.png`` (any path ending with it);
 COCO ids shift when a re-conversion skips a row, so they are used only when the detections carry
-no file names, and then every id must exist in GT and, where the pickle holds its own GT, hold
-the same lesions. Evaluated images are those of GT with at least one lesion (the official
-protocol); detections of other images are ignored and counted. Malformed input (a detection that
+no file names, and then every id must exist in GT and either the pickle holds its own GT (which
+must be the same lesions) or the detections carry the GT file's fingerprint: a JSON key
+``"gt_fingerprint"`` equal to the COCO file's (``info.fingerprint``, written by the converter, or
+``acsdet.datasets.annotations.coco_fingerprint``); id-only detections without either are refused.
+A JSON file with an image twice is refused (a plain JSON reader keeps the last one). Evaluated
+images are those of GT with at least one lesion (the official protocol); detections of other
+images are ignored and counted. Malformed input (a detection that
 is not 5 finite numbers, x2 < x1, a score that is not finite) is an error naming the file and
 the image.
 """
@@ -34,7 +38,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from acsdet.datasets.annotations import image_key, read_coco_annotations  # noqa: E402
+from acsdet.datasets.annotations import complete_interrupted_conversion  # noqa: E402
+from acsdet.datasets.annotations import coco_fingerprint, image_key, read_coco_annotations
 from acsdet.datasets.boxes import continuous_to_inclusive  # noqa: E402
 from acsdet.evaluation.froc import DEFAULT_FPS  # noqa: E402
 from acsdet.evaluation.froc_metric import FROCMetric  # noqa: E402
@@ -84,7 +89,7 @@ def _pickle_dets(sample, path: str, i: int) -> np.ndarray:
 
 
 def load_detections(path: str):
-    """``([dict(key, id, dets (n, 5) inclusive)], samples or None)``."""
+    """``([dict(key, id, dets (n, 5) inclusive)], samples or None, GT fingerprint or None)``."""
     if path.endswith(('.pkl', '.pickle')):
         samples = load_results_pickle(path)
         if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
@@ -95,12 +100,13 @@ def load_detections(path: str):
                 id=s.get('img_id'),
                 dets=_pickle_dets(s, path, i)) for i, s in enumerate(samples)
         ]
-        return entries, samples
+        return entries, samples, None
     raw = _read_json(path)
     if not isinstance(raw, dict):
         raise InputError(
             f'{path}: expected a JSON object {{"<series>/<slice>.png": [[x1, y1, x2, y2, score], '
             '...]}')
+    fingerprint = raw.pop('gt_fingerprint', None)
     entries = []
     for k, v in raw.items():
         is_id = re.fullmatch(r'\d+', k) is not None
@@ -109,20 +115,37 @@ def load_detections(path: str):
                 key=None if is_id else image_key(k),
                 id=int(k) if is_id else None,
                 dets=_rows(v, 5, path, k, 'detection')))
-    return entries, None
+    return entries, None, fingerprint
+
+
+def _unique_keys(path: str):
+
+    def hook(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise InputError(f'{path}: key {k!r} appears twice in one JSON object (a JSON '
+                                 'reader would silently keep the last one)')
+            seen.add(k)
+        return dict(pairs)
+
+    return hook
 
 
 def _read_json(path: str):
     try:
         with open(path) as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_unique_keys(path))
     except json.JSONDecodeError as e:
         raise InputError(f'{path}: not a JSON file ({e})') from None
 
 
 def load_gt(path: str):
-    """A list of ``dict(key, id, instances (inclusive boxes), slice_interval)`` per image (all
-    images, with or without lesions), from a COCO file or a plain JSON object."""
+    """``(images, fingerprint)``: a list of ``dict(key, id, instances (inclusive boxes),
+    slice_interval)`` per image (all images, with or without lesions) from a COCO file (its
+    :func:`coco_fingerprint`) or a plain JSON object (None). A conversion that was killed while
+    replacing its files is completed before the file is read."""
+    complete_interrupted_conversion(path)
     raw = _read_json(path)
     if isinstance(raw, dict) and 'images' in raw and 'annotations' in raw:  # COCO
         out = []
@@ -137,7 +160,7 @@ def load_gt(path: str):
                     id=img['id'],
                     instances=inst,
                     slice_interval=img['slice_interval']))
-        return out
+        return out, coco_fingerprint(raw)
     if not isinstance(raw, dict):
         raise InputError(
             f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
@@ -147,7 +170,7 @@ def load_gt(path: str):
             id=None,
             instances=[dict(bbox=b) for b in _rows(v, 4, path, k, 'GT box').tolist()],
             slice_interval=None) for k, v in raw.items()
-    ]
+    ], None
 
 
 def gt_from_samples(samples):
@@ -175,9 +198,11 @@ def _index(entries, field: str, path: str) -> dict:
     return out
 
 
-def match(entries, gt, samples, det_path: str, gt_path: str):
+def match(entries, gt, samples, det_path: str, gt_path: str, fingerprints=(None, None)):
     """``{GT index: (n, 5) detections}`` and the number of detection entries matched to no GT
-    image. By image key when every detection entry has one; else by id, checked."""
+    image. By image key when every detection entry has one; else by id, checked: against the
+    pickle's own GT, or by the detections' GT fingerprint (``fingerprints``: the detections',
+    the GT file's)."""
     if all(e['key'] is not None for e in entries):
         dets = _index(entries, 'key', det_path)
         gt_index = {g['key']: i for i, g in enumerate(gt)}
@@ -193,6 +218,15 @@ def match(entries, gt, samples, det_path: str, gt_path: str):
         raise InputError(f'{det_path}: image ids {unknown[:10]} are not in {gt_path}: the ids do '
                          'not line up (match by file name: detections need img_path / '
                          '"<series>/<slice>.png" keys)')
+    own_gt = samples is not None and all('instances' in s for s in samples)
+    theirs, ours = fingerprints
+    if not own_gt and (theirs is None or theirs != ours):
+        raise InputError(
+            f'{det_path}: detections keyed by COCO id only, without their own GT, cannot be '
+            f'checked against {gt_path}: ids change when the file is converted again. Key them by '
+            '"<series>/<slice>.png", or add "gt_fingerprint": '
+            f'{ours!r} if they were made for exactly this file'
+            if ours else f'{det_path}: detections keyed by COCO id only need a COCO GT file')
     if samples is not None:
         for sample, own in zip(samples, gt_from_samples(samples)):
             if 'instances' not in sample:
@@ -231,14 +265,16 @@ def main(argv=None):
             p.error(f'no such file: {path}')
 
     try:
-        entries, samples = load_detections(args.detections)
+        entries, samples, det_fingerprint = load_detections(args.detections)
+        gt_fingerprint = None
         if args.gt:
-            gt, gt_path = load_gt(args.gt), args.gt
+            (gt, gt_fingerprint), gt_path = load_gt(args.gt), args.gt
         elif samples is not None:
             gt, gt_path = gt_from_samples(samples), args.detections
         else:
             p.error('GT is required unless DETECTIONS is a tools/test.py pickle holding instances')
-        matched, unmatched = match(entries, gt, samples, args.detections, gt_path)
+        matched, unmatched = match(entries, gt, samples, args.detections, gt_path,
+                                   (det_fingerprint, gt_fingerprint))
     except (InputError, ValueError, OSError, pickle.UnpicklingError) as e:
         p.exit(2, f'{p.prog}: error: {e}\n')
     evaluated = [i for i, g in enumerate(gt) if g['instances']]

@@ -75,8 +75,7 @@ def plan_cases(args):
     """``[(input, case name)]`` with every input once, and the checks that need no model: the
     output folder is writable, no case folder is or holds an input, and every existing case
     folder may be replaced (raises ``OSError`` naming the problem)."""
-    from acsdet.apis.case_folder import (assign_case_names, check_output_location,
-                                         check_replaceable)
+    from acsdet.apis.case_folder import assign_case_names, check_output_location, check_replaceable
     from acsdet.io import case_name, input_key
     from acsdet.utils import check_writable_dir
     check_writable_dir(args.out_dir)

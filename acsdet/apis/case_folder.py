@@ -10,7 +10,8 @@ writes. The rules, so that no run ever destroys a user's file:
   another input are refused with an error naming them (nothing is moved or deleted);
 - an output location that is, contains or lies inside an input is refused
   (:func:`check_output_location`);
-- case names are unique in a run and stable across runs (:func:`assign_case_names`);
+- case names are unique in a run and stable across runs into one output folder
+  (:func:`assign_case_names`);
 - temporaries (``.<case>.<owner>.<hex>.tmp`` / ``.old``) of runs that were killed are removed by
   the next write of that case, only when their process is gone and they carry the manifest.
 """
@@ -64,21 +65,22 @@ def _hashed(name: str, key: str) -> str:
 
 
 def assign_case_names(out_dir: str, inputs: Sequence[Tuple[str, str]]) -> List[str]:
-    """A case name for each ``(input key, base name)``: the base name, unless another input of
-    the run has it too or ``out_dir/<name>`` holds another input's results; then
-    ``<name>-<8 hex of the input key>``. The same input always gets the same name from the same
-    output folder; two inputs never share one. (A ``<name>`` that acsdet did not write keeps the
-    plain name, and :func:`check_replaceable` refuses it.)"""
-    count: Dict[str, set] = {}
+    """A case name for each ``(input key, base name)``, unique in the run and stable across runs
+    into the same ``out_dir``: the plain base name belongs to the first input that wrote it there
+    (its manifest says which) or, where none has, to the first input of the run that has that
+    name; every other input with that name gets ``<name>-<8 hex of its input key>``. (A
+    ``<name>`` there that acsdet did not write stays the plain name, and
+    :func:`check_replaceable` refuses it.)"""
+    claimed: Dict[str, str] = {}
     for key, name in inputs:
-        count.setdefault(name, set()).add(key)
+        if name not in claimed and osp.lexists(osp.join(out_dir, name)):
+            man = read_manifest(osp.join(out_dir, name))
+            if man is not None and man.get('input'):
+                claimed[name] = man['input']
     out = []
     for key, name in inputs:
-        plain = len(count[name]) == 1
-        if plain and osp.lexists(osp.join(out_dir, name)):
-            man = read_manifest(osp.join(out_dir, name))
-            plain = man is None or man.get('input') in (None, key)
-        out.append(name if plain else _hashed(name, key))
+        owner = claimed.setdefault(name, key)
+        out.append(name if owner == key else _hashed(name, key))
     return out
 
 

@@ -28,7 +28,6 @@ import csv
 import html
 import io
 import json
-import os
 import os.path as osp
 import shutil
 from typing import Optional
@@ -125,7 +124,7 @@ table{{border-collapse:collapse}}</style></head><body>
 
 def _label_map_info(vol) -> dict:
     """How ``lesions.nii.gz`` relates to the input (``lesions.json``'s ``label_map``)."""
-    err = vol.header_z_error_mm()
+    err = vol.header_z_error_mm(vol.stored_first_slice() if vol.reference is not None else 0)
     info = dict(
         file='lesions.nii.gz',
         geometry='the input as stored: one label slice per input slice, same size, spacing, '

@@ -5,6 +5,7 @@ Each key slice comes back as a dict with its image fields, its DeepLesion image 
 boxes in MMDetection's continuous form (:mod:`acsdet.datasets.boxes`). Files written by acsdet 0.1
 (boxes one pixel too small) are refused with the command that rewrites them.
 """
+import hashlib
 import json
 import os.path as osp
 from typing import List, Optional
@@ -47,6 +48,25 @@ def _bbox(ann: dict, path: str) -> list:
     return coco_to_continuous(vals)
 
 
+def coco_fingerprint(coco: dict) -> str:
+    """What ties COCO image ids to key slices in one file: a hash of its ``(id, file name)``
+    pairs. Detections keyed by id must carry it (``tools/froc_eval.py``); a re-conversion that
+    shifts ids changes it."""
+    pairs = sorted((str(i.get('id')), image_key(i.get('file_name', ''))) for i in coco['images'])
+    return hashlib.sha1(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+def complete_interrupted_conversion(path: str) -> None:
+    """Complete a conversion killed while replacing its files in ``path``'s folder, so that the
+    next read sees the whole new set (never the old one first)."""
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        finish_write_set(folder)
+    except OSError as e:
+        raise OSError(f'{folder}: an interrupted conversion left its files half-renamed and '
+                      f'they cannot be completed ({e}); re-run the converter') from e
+
+
 def read_coco_annotations(path: str, coco: Optional[dict] = None) -> List[dict]:
     """Key slices of a COCO file of ``data_converters/deeplesion_to_coco.py``, in file order.
 
@@ -54,16 +74,12 @@ def read_coco_annotations(path: str, coco: Optional[dict] = None) -> List[dict]:
     ``key_slice``, ``slice_interval``, ``spacing``, ``dicom_window`` and ``lesions`` (each
     ``bbox`` continuous ``[x1, y1, x2, y2]``, ``mask`` RLE, ``lesion_type``, ``long_diameter_mm``,
     ``noisy``, ``recist``). Noisy lesions are included (flagged); callers choose.
-    ``coco``: the file's content when the caller has parsed it already. Raises ``ValueError``
-    naming the file (and the annotation) for anything malformed.
+    ``coco``: the file's content when the caller has parsed it already (after
+    :func:`complete_interrupted_conversion`). Raises ``ValueError`` naming the file (and the
+    annotation) for anything malformed.
     """
-    folder = osp.dirname(osp.abspath(path))
-    try:
-        finish_write_set(folder)  # a conversion killed while renaming its outputs
-    except OSError as e:
-        raise OSError(f'{folder}: an interrupted conversion left its files half-renamed and '
-                      f'they cannot be completed ({e}); re-run the converter') from e
     if coco is None:
+        complete_interrupted_conversion(path)
         try:
             with open(path) as f:
                 coco = json.load(f)

@@ -9,6 +9,7 @@ from the series folder (volume edge or gap), or of another size than the key sli
 by the nearest existing slice of the key slice's size towards the key slice. The same rule holds
 for every slice thickness.
 """
+import hashlib
 import os
 import os.path as osp
 import struct
@@ -32,10 +33,10 @@ class SliceReader:
     - ``cache_dir``: decoded slices kept on disk as ``.npy`` (0.5 MiB a slice). PNG decoding
       (zlib inflate, about 3.5 ms a 512 x 512 slice) bounds the training pipeline; a cached slice
       loads in about 0.2 ms, so every epoch after the first reads the cache. Entries are keyed by
-      the series folder, the slice and the PNG's size and modification time (a changed PNG is
-      decoded again), written atomically (a crash never leaves a partial entry), and an entry
-      that is empty, truncated, damaged or of another shape or type than the PNG is decoded
-      and written again.
+      the series folder (its full path: two data roots may hold a series of the same name), the
+      slice and the PNG's size and modification time (a changed PNG is decoded again), written
+      atomically (a crash never leaves a partial entry), and an entry that is empty, truncated,
+      damaged or of another shape or type than the PNG is decoded and written again.
     """
 
     def __init__(self, cache_size: int = 64, cache_dir: Optional[str] = None):
@@ -81,9 +82,11 @@ class SliceReader:
             st = os.stat(path)
         except OSError:
             return None  # decode_slice reports it
-        series, name = osp.split(osp.abspath(path))
+        series, name = osp.split(osp.realpath(path))
         stem = osp.splitext(name)[0]
-        return osp.join(self.cache_dir, osp.basename(series),
+        # the series folder's full path in the key: two data roots may hold the same series name
+        where = hashlib.sha1(series.encode()).hexdigest()[:12]
+        return osp.join(self.cache_dir, f'{osp.basename(series)}-{where}',
                         f'{stem}-{st.st_size}-{st.st_mtime_ns}.npy')
 
     def _store(self, entry: str, img: np.ndarray) -> None:

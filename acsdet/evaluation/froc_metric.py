@@ -12,7 +12,7 @@ from mmdet.registry import METRICS
 
 from ..datasets.annotations import LESION_TYPES as LESION_TYPE_NAMES
 from ..datasets.boxes import continuous_to_inclusive
-from ..utils import atomic_write
+from ..utils import atomic_write, json_safe
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)
 
@@ -167,7 +167,9 @@ class FROCMetric(BaseMetric):
                 }
                 for name, res in by_subset.items()
             })
-        atomic_write(osp.join(out_dir, 'froc.json'), lambda f: json.dump(payload, f, indent=1))
+        atomic_write(
+            osp.join(out_dir, 'froc.json'),
+            lambda f: json.dump(json_safe(payload), f, indent=1, allow_nan=False))
         plot_froc(main, osp.join(out_dir, 'froc_curve.png'))
 
 

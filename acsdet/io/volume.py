@@ -144,11 +144,17 @@ class CTVolume:
             out[..., perm[i]] = (shape[perm[i]] - 1 - v) if flip[i] else v
         return out
 
-    def header_z_error_mm(self) -> float:
-        """The largest distance (mm) between a slice's real position and where a one-spacing
-        image header (NIfTI, ``volume_to_image``) puts it: 0 for evenly spaced volumes."""
-        z = self.z_positions - self.z_positions[0]
-        return float(np.max(np.abs(z - np.arange(len(z)) * self.spacing[0])))
+    def header_z_error_mm(self, anchor: int = 0) -> float:
+        """The largest distance (mm) between a slice's real position and where an image header
+        with one slice spacing (NIfTI) puts it, the header exact at slice ``anchor`` (its origin):
+        0 for evenly spaced volumes."""
+        z = self.z_positions - self.z_positions[anchor]
+        return float(np.max(np.abs(z - (np.arange(len(z)) - anchor) * self.spacing[0])))
+
+    def stored_first_slice(self) -> int:
+        """This volume's slice that is the input's stored slice 0 (the origin of its header)."""
+        perm, flip, _ = self.to_stored
+        return len(self.z_positions) - 1 if perm[2] == 2 and flip[2] else 0
 
 
 def input_key(path: str, series: Optional[str] = None) -> str:

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..datasets.annotations import coco_fingerprint
 from ..datasets.boxes import COCO_BOX_FORMAT, inclusive_to_coco
 from ..datasets.slices import decode_slice, png_shape
 from ..utils import atomic_write_set, check_writable_dir, mask_to_rle
@@ -310,6 +311,8 @@ def convert_deeplesion(data_root: str,
         summary.images[s] = len(coco[s]['images'])
         summary.lesions[s] = len(coco[s]['annotations'])
         summary.noisy[s] = sum(a['noisy'] for a in coco[s]['annotations'])
+    for s in splits:
+        coco[s]['info']['fingerprint'] = coco_fingerprint(coco[s])
     summary.skipped.sort()
     summary.warnings.sort()
     summary.seconds = time.time() - t0

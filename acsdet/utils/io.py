@@ -179,6 +179,18 @@ def check_writable_dir(directory: str, what: str = 'output folder') -> None:
         raise OSError(f'cannot write to the {what} {directory}: {e.strerror or e}') from e
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, so that it can be
+    written as strict JSON (``allow_nan=False``): ``NaN`` is not JSON and many readers fail."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def mask_to_rle(mask: np.ndarray) -> dict:
     """A binary ``(H, W)`` mask as a JSON-ready COCO RLE (``counts`` as str)."""
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))

@@ -72,7 +72,9 @@ def load_results_pickle(path: str):
     with open(path, 'rb') as f:
         try:
             return _RestrictedUnpickler(f, path).load()
-        except pickle.UnpicklingError:
-            raise
+        except pickle.UnpicklingError as e:  # refusals from inside (bytes, tensor storages) too
+            if str(e).startswith(f'{path}:'):
+                raise
+            raise pickle.UnpicklingError(f'{path}: refused: {e}') from None
         except (EOFError, ValueError, TypeError, AttributeError, RuntimeError) as e:
             raise pickle.UnpicklingError(f'{path}: not a readable results pickle ({e})') from None

@@ -3,7 +3,6 @@ outputs in the input's geometry, and bad input."""
 import json
 import os
 import os.path as osp
-import uuid
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 from acsdet.apis import SliceDetection, group_detections, recist
 from acsdet.io import CTReadError, read_ct
 from acsdet.preparation.deeplesion_info import read_dl_info
+from acsdet.testing.ct_files import ORIENTATIONS, lps_image, stored_image, write_dicom_series
 
 from ..helpers import CONFIG_DEMO, EPOCHS
 
@@ -20,89 +20,8 @@ from ..helpers import CONFIG_DEMO, EPOCHS
 
 
 def _lps_image(vol):
-    """A volume (DeepLesion's order: slice index towards the feet) as the same physical image
-    stored in LPS order (identity direction: slice index towards the head)."""
-    img = sitk.GetImageFromArray(vol.hu[::-1].astype(np.int16))
-    img.SetSpacing((vol.spacing[2], vol.spacing[1], vol.spacing[0]))
-    img.SetOrigin(tuple(vol.to_lps([0, 0, vol.hu.shape[0] - 1])))
-    return img
-
-
-def _stored(img, perm, flip):
-    """The same physical image stored with index axis ``perm[i]`` = LPS axis ``i`` (reversed
-    where ``flip[i]``): another storage orientation, the same voxels in space."""
-    arr = sitk.GetArrayFromImage(img).transpose(2, 1, 0)  # (x, y, z)
-    size = np.array(arr.shape)
-    spacing = np.array(img.GetSpacing())
-    origin = np.array(img.GetOrigin())
-    for i in range(3):
-        if flip[i]:
-            arr = np.flip(arr, axis=i)
-            origin[i] += (size[i] - 1) * spacing[i]
-    order = [0, 0, 0]
-    for i in range(3):
-        order[perm[i]] = i
-    arr = arr.transpose(order)
-    direction = np.zeros((3, 3))
-    for i in range(3):  # stored axis perm[i] points along LPS axis i, negated if flipped
-        direction[i, perm[i]] = -1.0 if flip[i] else 1.0
-    out = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
-    out.SetSpacing(tuple(float(spacing[i]) for i in order))
-    out.SetOrigin(tuple(origin))
-    out.SetDirection(tuple(direction.reshape(-1)))
-    return out
-
-
-ORIENTATIONS = {  # (perm, flip) of the stored axes
-    'LPS': ((0, 1, 2), (False, False, False)),
-    'RAS': ((0, 1, 2), (True, True, False)),
-    'flipped_z': ((0, 1, 2), (False, False, True)),
-    'coronal': ((0, 2, 1), (False, True, False)),  # stored y = LPS z, stored z = anterior
-}
-
-
-def write_dicom_series(hu,
-                       spacing,
-                       folder,
-                       series_uid=None,
-                       modality='CT',
-                       positions=None,
-                       slope=0.5,
-                       intercept=-1024.0,
-                       seed=0):
-    """An axial DICOM series of ``hu`` ``(Z, Y, X)`` with shuffled file names: slice ``k`` at
-    ``positions[k]`` mm along S (default: DeepLesion's order, ``-k x spacing``, head first)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-    os.makedirs(folder, exist_ok=True)
-    series_uid = series_uid or generate_uid()
-    study = generate_uid()
-    sz, sy, sx = spacing
-    positions = -np.arange(len(hu)) * sz if positions is None else positions
-    rng = np.random.default_rng(seed)
-    for k in rng.permutation(len(hu)):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.PatientID, ds.PatientName = modality, 'SYNTHETIC', 'Phantom'
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
-        ds.FrameOfReferenceUID = study
-        ds.InstanceNumber = int(k) + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(positions[k])]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [float(sy), float(sx)]
-        ds.SliceThickness = float(sz)
-        ds.Rows, ds.Columns = hu.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = slope, intercept, 'HU'
-        ds.PixelData = np.round((hu[k] - intercept) / slope).astype(np.int16).tobytes()
-        ds.save_as(osp.join(folder, f'{uuid.uuid4().hex[:12]}.dcm'), enforce_file_format=True)
-    return series_uid
+    """A volume (DeepLesion's order) as the same physical image stored in LPS order."""
+    return lps_image(vol.hu, vol.spacing, float(vol.to_lps([0, 0, 0])[2]))
 
 
 @pytest.fixture(scope='session')
@@ -118,7 +37,7 @@ def phantom(e2e_data, tmp_path_factory):
     files = dict(png=png)
     for name, (perm, flip) in ORIENTATIONS.items():
         path = str(out / f'{name}.nii.gz')
-        sitk.WriteImage(_stored(img, perm, flip), path)
+        sitk.WriteImage(stored_image(img, perm, flip), path)
         files[name] = path
     dicom = out / 'dicom'
     uid = write_dicom_series(vol.hu, vol.spacing, dicom, positions=-vol.z_positions)
@@ -140,7 +59,7 @@ def _read(phantom, name):
     return read_ct(phantom['files'][name], **kw)
 
 
-FORMATS = ['png', 'LPS', 'RAS', 'flipped_z', 'coronal', 'dicom']
+FORMATS = ['png', 'LPS', 'RAS', 'LPI', 'coronal', 'dicom']
 
 
 @pytest.mark.parametrize('name', FORMATS)
@@ -238,7 +157,7 @@ def test_the_lesion_is_found_at_its_physical_position_from_every_format(phantom,
         assert 'lesion_001.png' in open(osp.join(folder, 'report.html')).read()
 
 
-@pytest.mark.parametrize('name', ['LPS', 'RAS', 'flipped_z', 'coronal', 'dicom'])
+@pytest.mark.parametrize('name', ['LPS', 'RAS', 'LPI', 'coronal', 'dicom'])
 def test_label_map_overlays_the_input_exactly(phantom, detected, name):
     res, folder = detected['results'][name]
     lab = sitk.ReadImage(osp.join(folder, 'lesions.nii.gz'))
