@@ -37,10 +37,11 @@ setup(
         'matplotlib',
         'tqdm',
         'SimpleITK>=2.2',
+        'pydicom>=2.3',  # enhanced (multi-frame) CT
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'pydicom>=2.3'],
+        'tests': ['pytest>=7'],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

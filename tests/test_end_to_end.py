@@ -16,6 +16,7 @@ from mmengine.config import Config
 from acsdet.engine.cli import enable_amp
 
 from .helpers import CONFIG_DEMO as CONFIG
+from .helpers import EPOCHS
 
 
 @pytest.fixture
@@ -34,6 +35,12 @@ def test_short_training_clearly_beats_untrained(trained):
     assert untrained['froc/avg'] < 0.05
     assert metrics['froc/avg'] >= untrained['froc/avg'] + 0.15, (untrained, metrics)
     assert metrics['froc/sens@4'] >= untrained['froc/sens@4'] + 0.2, (untrained, metrics)
+
+
+def test_training_checkpoints_record_their_architecture(trained):
+    from acsdet.engine.architecture import ARCH_KEY, model_architecture
+    ckpt = torch.load(trained[0] / 'train' / f'epoch_{EPOCHS}.pth', weights_only=False)
+    assert ckpt['meta'][ARCH_KEY] == model_architecture(Config.fromfile(CONFIG).model)
 
 
 def test_test_tool_outputs(trained):
@@ -57,7 +64,7 @@ def test_training_filled_the_slice_cache(trained, data):
     entries = sorted((work / 'slices').rglob('*.npy'))
     assert entries and not list((work / 'slices').rglob('*.tmp'))
     for entry in entries[::max(1, len(entries) // 5)]:
-        series, stem = entry.parent.name, entry.name.split('-')[0]
+        series, stem = entry.parent.name.rsplit('-', 1)[0], entry.name.split('-')[0]
         png = data / 'Images_png' / series / f'{stem}.png'
         np.testing.assert_array_equal(np.load(entry), decode_slice(str(png)))
 

@@ -68,8 +68,11 @@ def _load_strictly(model, checkpoint: str, cfg: Config, config_name: Optional[st
     if problem:
         raise CheckpointMismatch(f'checkpoint {checkpoint} does not fit the model of '
                                  f'{config_name or "the config"}: {problem}')
-    model.load_state_dict({(k[7:] if k.startswith('module.') else k): v
-                           for k, v in state.items()}, strict=True)
+    model.load_state_dict({
+        (k[7:] if k.startswith('module.') else k): v
+        for k, v in state.items()
+    },
+                          strict=True)
 
 
 def _loading_step(pipeline) -> dict:

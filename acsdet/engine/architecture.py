@@ -51,8 +51,10 @@ def model_architecture(model_cfg: Mapping) -> dict:
     full = {**_defaults(backbone.get('type')), **backbone}
     return dict(
         detector=_plain(model_cfg.get('type')),
-        backbone={k: _plain(v)
-                  for k, v in sorted(full.items()) if k not in _IGNORED})
+        backbone={
+            k: _plain(v)
+            for k, v in sorted(full.items()) if k not in _IGNORED
+        })
 
 
 def _summary(arch: dict) -> str:
@@ -61,7 +63,9 @@ def _summary(arch: dict) -> str:
     return f'{arch.get("detector")} / ' + ', '.join(f'{k}={b[k]!r}' for k in keys if k in b)
 
 
-def check_architecture(checkpoint: Mapping, model_cfg: Mapping, ckpt_path: str,
+def check_architecture(checkpoint: Mapping,
+                       model_cfg: Mapping,
+                       ckpt_path: str,
                        config_name: Optional[str] = None) -> None:
     """Raise :class:`CheckpointMismatch` if ``checkpoint``'s record differs from the model
     config's; warn if it has none."""
@@ -95,8 +99,8 @@ def state_dict_mismatch(model_state: Mapping, ckpt_state: Mapping) -> str:
     unexpected = [k for k in strip if k not in model_state]
     shapes = [
         f'{k} {tuple(strip[k].shape)} vs {tuple(model_state[k].shape)}' for k in model_state
-        if k in strip and hasattr(strip[k], 'shape') and tuple(strip[k].shape) != tuple(
-            model_state[k].shape)
+        if k in strip and hasattr(strip[k], 'shape')
+        and tuple(strip[k].shape) != tuple(model_state[k].shape)
     ]
     parts = []
     for what, items in (('missing', missing), ('unexpected', unexpected),

@@ -23,12 +23,19 @@ from .nifti import check_nifti
 from .volume import (ORIENTATION, CTReadError, CTVolume, check_slice_positions, from_image,
                      input_key, sitk, volume_to_image)
 
-__all__ = ['CTReadError', 'CTVolume', 'ORIENTATION', 'case_name', 'input_key', 'read_ct',
-           'volume_to_image']
+__all__ = [
+    'CTReadError', 'CTVolume', 'ORIENTATION', 'case_name', 'input_key', 'read_ct', 'volume_to_image'
+]
 
 NIFTI_LIKE = ('.nii', '.nii.gz', '.nrrd', '.nhdr', '.mha', '.mhd')
-_FORMATS = {'.nii': 'NIfTI', '.nii.gz': 'NIfTI', '.nrrd': 'NRRD', '.nhdr': 'NRRD',
-            '.mha': 'MetaImage', '.mhd': 'MetaImage'}
+_FORMATS = {
+    '.nii': 'NIfTI',
+    '.nii.gz': 'NIfTI',
+    '.nrrd': 'NRRD',
+    '.nhdr': 'NRRD',
+    '.mha': 'MetaImage',
+    '.mhd': 'MetaImage'
+}
 
 
 def _ext(path: str) -> str:
@@ -54,8 +61,8 @@ def _read_file(path: str) -> CTVolume:
         why = lines[-1] if lines else 'unknown error'
         if 'No such file or directory' in why or 'Unable to determine ImageIO' in why:
             why = (f'not a readable {_FORMATS[ext]} file: its header or data is damaged or '
-                   'incomplete' + (', or its data file is missing' if ext in ('.mhd', '.nhdr')
-                                   else ''))
+                   'incomplete' +
+                   (', or its data file is missing' if ext in ('.mhd', '.nhdr') else ''))
         raise CTReadError(f'{path}: unreadable ({why[:200]})') from None
     return from_image(img, f'{path}', case_name(path))
 

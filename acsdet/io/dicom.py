@@ -197,8 +197,8 @@ def read_enhanced_ct(path: str):
         if ftype is not None and 'LOCALIZER' in [str(v).upper() for v in ftype.FrameType]:
             localizers.append(i)
             continue
-        ori, pos = _item(ds, groups, 'PlaneOrientationSequence'), _item(
-            ds, groups, 'PlanePositionSequence')
+        ori, pos = _item(ds, groups,
+                         'PlaneOrientationSequence'), _item(ds, groups, 'PlanePositionSequence')
         meas = _item(ds, groups, 'PixelMeasuresSequence')
         if ori is None or pos is None or meas is None or 'PixelSpacing' not in meas:
             raise CTReadError(f'{path}: frame {i + 1} has no plane orientation, plane position or '
@@ -228,9 +228,8 @@ def read_enhanced_ct(path: str):
     pos = ipps @ normal
     order = np.argsort(pos, kind='stable')
     notes += check_slice_positions(pos[order], source, [f'frame {frames[i] + 1}' for i in order])
-    hu = np.stack([
-        pixels[frames[i]].astype(np.float32) * rescale[i][0] + rescale[i][1] for i in order
-    ])
+    hu = np.stack(
+        [pixels[frames[i]].astype(np.float32) * rescale[i][0] + rescale[i][1] for i in order])
     if len(hu) == 1:
         raise CTReadError(f'{path}: one axial frame, not a CT volume')
     img = sitk().GetImageFromArray(hu)

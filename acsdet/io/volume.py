@@ -112,12 +112,14 @@ class CTVolume:
         lo, hi = PLAUSIBLE_PIXEL_MM
         for name, v in (('pixel spacing x', sp[2]), ('pixel spacing y', sp[1])):
             if not lo <= v <= hi:
-                _warn(self.warnings, f'{self.source}: {name} {v:g} mm is outside the plausible '
-                      f'CT range {lo:g} to {hi:g} mm; measurements and volumes scale with it')
+                _warn(
+                    self.warnings, f'{self.source}: {name} {v:g} mm is outside the plausible '
+                    f'CT range {lo:g} to {hi:g} mm; measurements and volumes scale with it')
         lo, hi = PLAUSIBLE_SLICE_MM
         if len(self.z_positions) > 1 and not lo <= sp[0] <= hi:
-            _warn(self.warnings, f'{self.source}: slice spacing {sp[0]:g} mm is outside the '
-                  f'plausible CT range {lo:g} to {hi:g} mm')
+            _warn(
+                self.warnings, f'{self.source}: slice spacing {sp[0]:g} mm is outside the '
+                f'plausible CT range {lo:g} to {hi:g} mm')
 
     @property
     def pixel_spacing(self) -> Tuple[float, float]:

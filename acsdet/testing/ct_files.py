@@ -46,8 +46,8 @@ def head_to_feet_phantom(num_slices: int = 24,
         sl[body] = 40.0
         if k < half:  # chest: lungs
             for sx in (-1, 1):
-                lung = ((xx - c - sx * 0.2 * size) / (0.14 * size))**2 + (
-                    (yy - c) / (0.25 * size))**2 <= 1
+                lung = ((xx - c - sx * 0.2 * size) / (0.14 * size))**2 + ((yy - c) /
+                                                                          (0.25 * size))**2 <= 1
                 sl[lung] = -850.0
         else:  # pelvis: a bone ring around a bladder
             r = np.hypot(xx - c, yy - c)
@@ -194,27 +194,30 @@ def write_enhanced_ct(hu,
 
     shared = item(
         PlaneOrientationSequence=Seq([item(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])]),
-        PixelMeasuresSequence=Seq([item(PixelSpacing=[float(sy), float(sx)],
-                                        SliceThickness=float(sz))]),
+        PixelMeasuresSequence=Seq(
+            [item(PixelSpacing=[float(sy), float(sx)], SliceThickness=float(sz))]),
         PixelValueTransformationSequence=Seq(
             [item(RescaleSlope=slope, RescaleIntercept=intercept, RescaleType='HU')]))
     if real_world_unit:
-        unit = item(CodeValue=real_world_unit, CodingSchemeDesignator='UCUM',
-                    CodeMeaning=real_world_unit)
+        unit = item(
+            CodeValue=real_world_unit, CodingSchemeDesignator='UCUM', CodeMeaning=real_world_unit)
         shared.RealWorldValueMappingSequence = Seq([
-            item(LUTExplanation='Regional Cerebral Blood Flow', LUTLabel='RCBF',
-                 RealWorldValueIntercept=-1024.0, RealWorldValueSlope=1.0,
-                 RealWorldValueFirstValueMapped=0, RealWorldValueLastValueMapped=4095,
-                 MeasurementUnitsCodeSequence=Seq([unit]))
+            item(
+                LUTExplanation='Regional Cerebral Blood Flow',
+                LUTLabel='RCBF',
+                RealWorldValueIntercept=-1024.0,
+                RealWorldValueSlope=1.0,
+                RealWorldValueFirstValueMapped=0,
+                RealWorldValueLastValueMapped=4095,
+                MeasurementUnitsCodeSequence=Seq([unit]))
         ])
     ds.SharedFunctionalGroupsSequence = Seq([shared])
     ds.PerFrameFunctionalGroupsSequence = Seq([
         item(
             PlanePositionSequence=Seq(
                 [item(ImagePositionPatient=[0.0, 0.0, float(positions[k])])]),
-            CTImageFrameTypeSequence=Seq(
-                [item(FrameType=['ORIGINAL', 'PRIMARY', 'AXIAL', 'NONE'])]))
-        for k in frame_order
+            CTImageFrameTypeSequence=Seq([item(FrameType=['ORIGINAL', 'PRIMARY', 'AXIAL', 'NONE'])
+                                          ])) for k in frame_order
     ])
     frames = np.stack([np.round((hu[k] - intercept) / slope) for k in frame_order])
     ds.PixelData = frames.astype(np.int16).tobytes()

@@ -20,7 +20,11 @@ _np_core = getattr(np, '_core', None) or np.core  # numpy 2 renamed np.core
 def _storage_from_bytes(b: bytes):
     """``torch.storage._load_from_bytes`` with weights-only loading (the original unpickles
     the bytes with ``weights_only=False``)."""
-    return torch.load(io.BytesIO(b), weights_only=True)
+    try:
+        return torch.load(io.BytesIO(b), weights_only=True)
+    except Exception as e:  # torch raises many types (struct.error too) for bytes it cannot read
+        raise pickle.UnpicklingError(f'a tensor storage that is not a weights-only torch file '
+                                     f'({type(e).__name__}: {e})') from None
 
 
 def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:

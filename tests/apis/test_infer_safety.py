@@ -38,8 +38,12 @@ def model_files(tmp_path_factory):
     model = MODELS.build(cfg.model)
     model.init_weights()
     path = out / 'random.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {ARCH_KEY: model_architecture(cfg.model)}},
-               path)
+    torch.save({
+        'state_dict': model.state_dict(),
+        'meta': {
+            ARCH_KEY: model_architecture(cfg.model)
+        }
+    }, path)
     return CONFIG_DEMO, str(path)
 
 
@@ -66,7 +70,8 @@ def _infer(model_files, *args):
 def _tree(folder):
     return {
         osp.relpath(osp.join(d, f), folder): open(osp.join(d, f), 'rb').read()
-        for d, _, files in os.walk(folder) for f in files
+        for d, _, files in os.walk(folder)
+        for f in files
     }
 
 
@@ -90,25 +95,26 @@ def test_every_form_of_one_ct_gives_identical_detections(model_files, ct):
         got = res[name].detections
         assert [d['slice'] for d in got] == [d['slice'] for d in ref], name
         np.testing.assert_allclose([d['box'] for d in got], [d['box'] for d in ref], atol=0.05)
-        np.testing.assert_allclose([d['score'] for d in got], [d['score'] for d in ref],
-                                   atol=1e-3)
+        np.testing.assert_allclose([d['score'] for d in got], [d['score'] for d in ref], atol=1e-3)
         for a, b in zip(res[name].lesions, res['png'].lesions):
             np.testing.assert_allclose(a['center_lps_mm'], b['center_lps_mm'], atol=0.02)
     flipped = vols['png']
     flipped.hu = np.ascontiguousarray(flipped.hu[::-1])
     rev = det(flipped, (6, 10)).detections  # slices 6..9 of the reversed volume
     by_slice = {k: sorted(d['score'] for d in ref if d['slice'] == k) for k in range(6, 10)}
-    rev_by_slice = {15 - k: sorted(d['score'] for d in rev if d['slice'] == k) for k in range(6, 10)}
+    rev_by_slice = {
+        15 - k: sorted(d['score'] for d in rev if d['slice'] == k)
+        for k in range(6, 10)
+    }
     assert any(
-        len(by_slice[k]) != len(rev_by_slice.get(k, [])) or not np.allclose(
-            by_slice[k], rev_by_slice.get(k, []), atol=1e-3) for k in range(6, 10))
+        len(by_slice[k]) != len(rev_by_slice.get(k, []))
+        or not np.allclose(by_slice[k], rev_by_slice.get(k, []), atol=1e-3) for k in range(6, 10))
 
 
 # ---- never destroy a user's file -------------------------------------------------------------
 
 
-def test_output_folder_that_would_replace_an_input_is_refused(model_files, ct, tmp_path,
-                                                              capsys):
+def test_output_folder_that_would_replace_an_input_is_refused(model_files, ct, tmp_path, capsys):
     pt = tmp_path / 'pt'
     os.makedirs(pt)
     dicom = pt / 'patient1'
@@ -127,8 +133,7 @@ def test_output_folder_that_would_replace_an_input_is_refused(model_files, ct, t
     assert _tree(pt) == before  # all 16 DICOM files, the notes, the PNGs: untouched
 
 
-def test_only_acsdet_case_folders_of_the_same_input_are_replaced(model_files, ct, tmp_path,
-                                                                 capsys):
+def test_only_acsdet_case_folders_of_the_same_input_are_replaced(model_files, ct, tmp_path, capsys):
     out = tmp_path / 'out'
     os.makedirs(out / 'scan')
     (out / 'scan' / 'mine.txt').write_text('a user folder that happens to be called scan')
@@ -183,8 +188,8 @@ def test_two_inputs_with_one_base_name_get_two_stable_case_folders(model_files, 
     assert _infer(model_files, b, a, '--out-dir', out, '--slices', '6:8') == 0
     assert sorted(os.listdir(out)) == names
     for n in names:
-        assert json.loads((out / n / MANIFEST).read_text())['input'] == osp.realpath(
-            a if n == 'scan' else b)
+        assert json.loads(
+            (out / n / MANIFEST).read_text())['input'] == osp.realpath(a if n == 'scan' else b)
 
 
 _KILLED_WRITE = '''
@@ -211,8 +216,8 @@ def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files,
     script = _KILLED_WRITE.format(root=ROOT, nifti=ct['nifti'], out=str(out))
     assert subprocess.run([sys.executable, '-c', script]).returncode == 9
     left = sorted(os.listdir(out))
-    assert 'scan' not in left and any(n.endswith('.old') for n in left) and any(
-        n.endswith('.tmp') for n in left)
+    assert 'scan' not in left and any(n.endswith('.old')
+                                      for n in left) and any(n.endswith('.tmp') for n in left)
     # a temporary of a live run (this process) is not touched
     from acsdet.utils import temporary_name
     live = temporary_name(str(out / '.scan'))
@@ -225,7 +230,8 @@ def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files,
 def test_converter_write_probe_of_a_killed_run_is_removed(tmp_path):
     from acsdet.utils import check_writable_dir
     gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True,
+                          text=True).stdout.strip()
     from acsdet.utils.io import _HOST
     stale = tmp_path / f'.write-probe.{_HOST}-{gone}.{"ab" * 16}.tmp'
     stale.write_text('')
@@ -239,8 +245,8 @@ def test_converter_write_probe_of_a_killed_run_is_removed(tmp_path):
 
 
 def test_a_failing_case_is_one_line_and_the_others_go_on(model_files, ct, tmp_path, capsys):
-    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((600, 24, 3), np.int16)),
-                    str(tmp_path / 'thin.nii.gz'))
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.zeros((600, 24, 3), np.int16)), str(tmp_path / 'thin.nii.gz'))
     out = tmp_path / 'out'
     code = _infer(model_files, tmp_path / 'thin.nii.gz', ct['nifti'], tmp_path / 'gone.nii.gz',
                   '--out-dir', out, '--slices', '6:8')
@@ -310,7 +316,7 @@ def test_label_map_of_an_unevenly_spaced_series_says_how_it_relates(model_files,
     # ITK's one spacing puts some slice off its true position: the file says by how much
     header_z = np.array([img.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in range(12)])
     true_z = np.sort(pos)
-    assert lm['max_slice_position_error_mm'] == pytest.approx(np.abs(header_z - true_z).max(),
-                                                              abs=2e-3)
+    assert lm['max_slice_position_error_mm'] == pytest.approx(
+        np.abs(header_z - true_z).max(), abs=2e-3)
     assert lm['max_slice_position_error_mm'] > 0.1
     assert any('uneven' in w for w in saved['warnings'])

@@ -119,6 +119,21 @@ def _disk_entries(cache):
     return sorted(p.relative_to(cache) for p in cache.rglob('*') if p.is_file())
 
 
+def test_disk_slice_cache_keeps_two_data_roots_apart(tmp_path):
+    """The same series name, PNG size and modification time under two data roots: each root
+    gets its own pixels from one shared cache."""
+    a, b = tmp_path / 'rootA' / '000001_01_01', tmp_path / 'rootB' / '000001_01_01'
+    for folder, value in ((a, 100), (b, 200)):
+        os.makedirs(folder)
+        cv2.imwrite(str(folder / '003.png'), np.full((4, 5), 32768 + value, np.uint16))
+        os.utime(folder / '003.png', ns=(1, 10**18))
+    assert (a / '003.png').stat().st_size == (b / '003.png').stat().st_size
+    cache = str(tmp_path / 'cache')
+    assert SliceReader(0, cache).read(str(a / '003.png'))[0, 0] == 100
+    assert SliceReader(0, cache).read(str(b / '003.png'))[0, 0] == 200
+    assert SliceReader(0, cache).read(str(a / '003.png'))[0, 0] == 100
+
+
 def test_disk_slice_cache_round_trip_and_invalidation(tmp_path):
     series = tmp_path / 'data' / '000001_01_01'
     write_series(series, 1, 9)
@@ -127,7 +142,8 @@ def test_disk_slice_cache_round_trip_and_invalidation(tmp_path):
     stack = load_slice_stack(str(series), 5, 1.0, 3, reader=first)
     assert first.disk_hits == 0 and first.misses == 3
     entries = _disk_entries(cache)
-    assert [e.parts[0] for e in entries] == ['000001_01_01'] * 3  # no temporary files left
+    assert len({e.parts[0] for e in entries}) == 1 and len(entries) == 3  # no temporaries
+    assert entries[0].parts[0].startswith('000001_01_01-')
     assert all(e.suffix == '.npy' for e in entries)
     again = SliceReader(cache_size=0, cache_dir=str(cache))  # a later epoch / another worker
     np.testing.assert_array_equal(load_slice_stack(str(series), 5, 1.0, 3, reader=again), stack)

@@ -36,8 +36,12 @@ def body(tmp_path_factory):
     positions = top_s - np.arange(len(hu)) * SPACING[0]
     write_dicom_series(hu, SPACING, str(out / 'dicom'), positions=positions)
     files['dicom'] = str(out / 'dicom')
-    files['enhanced'] = write_enhanced_ct(hu, SPACING, str(out / 'enhanced.dcm'), positions,
-                                          frame_order=np.random.default_rng(1).permutation(16))
+    files['enhanced'] = write_enhanced_ct(
+        hu,
+        SPACING,
+        str(out / 'enhanced.dcm'),
+        positions,
+        frame_order=np.random.default_rng(1).permutation(16))
     return dict(hu=hu, files=files, out=out, lesions=lesions)
 
 
@@ -172,8 +176,8 @@ def test_png_series_with_bad_spacing_is_refused(body):
 
 
 def test_slices_too_small_for_a_ct_are_refused(tmp_path):
-    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((600, 24, 3), np.int16)),
-                    str(tmp_path / 'thin.nii.gz'))
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.zeros((600, 24, 3), np.int16)), str(tmp_path / 'thin.nii.gz'))
     with pytest.raises(CTReadError, match=r'thin\.nii\.gz: slices of 3 x 24 px are not CT'):
         read_ct(str(tmp_path / 'thin.nii.gz'))
 
@@ -182,8 +186,8 @@ def test_slices_too_small_for_a_ct_are_refused(tmp_path):
 
 
 def test_enhanced_ct_of_another_quantity_is_refused(body, tmp_path):
-    path = write_enhanced_ct(body['hu'][:4], SPACING, str(tmp_path / 'perfusion.dcm'),
-                             real_world_unit='ml/100ml/s')
+    path = write_enhanced_ct(
+        body['hu'][:4], SPACING, str(tmp_path / 'perfusion.dcm'), real_world_unit='ml/100ml/s')
     with pytest.raises(CTReadError) as e:
         read_ct(path)
     assert 'perfusion.dcm: frame 1 holds Regional Cerebral Blood Flow in ml/100ml/s' in str(e.value)
@@ -196,8 +200,11 @@ def test_enhanced_ct_of_another_quantity_is_refused(body, tmp_path):
 
 def test_enhanced_ct_in_a_folder_reads_as_the_file(body, tmp_path):
     os.makedirs(tmp_path / 'study')
-    write_enhanced_ct(body['hu'], SPACING, str(tmp_path / 'study' / 'IM0001'),
-                      positions=-np.arange(16) * SPACING[0])
+    write_enhanced_ct(
+        body['hu'],
+        SPACING,
+        str(tmp_path / 'study' / 'IM0001'),
+        positions=-np.arange(16) * SPACING[0])
     vol = read_ct(str(tmp_path / 'study'))
     np.testing.assert_array_equal(vol.hu, body['hu'])
     assert vol.source.startswith('enhanced CT')
@@ -212,7 +219,8 @@ def test_one_classic_dicom_file_points_to_its_folder(body, tmp_path):
 
 def test_duplicated_dicom_slice_names_both_files(body, tmp_path):
     folder = tmp_path / 'dup'
-    write_dicom_series(body['hu'][:6], SPACING, str(folder), positions=[0, -2.5, -5, -5, -10, -12.5])
+    write_dicom_series(
+        body['hu'][:6], SPACING, str(folder), positions=[0, -2.5, -5, -5, -10, -12.5])
     with pytest.raises(CTReadError) as e:
         read_ct(str(folder))
     msg = str(e.value)
@@ -224,8 +232,12 @@ def test_localizer_in_a_series_is_left_out_with_a_note(body, tmp_path):
     folder = tmp_path / 'loc'
     types = [['ORIGINAL', 'PRIMARY', 'AXIAL']] * 6 + [['ORIGINAL', 'PRIMARY', 'LOCALIZER']]
     hu = np.concatenate([body['hu'][:6], body['hu'][:1]])
-    write_dicom_series(hu, SPACING, str(folder), positions=[0, -2.5, -5, -7.5, -10, -12.5, -5.0],
-                       image_types=types)
+    write_dicom_series(
+        hu,
+        SPACING,
+        str(folder),
+        positions=[0, -2.5, -5, -7.5, -10, -12.5, -5.0],
+        image_types=types)
     with pytest.warns(UserWarning, match='left out 1 localizer'):
         vol = read_ct(str(folder))
     np.testing.assert_array_equal(vol.hu, body['hu'][:6])

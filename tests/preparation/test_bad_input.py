@@ -309,6 +309,97 @@ def test_froc_eval_does_not_run_code_from_a_pickle(tmp_path, capsys):
     assert froc_eval.main([str(tmp_path / 'ok.pkl'), _gt(tmp_path)])['avg'] == 1.0
 
 
+def test_froc_eval_refuses_an_image_given_twice(tmp_path, capsys):
+    """json.load keeps the last of two equal keys: 75 % would be printed for 100 %."""
+    from tools import froc_eval
+    path = tmp_path / 'dets.json'
+    path.write_text('{"000001_01_01/010.png": [[10, 10, 29, 29, 0.9]], '
+                    '"000001_01_01/010.png": [[50, 50, 60, 60, 0.8]]}')
+    with pytest.raises(SystemExit) as e:
+        froc_eval.main([str(path), _gt(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{path}: key '000001_01_01/010.png' appears twice" in err
+
+
+def test_froc_eval_id_only_detections_need_the_gt_fingerprint(tmp_path, capsys):
+    from acsdet.datasets.annotations import coco_fingerprint
+    from tools import froc_eval
+    gt = _gt(tmp_path)
+    path = tmp_path / 'ids.json'
+    path.write_text(json.dumps({'1': [[10, 10, 29, 29, 0.9]]}))
+    with pytest.raises(SystemExit) as e:
+        froc_eval.main([str(path), gt])
+    err = capsys.readouterr().err
+    fp = coco_fingerprint(json.loads(open(gt).read()))
+    assert e.value.code == 2 and 'keyed by COCO id only' in err and fp in err
+    path.write_text(json.dumps({'gt_fingerprint': fp, '1': [[10, 10, 29, 29, 0.9]]}))
+    assert froc_eval.main([str(path), gt])['avg'] == 1.0
+    # the same ids after a re-conversion that moved them: another fingerprint, refused
+    coco = json.loads(open(gt).read())
+    coco['images'] = [dict(id=1, file_name='000001_01_01/011.png'),
+                      dict(id=2, file_name='000001_01_01/010.png')]
+    coco['annotations'][0]['image_id'] = 2
+    (tmp_path / 'gt.json').write_text(json.dumps(coco))
+    with pytest.raises(SystemExit):
+        froc_eval.main([str(path), gt])
+    assert 'keyed by COCO id only' in capsys.readouterr().err
+
+
+def test_froc_eval_completes_an_interrupted_conversion_before_reading_it(synth, tmp_path,
+                                                                         monkeypatch):
+    """Killed in the converter's renames: the first froc_eval scores the new ground truth."""
+    from tools import froc_eval
+    data = _copy(synth, tmp_path)
+    out = tmp_path / 'coco'
+    convert_deeplesion(str(data), str(out))
+    old = json.loads((out / 'deeplesion_test.json').read_text())
+    # the new conversion loses the test split's first lesion
+    first = min(r.line for r in read_dl_info(str(data / 'DL_info.csv'))[0] if r.split == 3)
+    _edit_csv(data, lambda rows, col: [r for i, r in enumerate(rows) if i + 2 != first])
+    real_replace = os.replace
+
+    def dying_replace(src, dst):  # the test split is renamed last: die just before it
+        if str(src).endswith('.tmp') and osp.basename(str(dst)) == 'deeplesion_test.json':
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(acsdet_io.os, 'replace', dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        convert_deeplesion(str(data), str(out), splits=('test', ))
+    monkeypatch.undo()
+    assert json.loads((out / 'deeplesion_test.json').read_text()) == old  # not renamed yet
+    dets = {i['file_name']: [[0, 0, 5, 5, 0.1]] for i in old['images']}
+    (tmp_path / 'dets.json').write_text(json.dumps(dets))
+    froc_eval.main([
+        str(tmp_path / 'dets.json'),
+        str(out / 'deeplesion_test.json'), '--out-dir',
+        str(tmp_path / 'scored')
+    ])
+    new = json.loads((out / 'deeplesion_test.json').read_text())
+    assert len(new['annotations']) == len(old['annotations']) - 1
+    scored = json.loads((tmp_path / 'scored' / 'froc.json').read_text())
+    assert scored['num_lesions'] == len(new['annotations'])
+
+
+class _Utf8Bytes:
+
+    def __reduce__(self):  # bytes through _codecs.encode, but not pickle's own latin-1
+        import codecs
+        return codecs.encode, ('abc', 'utf-8')
+
+
+def test_results_pickle_refusals_name_the_file(tmp_path):
+    from acsdet.utils.safe_pickle import load_results_pickle
+    path = tmp_path / 'odd.pkl'
+    path.write_bytes(pickle.dumps([_Utf8Bytes()], protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match=rf'^{path}: refused: _codecs.encode'):
+        load_results_pickle(str(path))
+    # a tensor whose storage bytes are not a weights-only torch file
+    path.write_bytes(b'\x80\x02ctorch.storage\n_load_from_bytes\nC\x04junkq\x00\x85R.')
+    with pytest.raises(pickle.UnpicklingError, match=rf'^{path}: '):
+        load_results_pickle(str(path))
+
+
 def test_acsdet_0_1_coco_files_are_refused(tmp_path):
     old = dict(
         info=dict(description='DeepLesion test split, converted by acsdet'),
@@ -333,14 +424,25 @@ def converted(synth):
     return synth
 
 
-@pytest.mark.parametrize('kind', ['empty', 'foreign', 'missing'])
+@pytest.mark.parametrize('kind', ['empty', 'foreign', 'missing', 'other-mode'])
 def test_test_tool_refuses_bad_checkpoints(converted, tmp_path, kind):
+    from mmengine.config import Config
+
+    from acsdet.engine.architecture import ARCH_KEY, model_architecture
+    from mmdet.registry import MODELS
     from tools import test as test_tool
     ckpt = tmp_path / f'{kind}.pth'
     if kind == 'empty':
         ckpt.write_bytes(b'')
     elif kind == 'foreign':  # e.g. a torchvision classifier's state dict
         torch.save({'features.conv0.weight': torch.zeros(8, 3, 7, 7)}, ckpt)
+    elif kind == 'other-mode':  # a 2.5D model: the same keys and shapes as the ACS config's
+        model_cfg = Config.fromfile(CONFIG).model
+        model_cfg.backbone.conv_mode = '2.5d'
+        torch.save(
+            dict(
+                state_dict=MODELS.build(model_cfg).state_dict(),
+                meta={ARCH_KEY: model_architecture(model_cfg)}), ckpt)
     with pytest.raises(SystemExit) as e:
         test_tool.main([
             CONFIG,
@@ -354,8 +456,10 @@ def test_test_tool_refuses_bad_checkpoints(converted, tmp_path, kind):
     assert {
         'empty': 'empty file',
         'foreign': 'does not fit the model',
-        'missing': 'no such file'
+        'missing': 'no such file',
+        'other-mode': "conv_mode='2.5d'"
     }[kind] in msg
+    assert len(msg) < 600 and '\n' not in msg  # one line, not a key list
     assert not (tmp_path / 'work' / 'froc_table.txt').exists()
 
 
