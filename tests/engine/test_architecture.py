@@ -37,10 +37,13 @@ def test_a_checkpoint_of_another_conv_mode_is_refused_naming_both(mode):
     init_default_scope('mmdet')
     other = _model_cfg(conv_mode=mode)
     acs = _model_cfg()
-    assert {k: v.shape
-            for k, v in MODELS.build(other).state_dict().items()
-            } == {k: v.shape
-                  for k, v in MODELS.build(acs).state_dict().items()}
+    assert {
+        k: v.shape
+        for k, v in MODELS.build(other).state_dict().items()
+    } == {
+        k: v.shape
+        for k, v in MODELS.build(acs).state_dict().items()
+    }
     ckpt = {'meta': {ARCH_KEY: model_architecture(other)}}
     with pytest.raises(CheckpointMismatch) as e:
         check_architecture(ckpt, acs, 'other.pth', 'demo.py')

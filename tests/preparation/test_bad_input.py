@@ -336,8 +336,10 @@ def test_froc_eval_id_only_detections_need_the_gt_fingerprint(tmp_path, capsys):
     assert froc_eval.main([str(path), gt])['avg'] == 1.0
     # the same ids after a re-conversion that moved them: another fingerprint, refused
     coco = json.loads(open(gt).read())
-    coco['images'] = [dict(id=1, file_name='000001_01_01/011.png'),
-                      dict(id=2, file_name='000001_01_01/010.png')]
+    coco['images'] = [
+        dict(id=1, file_name='000001_01_01/011.png'),
+        dict(id=2, file_name='000001_01_01/010.png')
+    ]
     coco['annotations'][0]['image_id'] = 2
     (tmp_path / 'gt.json').write_text(json.dumps(coco))
     with pytest.raises(SystemExit):
@@ -345,8 +347,8 @@ def test_froc_eval_id_only_detections_need_the_gt_fingerprint(tmp_path, capsys):
     assert 'keyed by COCO id only' in capsys.readouterr().err
 
 
-def test_froc_eval_completes_an_interrupted_conversion_before_reading_it(synth, tmp_path,
-                                                                         monkeypatch):
+def test_froc_eval_completes_an_interrupted_conversion_before_reading_it(
+        synth, tmp_path, monkeypatch):
     """Killed in the converter's renames: the first froc_eval scores the new ground truth."""
     from tools import froc_eval
     data = _copy(synth, tmp_path)
