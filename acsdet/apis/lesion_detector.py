@@ -21,7 +21,8 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
-from ..engine.architecture import CheckpointMismatch, check_architecture, state_dict_mismatch
+from ..engine.architecture import (CheckpointMismatch, check_architecture, checkpoint_state,
+                                   state_dict_mismatch)
 from ..io import CTVolume, read_ct
 from .lesions import Lesion, SliceDetection, group_detections, recist
 
@@ -63,16 +64,12 @@ def _load_strictly(model, checkpoint: str, cfg: Config, config_name: Optional[st
     from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
     check_architecture(ckpt, cfg.model, checkpoint, config_name)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    state = checkpoint_state(ckpt)
     problem = state_dict_mismatch(model.state_dict(), state)
     if problem:
         raise CheckpointMismatch(f'checkpoint {checkpoint} does not fit the model of '
                                  f'{config_name or "the config"}: {problem}')
-    model.load_state_dict({
-        (k[7:] if k.startswith('module.') else k): v
-        for k, v in state.items()
-    },
-                          strict=True)
+    model.load_state_dict(state, strict=True)
 
 
 def _loading_step(pipeline) -> dict:

@@ -171,13 +171,13 @@ def write_case(result: DetectionResult,
                 name = f'lesion_{les["id"]:03d}.png'
                 cv2.imwrite(osp.join(tmp, name), overlay(vol.hu[k], les, mask))
                 overlays[les['id']] = name
-        extra = {}
+        extra, warnings = {}, list(vol.warnings)
         if save_masks:
             import SimpleITK as sitk
             sitk.WriteImage(_label_image(result), osp.join(tmp, 'lesions.nii.gz'), True)
             extra['label_map'] = _label_map_info(vol)
             if extra['label_map'].get('uneven_slices'):
-                vol.warnings.append(f'{vol.source}: {extra["label_map"]["note"]}')
+                warnings.append(f'{vol.source}: {extra["label_map"]["note"]}')
         payload = dict(
             version=RESULT_VERSION,
             source=vol.source,
@@ -188,7 +188,7 @@ def write_case(result: DetectionResult,
                 k: round(v, 3)
                 for k, v in result.seconds.items()
             },
-            warnings=vol.warnings,
+            warnings=warnings,
             geometry=dict(
                 orientation=ORIENTATION,
                 size_xyz=[vol.hu.shape[2], vol.hu.shape[1], vol.hu.shape[0]],

@@ -92,9 +92,15 @@ def check_architecture(checkpoint: Mapping,
             'it was trained with')
 
 
-def state_dict_mismatch(model_state: Mapping, ckpt_state: Mapping) -> str:
-    """One line saying how a checkpoint's state dict differs from a model's ('' if it fits)."""
-    strip = {(k[7:] if k.startswith('module.') else k): v for k, v in ckpt_state.items()}
+def checkpoint_state(checkpoint: Mapping) -> dict:
+    """The state dict of a loaded checkpoint, DDP's ``module.`` prefix removed."""
+    state = checkpoint.get('state_dict', checkpoint)
+    return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
+
+
+def state_dict_mismatch(model_state: Mapping, strip: Mapping) -> str:
+    """One line saying how a checkpoint's state dict (:func:`checkpoint_state`) differs from a
+    model's ('' if it fits)."""
     missing = [k for k in model_state if k not in strip]
     unexpected = [k for k in strip if k not in model_state]
     shapes = [

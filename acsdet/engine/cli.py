@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
-from .architecture import state_dict_mismatch
+from .architecture import checkpoint_state, state_dict_mismatch
 from .hooks import ensure_architecture_hook
 
 
@@ -96,8 +96,7 @@ def load_checkpoint_strictly(runner, checkpoint: str) -> None:
     except RuntimeError:  # load_state_dict(strict=True): missing / unexpected keys
         from mmengine.runner.checkpoint import _load_checkpoint
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        state = _load_checkpoint(checkpoint, map_location='cpu')
-        state = state.get('state_dict', state)
+        state = checkpoint_state(_load_checkpoint(checkpoint, map_location='cpu'))
         raise SystemExit(f'checkpoint {checkpoint} does not fit the model of {runner.cfg.filename}'
                          f': {state_dict_mismatch(model.state_dict(), state)}') from None
     except (OSError, ValueError, pickle.UnpicklingError) as e:  # empty, truncated, no checkpoint

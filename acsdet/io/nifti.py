@@ -66,8 +66,9 @@ def _stored_bytes(path: str) -> int:
                     return n
                 n += len(chunk)
     except EOFError:
-        raise CTReadError(f'{path}: truncated (the gzip stream ends after {n} bytes, before its '
-                          'end marker): the file was not written or copied completely') from None
+        raise CTReadError(f'{path}: truncated (the gzip stream ends before its end marker, after '
+                          f'at least {n} bytes): the file was not written or copied completely') \
+            from None
     except (OSError, zlib.error) as e:
         raise CTReadError(f'{path}: damaged gzip stream ({e})') from None
 

@@ -14,8 +14,9 @@ from pycocotools import mask as mask_utils
 #: Left in a folder while :func:`atomic_write_set` renames its files; its presence means a
 #: commit was interrupted, and :func:`finish_write_set` completes it.
 WRITE_SET_JOURNAL = '.acsdet-write-set.json'
-#: ``<name>.[<owner>.]<32 hex>.tmp`` (owner: :func:`owner_tag`; older temporaries have none).
-_TMP_SUFFIX = re.compile(r'\.(?:([0-9a-f]{8}-\d+)\.)?[0-9a-f]{32}\.(?:tmp|old)$')
+#: After ``<name>.``: ``[<owner>.]<32 hex>.tmp|old`` (owner: :func:`owner_tag`; older acsdet
+#: versions wrote none).
+_TMP_SUFFIX = re.compile(r'(?:([0-9a-f]{8}-\d+)\.)?[0-9a-f]{32}\.(?:tmp|old)')
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
@@ -45,12 +46,10 @@ def temporary_name(path: str, suffix: str = 'tmp') -> str:
     return f'{path}.{owner_tag()}.{uuid.uuid4().hex}.{suffix}'
 
 
-_tmp_name = temporary_name
-
-
 def stale_temporaries(directory: str, prefix: str) -> List[str]:
-    """Temporaries ``<prefix>[<owner>.]<hex>.tmp|.old`` in ``directory`` left by processes that
-    are gone (without an owner: made by an older acsdet, taken as stale)."""
+    """Temporaries ``<prefix>[<owner>.]<hex>.tmp|.old`` (``prefix`` ends with ``.``) in
+    ``directory`` left by processes that are gone (without an owner: made by an older acsdet,
+    taken as stale)."""
     out = []
     try:
         names = os.listdir(directory)
@@ -59,7 +58,7 @@ def stale_temporaries(directory: str, prefix: str) -> List[str]:
     for name in names:
         if not name.startswith(prefix):
             continue
-        m = _TMP_SUFFIX.fullmatch(name[len(prefix) - 1:]) if prefix.endswith('.') else None
+        m = _TMP_SUFFIX.fullmatch(name[len(prefix):])
         if m and (m.group(1) is None or owner_is_dead(m.group(1))):
             out.append(osp.join(directory, name))
     return out
@@ -92,7 +91,7 @@ def atomic_write(path: str,
     never a partial one, also with several writers. A symlink at ``path`` is replaced, never
     written through. ``fsync=False`` skips flushing to disk (for caches, where losing the newest
     entry on power loss is harmless)."""
-    tmp = _tmp_name(path)
+    tmp = temporary_name(path)
     try:
         _write_tmp(tmp, write, newline, binary, fsync)
         os.replace(tmp, path)
@@ -150,7 +149,7 @@ def atomic_write_set(directory: str, writers: Dict[str, Callable[[IO], None]]) -
     tmps = {}
     try:
         for name, write in writers.items():
-            tmps[name] = _tmp_name(osp.join(directory, name))
+            tmps[name] = temporary_name(osp.join(directory, name))
             _write_tmp(tmps[name], write, None, False, True)
         renames = [[osp.basename(t), name] for name, t in tmps.items()]
         atomic_write(
@@ -172,7 +171,7 @@ def check_writable_dir(directory: str, what: str = 'output folder') -> None:
     try:
         os.makedirs(directory, exist_ok=True)
         remove_stale_files(directory, '.write-probe.')  # of runs killed between two lines
-        probe = _tmp_name(osp.join(directory, '.write-probe'))
+        probe = temporary_name(osp.join(directory, '.write-probe'))
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.remove(probe)
     except OSError as e:
