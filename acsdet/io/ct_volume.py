@@ -27,7 +27,7 @@ __all__ = [
     'CTReadError', 'CTVolume', 'ORIENTATION', 'case_name', 'input_key', 'read_ct', 'volume_to_image'
 ]
 
-NIFTI_LIKE = ('.nii', '.nii.gz', '.nrrd', '.nhdr', '.mha', '.mhd')
+#: The single-file volume formats by extension (read by ITK).
 _FORMATS = {
     '.nii': 'NIfTI',
     '.nii.gz': 'NIfTI',
@@ -36,6 +36,7 @@ _FORMATS = {
     '.mha': 'MetaImage',
     '.mhd': 'MetaImage'
 }
+NIFTI_LIKE = tuple(_FORMATS)
 
 
 def _ext(path: str) -> str:
