@@ -18,7 +18,7 @@ from acsdet.io import read_ct
 from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, write_dicom_series,
                                      write_png_series)
 
-from ..helpers import CONFIG_DEMO, ROOT
+from ..helpers import CONFIG_DEMO
 
 SPACING = (2.0, 0.8, 0.8)
 
@@ -192,32 +192,32 @@ def test_two_inputs_with_one_base_name_get_two_stable_case_folders(model_files, 
             (out / n / MANIFEST).read_text())['input'] == osp.realpath(a if n == 'scan' else b)
 
 
-_KILLED_WRITE = '''
-import os, sys, numpy as np
-sys.path.insert(0, {root!r})
-from acsdet.apis import write_case
-from acsdet.apis.lesion_detector import DetectionResult
-from acsdet.io import read_ct
-vol = read_ct({nifti!r})
-res = DetectionResult(vol, [], [], np.zeros(vol.hu.shape, np.uint16), (0, 1), 0.5, dict(total=0))
-real = os.replace
-def dying(src, dst):
-    real(src, dst)
-    if str(dst).endswith('.old'):
-        os._exit(9)  # killed between moving the old folder away and the new one in
-os.replace = dying
-write_case(res, {out!r})
-'''
-
-
 def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files, ct, tmp_path):
+    from acsdet.apis import write_case
+    from acsdet.apis.lesion_detector import DetectionResult
     out = tmp_path / 'out'
     assert _infer(model_files, ct['nifti'], '--out-dir', out, '--slices', '6:8') == 0
-    script = _KILLED_WRITE.format(root=ROOT, nifti=ct['nifti'], out=str(out))
-    assert subprocess.run([sys.executable, '-c', script]).returncode == 9
+    vol = read_ct(ct['nifti'])
+    res = DetectionResult(vol, [], [], np.zeros(vol.hu.shape, np.uint16), (0, 1), 0.5,
+                          dict(total=0))
+    pid = os.fork()
+    if pid == 0:  # the child is killed between moving the old folder away and the new one in
+        real = os.replace
+
+        def dying(src, dst):
+            real(src, dst)
+            if str(dst).endswith('.old'):
+                os._exit(9)
+
+        os.replace = dying
+        try:
+            write_case(res, str(out))
+        finally:
+            os._exit(3)  # never reached when the kill came where it should
+    assert os.waitpid(pid, 0)[1] >> 8 == 9
     left = sorted(os.listdir(out))
-    assert 'scan' not in left and any(n.endswith('.old')
-                                      for n in left) and any(n.endswith('.tmp') for n in left)
+    assert 'scan' not in left and any(n.endswith('.old') for n in left) and any(
+        n.endswith('.tmp') for n in left)
     # a temporary of a live run (this process) is not touched
     from acsdet.utils import temporary_name
     live = temporary_name(str(out / '.scan'))

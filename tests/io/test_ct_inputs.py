@@ -3,9 +3,6 @@ implausible geometry, enhanced CT, DICOM oddities; every problem a clear error o
 warning, never a silent wrong volume."""
 import gzip
 import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -14,8 +11,6 @@ from acsdet.io import CTReadError, CTVolume, read_ct, volume_to_image
 from acsdet.io.volume import AIR_HU
 from acsdet.testing.ct_files import (ORIENTATIONS, head_to_feet_phantom, lps_image, stored_image,
                                      write_dicom_series, write_enhanced_ct, write_png_series)
-
-from ..helpers import ROOT
 
 SPACING = (2.5, 0.8, 0.8)  # (z, y, x) mm
 
@@ -75,17 +70,15 @@ def test_every_form_reaches_the_model_head_first_like_deeplesion(body, name):
 def test_png_series_exported_to_nifti_shows_the_head_at_the_top(body, tmp_path):
     """data_converters/deeplesion_to_nifti.py: the NIfTI of a PNG series carries the geometry of
     DeepLesion's slice order (its slice axis points to the feet) and reads back identically."""
+    from data_converters import deeplesion_to_nifti
     out = tmp_path / 'nifti'
-    subprocess.run([
-        sys.executable,
-        os.path.join(ROOT, 'data_converters', 'deeplesion_to_nifti.py'), body['files']['png'],
-        '--out-dir',
+    written, failed = deeplesion_to_nifti.main([
+        body['files']['png'], '--out-dir',
         str(out), '--spacing',
         str(SPACING[1]), '--slice-thickness',
         str(SPACING[0])
-    ],
-                   check=True,
-                   capture_output=True)
+    ])
+    assert written == [str(out / '000001_01_01.nii.gz')] and not failed
     img = sitk.ReadImage(str(out / '000001_01_01.nii.gz'))
     assert np.array(img.GetDirection()).reshape(3, 3)[2, 2] == -1.0  # slice axis towards I
     first = img.TransformIndexToPhysicalPoint((0, 0, 0))[2]
