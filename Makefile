@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Use the shared mmcv wheelhouse when one is given (see README); otherwise mmcv builds from source.
 export ACSDET_WHEELHOUSE
 
-.PHONY: setup test test-fast bench demo
+.PHONY: setup test test-fast lint bench demo
 setup:
 	bash tools/setup_env.sh
 
@@ -14,6 +14,14 @@ test:
 # Without the tests that train the end-to-end model or use it (marked slow; about 2 minutes).
 test-fast:
 	$(PY) -m pytest tests -m "not slow"
+
+# The tree is kept isort / yapf / flake8 clean (settings in pyproject.toml and setup.cfg; the
+# versions are pinned in requirements/constraints.txt and installed by make setup).
+LINTED := acsdet tools tests data_converters benchmarks setup.py
+lint:
+	$(PY) -m isort --check-only --diff $(LINTED)
+	$(PY) -m yapf --diff --recursive $(LINTED)
+	$(PY) -m flake8 $(LINTED)
 
 # Benchmarks (not tests): see benchmarks/ and the README's tables.
 bench:

@@ -41,7 +41,7 @@ setup(
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest>=7'],
+        'tests': ['pytest>=7', 'flake8', 'isort', 'yapf'],  # make lint
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -216,8 +216,8 @@ def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files,
             os._exit(3)  # never reached when the kill came where it should
     assert os.waitpid(pid, 0)[1] >> 8 == 9
     left = sorted(os.listdir(out))
-    assert 'scan' not in left and any(n.endswith('.old') for n in left) and any(
-        n.endswith('.tmp') for n in left)
+    assert 'scan' not in left and any(n.endswith('.old')
+                                      for n in left) and any(n.endswith('.tmp') for n in left)
     # a temporary of a live run (this process) is not touched
     from acsdet.utils import temporary_name
     live = temporary_name(str(out / '.scan'))

@@ -3,6 +3,7 @@ implausible geometry, enhanced CT, DICOM oddities; every problem a clear error o
 warning, never a silent wrong volume."""
 import gzip
 import os
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
