@@ -15,13 +15,12 @@ resolves to :func:`_history_buffer_getattr`, which answers only those method loo
 import os.path as osp
 import pickle
 
-import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-_np_multiarray = getattr(np, '_core', None) or np.core  # numpy 2 renamed np.core
-_np_multiarray = _np_multiarray.multiarray
+from .utils.safe_pickle import numpy_globals
+
 _STATISTICS = ('min', 'max', 'current', 'mean')
 
 
@@ -40,18 +39,9 @@ def _history_buffer_getattr(obj, name):
 
 def mmengine_checkpoint_globals():
     """The non-tensor globals an MMEngine checkpoint pickles (message hub, numpy logs)."""
-    safe = [
-        HistoryBuffer,
-        np.ndarray,
-        np.dtype,
-        _np_multiarray._reconstruct,
-        _np_multiarray.scalar,
-        (_history_buffer_getattr, 'builtins.getattr'),
-    ]
-    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtype classes
-    if dtypes is not None:
-        safe += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
-    return safe
+    numpy_objects = {id(o): o for o in numpy_globals().values()}  # one entry per object
+    return [HistoryBuffer,
+            (_history_buffer_getattr, 'builtins.getattr')] + list(numpy_objects.values())
 
 
 def load_local_checkpoint(filename, map_location=None):

@@ -44,6 +44,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from .defaults import ALIGNSHIFT_REF_THICKNESS_MM, SHIFT_N_FOLD
 from .ops import A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
 from .ops.shift import AlignShiftConv, TSMConv
 
@@ -60,8 +61,8 @@ class ConvertOptions:
     conv_depth_stride: Optional[int] = 1
     inflate: bool = True
     num_slices: Optional[int] = None
-    n_fold: int = 8
-    ref_thickness: float = 2.0
+    n_fold: int = SHIFT_N_FOLD
+    ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM
     zero_pad: bool = False
 
 
@@ -331,8 +332,8 @@ def convert(model: nn.Module,
             conv_depth_stride: Optional[int] = 1,
             inflate: bool = True,
             num_slices: Optional[int] = None,
-            n_fold: int = 8,
-            ref_thickness: float = 2.0,
+            n_fold: int = SHIFT_N_FOLD,
+            ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM,
             zero_pad: bool = False) -> nn.Module:
     """A 3D copy of the 2D ``model`` for ``mode`` in :func:`modes` (built in: :data:`MODES`).
 

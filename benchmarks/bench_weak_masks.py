@@ -19,10 +19,10 @@ from pycocotools import mask as mask_utils
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import markdown_table  # noqa: E402
 
-from acsdet.datasets.slices import decode_slice  # noqa: E402
+from acsdet.deeplesion.info import key_slice_path, read_dl_info  # noqa: E402
+from acsdet.deeplesion.png import decode_slice  # noqa: E402
 from acsdet.evaluation.froc import size_bucket  # noqa: E402
 from acsdet.preparation.deeplesion_coco import convert_deeplesion  # noqa: E402
-from acsdet.preparation.deeplesion_info import key_slice_path, read_dl_info  # noqa: E402
 from acsdet.preparation.weak_masks import ellipse_mask  # noqa: E402
 from acsdet.preparation.weak_masks import grabcut_mask  # noqa: E402
 from acsdet.testing.synthetic import make_synthetic_deeplesion  # noqa: E402

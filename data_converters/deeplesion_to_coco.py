@@ -9,12 +9,9 @@ warnings with their CSV line numbers and reasons). Existing files are replaced, 
 after a successful run; an output folder that cannot be written fails before any work.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from acsdet.preparation.deeplesion_coco import WINDOWS, check_window, convert_deeplesion
-from acsdet.utils import check_writable_dir  # noqa: E402
+from acsdet.utils import check_writable_dir
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 """Write DeepLesion PNG series (or any CT acsdet reads) as NIfTI volumes.
 
     python data_converters/deeplesion_to_nifti.py SERIES_DIR [SERIES_DIR ...] --out-dir DIR
-        [--dl-info DL_info.csv | --spacing MM --slice-thickness MM]
+        [--dl-info DL_info.csv | --spacing MM --slice-interval MM]
     python data_converters/deeplesion_to_nifti.py --dl-info DL_info.csv --images-dir Images_png \
         --split test [--lesion-type 5] [--limit 1] --out-dir DIR
 
@@ -19,12 +19,10 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def pick_series(dl_info: str, images_dir: str, split: str, lesion_type=None, limit=None):
     """Series folders of a split's non-noisy lesions in DL_info.csv, in file order."""
-    from acsdet.preparation.deeplesion_info import SPLITS, read_dl_info
+    from acsdet.deeplesion.info import SPLITS, read_dl_info
     records, _ = read_dl_info(dl_info)
     out = []
     for r in records:
@@ -50,7 +48,7 @@ def main(argv=None):
     p.add_argument('--limit', type=int, help='with --split: at most this many series')
     p.add_argument('--dl-info')
     p.add_argument('--spacing', type=float)
-    p.add_argument('--slice-thickness', type=float)
+    p.add_argument('--slice-interval', '--slice-thickness', type=float)
     args = p.parse_args(argv)
     if args.split:
         if not (args.dl_info and args.images_dir):
@@ -71,7 +69,7 @@ def main(argv=None):
     for s in args.series:
         try:
             vol = read_ct(
-                s, spacing=args.spacing, slice_thickness=args.slice_thickness, dl_info=args.dl_info)
+                s, spacing=args.spacing, slice_interval=args.slice_interval, dl_info=args.dl_info)
         except (CTReadError, OSError) as e:
             print(f'error: {e}', file=sys.stderr)
             failed.append(s)

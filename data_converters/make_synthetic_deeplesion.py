@@ -5,12 +5,9 @@
         --seed 0
 """
 import argparse
-import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from acsdet.testing.synthetic import make_synthetic_deeplesion  # noqa: E402
+from acsdet.testing.synthetic import make_synthetic_deeplesion
 
 
 def main(argv=None):

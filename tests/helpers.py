@@ -1,4 +1,5 @@
-'''Paths and constants shared by the test modules (fixtures are in conftest.py).'''
+'''Paths, constants and small helpers shared by the test modules (fixtures are in conftest.py).'''
+import contextlib
 import os.path as osp
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -6,3 +7,24 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # distributed tests
 CONFIG_DEMO = osp.join(ROOT, 'configs', 'demo', 'deeplesion_acs_7slice_demo.py')
 EPOCHS = 14
+
+
+@contextlib.contextmanager
+def seen_thickness(model):
+    """``{layer name: [thickness tensor of each call]}`` of every AlignShift layer of ``model``
+    while the block runs (what the network handed down as an argument)."""
+    from acsdet.ops.shift import AlignShiftConv
+    seen, handles = {}, []
+    for name, m in model.named_modules():
+        if isinstance(m, AlignShiftConv):
+
+            def hook(mod, args, name=name):
+                t = args[1] if len(args) > 1 else None
+                seen.setdefault(name, []).append(None if t is None else t.detach().clone())
+
+            handles.append(m.register_forward_pre_hook(hook))
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from acsdet.datasets import DeepLesionDataset
-from acsdet.datasets.boxes import (coco_to_continuous, continuous_to_inclusive, inclusive_to_coco,
-                                   inclusive_to_continuous)
+from acsdet.deeplesion.boxes import (coco_to_continuous, continuous_to_inclusive, inclusive_to_coco,
+                                     inclusive_to_continuous)
+from acsdet.deeplesion.info import group_by_key_slice, read_dl_info
 from acsdet.evaluation import FROCMetric, compute_froc
 from acsdet.preparation.deeplesion_coco import convert_deeplesion
-from acsdet.preparation.deeplesion_info import group_by_key_slice, read_dl_info
 from acsdet.testing.synthetic import make_synthetic_deeplesion
 
 from . import official_froc

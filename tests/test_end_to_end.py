@@ -59,7 +59,7 @@ def test_test_tool_outputs(trained):
 
 
 def test_training_filled_the_slice_cache(trained, data):
-    from acsdet.datasets.slices import decode_slice
+    from acsdet.deeplesion.png import decode_slice
     work = trained[0]
     entries = sorted((work / 'slices').rglob('*.npy'))
     assert entries and not list((work / 'slices').rglob('*.tmp'))

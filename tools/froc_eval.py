@@ -14,14 +14,14 @@ GT:
   * omitted: the GT stored in the pickle's samples (``instances``).
 Plain JSON boxes are inclusive pixel boxes, as in DL_info.csv (0-based), scored with the official
 +1-pixel IoU; pickles and COCO files hold MMDetection's continuous boxes and are converted
-(``acsdet/datasets/boxes.py``).
+(``acsdet/deeplesion/boxes.py``).
 
 Images are matched by their DeepLesion key ``<series>/<slice>.png`` (any path ending with it);
 COCO ids shift when a re-conversion skips a row, so they are used only when the detections carry
 no file names, and then every id must exist in GT and either the pickle holds its own GT (which
 must be the same lesions) or the detections carry the GT file's fingerprint: a JSON key
 ``"gt_fingerprint"`` equal to the COCO file's (``info.fingerprint``, written by the converter, or
-``acsdet.datasets.annotations.coco_fingerprint``); id-only detections without either are refused.
+``acsdet.deeplesion.coco.coco_fingerprint``); id-only detections without either are refused.
 A JSON file with an image twice is refused (a plain JSON reader keeps the last one). Evaluated
 images are those of GT with at least one lesion (the official protocol); detections of other
 images are ignored and counted. Malformed input (a detection that
@@ -33,17 +33,16 @@ import json
 import os.path as osp
 import pickle
 import re
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from acsdet.datasets.annotations import complete_interrupted_conversion  # noqa: E402
-from acsdet.datasets.annotations import coco_fingerprint, image_key, read_coco_annotations
-from acsdet.datasets.boxes import continuous_to_inclusive  # noqa: E402
-from acsdet.evaluation.froc import DEFAULT_FPS  # noqa: E402
-from acsdet.evaluation.froc_metric import FROCMetric  # noqa: E402
-from acsdet.utils.safe_pickle import load_results_pickle  # noqa: E402
+from acsdet.deeplesion.boxes import continuous_to_inclusive
+from acsdet.deeplesion.coco import (coco_fingerprint, complete_interrupted_conversion,
+                                    read_coco_annotations)
+from acsdet.deeplesion.naming import image_key
+from acsdet.evaluation.froc import DEFAULT_FPS
+from acsdet.evaluation.froc_metric import FROCMetric
+from acsdet.utils.safe_pickle import load_results_pickle
 
 
 class InputError(ValueError):

@@ -3,7 +3,7 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--device cpu]
         [--score-thr 0.5] [--batch-size 4] [--slices START:END] [--save-masks] [--save-overlays]
-        [--series UID] [--spacing MM --slice-thickness MM | --dl-info DL_info.csv]
+        [--series UID] [--spacing MM --slice-interval MM | --dl-info DL_info.csv]
 
 INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage file, or a
 DeepLesion PNG series folder. Each case goes to DIR/<case>/: lesions.json, lesions.csv,
@@ -20,8 +20,6 @@ import math
 import os.path as osp
 import pickle
 import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _slices(text: str):
@@ -53,7 +51,11 @@ def parse_args(argv=None):
     p.add_argument('--save-overlays', action='store_true')
     p.add_argument('--series', help='DICOM SeriesInstanceUID when a folder holds several')
     p.add_argument('--spacing', type=float, help='pixel spacing (mm) of a DeepLesion PNG series')
-    p.add_argument('--slice-thickness', type=float, help='slice interval (mm) of a PNG series')
+    p.add_argument(
+        '--slice-interval',
+        '--slice-thickness',  # its name before acsdet 0.4
+        type=float,
+        help='slice interval (mm) of a PNG series')
     p.add_argument('--dl-info', help='DL_info.csv to look up a PNG series\' geometry')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
@@ -61,7 +63,7 @@ def parse_args(argv=None):
         p.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
     if args.batch_size < 1:
         p.error(f'--batch-size must be >= 1, got {args.batch_size}')
-    for name in ('spacing', 'slice_thickness'):
+    for name in ('spacing', 'slice_interval'):
         v = getattr(args, name)
         if v is not None and not (math.isfinite(v) and v > 0):
             p.error(f'--{name.replace("_", "-")} must be a finite positive number (mm), got {v}')
@@ -104,7 +106,6 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     from acsdet.apis import LesionDetector, write_case
-    from acsdet.io import read_ct
     try:
         detector = LesionDetector(args.config, args.checkpoint, args.device, args.score_thr,
                                   args.batch_size)
@@ -114,8 +115,14 @@ def main(argv=None) -> int:
     done, failed = [], []
     for path, case in cases:
         try:
-            vol = read_ct(path, args.series, args.spacing, args.slice_thickness, args.dl_info)
-            result = detector(vol, args.slices, progress=not args.no_progress)
+            result = detector(
+                path,
+                args.slices,
+                progress=not args.no_progress,
+                series=args.series,
+                spacing=args.spacing,
+                slice_interval=args.slice_interval,
+                dl_info=args.dl_info)
             folder = write_case(
                 result,
                 args.out_dir,

@@ -10,17 +10,15 @@ predicted boxes/masks and the ground-truth RECIST. Multi-GPU: tools/dist_test.sh
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.config import Config  # noqa: E402
-from mmengine.dist import is_main_process  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import Config
+from mmengine.dist import is_main_process
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-import acsdet  # noqa: E402,F401
+import acsdet  # noqa: F401
 from acsdet.engine.cli import add_common_args, load_checkpoint_strictly, load_config, parse_common
-from acsdet.engine.dist import setup_distributed  # noqa: E402
+from acsdet.engine.dist import setup_distributed
 
 
 def parse_args(argv=None):

@@ -8,17 +8,14 @@
 Multi-GPU: tools/dist_train.sh CONFIG GPUS [arguments above].
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.config import Config  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-import acsdet  # noqa: E402,F401  (registers acsdet, installs the checkpoint loader)
+import acsdet  # noqa: F401  (registers acsdet, installs the checkpoint loader)
 from acsdet.engine.cli import add_common_args, enable_amp, load_config, parse_common, resolve_resume
-from acsdet.engine.dist import setup_distributed  # noqa: E402
+from acsdet.engine.dist import setup_distributed
 
 
 def parse_args(argv=None):

@@ -2,7 +2,7 @@
 
     detector = LesionDetector('configs/deeplesion_acs_7slice.py', 'best.pth', device='cpu')
     result = detector('scan.nii.gz')            # or a DICOM folder, or a CTVolume
-    for lesion in result.lesions: print(lesion['recist_long_mm'], lesion['center_lps_mm'])
+    for lesion in result.lesions: print(lesion.recist_long_mm, lesion.center_lps_mm)
 
 Every axial slice (or a range) becomes a key slice with its D neighbours sampled at the config's
 slice interval exactly as in training (:func:`~acsdet.datasets.slices.volume_slice_plan`), goes
@@ -21,9 +21,12 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
+from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ..engine.architecture import (CheckpointMismatch, check_architecture, checkpoint_state,
                                    state_dict_mismatch)
+from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
+from .lesion_record import LesionFinding
 from .lesions import Lesion, SliceDetection, group_detections, recist
 
 RESULT_VERSION = '1.0'
@@ -33,7 +36,7 @@ RESULT_VERSION = '1.0'
 class DetectionResult:
     """Lesions of one CT and how they were found (see ``lesions.json`` in the README)."""
     volume: CTVolume
-    lesions: List[dict]
+    lesions: List[LesionFinding]
     detections: List[dict]
     label_map: np.ndarray  # (Z, Y, X) uint16 in the volume's (LPI-ordered) grid, 0 = background
     slices: Tuple[int, int]
@@ -110,10 +113,15 @@ class LesionDetector:
         self.model.to(device).eval()
         self.device = device
         self.score_thr, self.batch_size, self.iou_thr = score_thr, batch_size, iou_thr
-        test_pipeline = cfg.test_dataloader.dataset.pipeline
+        test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
         load = _loading_step(test_pipeline)
-        self.num_slices = int(load.get('num_slices', 7))
-        self.target_interval = float(load.get('target_interval', 2.0))
+        self.num_slices = int(load.get('num_slices', NUM_SLICES))
+        self.target_interval = float(load.get('target_interval', TARGET_INTERVAL_MM))
+        backbone_d = getattr(self.model.backbone, 'num_slices', self.num_slices)
+        if backbone_d != self.num_slices:
+            raise ValueError(f'{config if isinstance(config, str) else "the config"}: the test '
+                             f'pipeline loads {self.num_slices} slices, the backbone takes '
+                             f'{backbone_d}: set the same num_slices in both')
         steps = [
             dict(
                 type='LoadVolumeSlices',
@@ -134,9 +142,9 @@ class LesionDetector:
 
     @torch.no_grad()
     def predict_slices(self, vol: CTVolume, indices: Sequence[int], progress: bool = False):
-        """Per-slice predictions ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W))]``
-        of detections scoring at least ``score_thr``; ``self.last_timing`` holds the seconds
-        spent preparing inputs (``prepare``) and in the model (``model``)."""
+        """``(predictions, seconds)``: per-slice predictions ``[(slice index, boxes (n, 4),
+        scores (n,), masks (n, H, W))]`` of detections scoring at least ``score_thr``, and the
+        seconds spent preparing inputs (``prepare``) and in the model (``model``)."""
         bar = None
         if progress:
             from tqdm import tqdm
@@ -175,8 +183,7 @@ class LesionDetector:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
-        self.last_timing = dict(prepare=t_prep, model=t_model)
-        return out
+        return out, dict(prepare=t_prep, model=t_model)
 
     def __call__(self,
                  volume_or_path: Union[str, CTVolume],
@@ -198,14 +205,14 @@ class LesionDetector:
         if not 0 <= start < end <= n:
             raise ValueError(f'{vol.source}: slices {start}:{end} are outside the volume\'s '
                              f'{n} slices (0:{n}); START:END with 0 <= START < END <= {n}')
-        preds = self.predict_slices(vol, list(range(start, end)), progress)
+        preds, timing = self.predict_slices(vol, list(range(start, end)), progress)
         t_model = time.perf_counter()
         result = self._summarise(vol, preds, (start, end))
         t_end = time.perf_counter()
         result.seconds = dict(
             read=t_read - t0,
             detect=t_model - t_read,
-            **self.last_timing,
+            **timing,
             group=t_end - t_model,
             total=t_end - t0)
         return result
@@ -233,7 +240,7 @@ class LesionDetector:
                         score=round(d.score, 4)))
         return DetectionResult(vol, records, per_slice, label_map, slices, self.score_thr)
 
-    def _lesion_record(self, vol: CTVolume, les: Lesion, i: int, label_map) -> dict:
+    def _lesion_record(self, vol: CTVolume, les: Lesion, i: int, label_map) -> LesionFinding:
         sx, sy = vol.pixel_spacing
         shape = vol.hu.shape[1:]
         area_px = 0
@@ -253,7 +260,7 @@ class LesionDetector:
         centre = np.array([(kb[0] + kb[2] - 1) / 2, (kb[1] + kb[3] - 1) / 2, key.slice_index])
         gaps = np.diff(vol.z_positions)
         slice_mm = float(np.median(gaps)) if len(gaps) else vol.spacing[0]
-        return dict(
+        return LesionFinding(
             id=i,
             score=round(les.score, 4),
             key_slice=key.slice_index,

@@ -12,8 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..datasets.boxes import continuous_to_inclusive
-from ..evaluation.froc import iou_plus1
+from ..deeplesion.boxes import continuous_to_inclusive, iou_plus1
 
 
 @dataclass
@@ -62,7 +61,7 @@ class Lesion:
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of continuous boxes ``(n, 4)`` and ``(m, 4)``: the +1-pixel IoU of their
-    inclusive forms (:func:`~acsdet.evaluation.froc.iou_plus1`), 0 for empty boxes."""
+    inclusive forms (:func:`~acsdet.deeplesion.boxes.iou_plus1`), 0 for empty boxes."""
     a = continuous_to_inclusive(np.reshape(a, (-1, 4)))
     b = continuous_to_inclusive(np.reshape(b, (-1, 4)))
     return np.nan_to_num(iou_plus1(a[:, None], b[None]))

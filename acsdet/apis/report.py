@@ -39,71 +39,40 @@ from ..io import ORIENTATION, input_path
 from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
 from .case_folder import check_output_location, check_replaceable, commit_case, new_case_dir
 from .lesion_detector import RESULT_VERSION, DetectionResult
-
-CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'last_slice',
-              'center_x_mm', 'center_y_mm', 'center_z_mm', 'recist_long_mm', 'recist_short_mm',
-              'volume_ml')
+from .lesion_record import CSV_FIELDS, LesionFinding
 
 
-def overlay(hu: np.ndarray, lesion: dict, mask: Optional[np.ndarray]) -> np.ndarray:
+def overlay(hu: np.ndarray, lesion: LesionFinding, mask: Optional[np.ndarray]) -> np.ndarray:
     """BGR key slice (soft-tissue window) with the lesion's box (red), mask outline (green),
     RECIST axes (yellow) and score."""
     img = cv2.cvtColor(window_to_uint8(hu, SOFT_TISSUE_WINDOW), cv2.COLOR_GRAY2BGR)
-    x1, y1, x2, y2 = lesion['key_box_px']
+    x1, y1, x2, y2 = lesion.key_box_px
     cv2.rectangle(img, (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1),
                   (0, 0, 255), 1)
     if mask is not None and mask.any():
         contours, _ = cv2.findContours(
             mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(img, contours, -1, (0, 220, 0), 1)
-    for axis in ('recist_long_axis_px', 'recist_short_axis_px'):
-        if lesion.get(axis):
-            (a, b), (c, d) = lesion[axis]
+    for axis in (lesion.recist_long_axis_px, lesion.recist_short_axis_px):
+        if axis:
+            (a, b), (c, d) = axis
             cv2.line(img, (int(round(a)), int(round(b))), (int(round(c)), int(round(d))),
                      (0, 255, 255), 1)
     label_at = (int(round(x1)), max(10, int(round(y1)) - 3))  # above the box, inside the image
-    cv2.putText(img, f'{lesion["id"]}: {lesion["score"]:.2f}', label_at, cv2.FONT_HERSHEY_SIMPLEX,
-                0.4, (0, 0, 255), 1, cv2.LINE_AA)
+    cv2.putText(img, f'{lesion.id}: {lesion.score:.2f}', label_at, cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (0, 0, 255), 1, cv2.LINE_AA)
     return img
-
-
-def _label_image(result: DetectionResult):
-    """The label map as a SimpleITK image in the exact geometry of the input as stored."""
-    import SimpleITK as sitk
-    vol = result.volume
-    lab = sitk.GetImageFromArray(result.label_map)
-    lab.SetSpacing((vol.spacing[2], vol.spacing[1], vol.spacing[0]))
-    lab.SetOrigin(tuple(vol.origin))
-    lab.SetDirection(tuple(vol.direction.reshape(-1)))
-    ref = vol.reference
-    if ref is None:
-        return lab
-    # the inverse of the reading's reorientation: axes permuted and flipped, no interpolation
-    perm, flip, _ = vol.to_stored
-    arr = result.label_map.transpose(2, 1, 0)  # (x, y, z) of the LPI-ordered volume
-    stored = np.empty(tuple(ref.GetSize()), np.uint16)  # (x, y, z) as stored
-    for i in range(3):
-        if flip[i]:
-            arr = np.flip(arr, axis=i)
-    order = [0, 0, 0]
-    for i in range(3):
-        order[perm[i]] = i
-    stored[...] = arr.transpose(order)
-    out = sitk.GetImageFromArray(np.ascontiguousarray(stored.transpose(2, 1, 0)))
-    out.CopyInformation(ref)
-    return out
 
 
 def _html(result: DetectionResult, case: str, overlays: dict) -> str:
     rows = []
     for les in result.lesions:
-        img = overlays.get(les['id'])
+        img = overlays.get(les.id)
         cell = f'<img src="{html.escape(img)}" width="256">' if img else ''
-        rows.append('<tr>' +
-                    ''.join(f'<td>{html.escape(str(v))}</td>'
-                            for v in (les['id'], f'{les["score"]:.3f}', les['key_slice'],
-                                      les['slices'], les['center_lps_mm'], les['recist_long_mm'],
-                                      les['recist_short_mm'], les['volume_ml'])) +
+        rows.append('<tr>' + ''.join(
+            f'<td>{html.escape(str(v))}</td>'
+            for v in (les.id, f'{les.score:.3f}', les.key_slice, les.slices, les.center_lps_mm,
+                      les.recist_long_mm, les.recist_short_mm, les.volume_ml)) +
                     f'<td>{cell}</td></tr>')
     head = ''.join(f'<th>{h}</th>'
                    for h in ('lesion', 'score', 'key slice', 'slices', 'centre (LPS mm)',
@@ -166,15 +135,16 @@ def write_case(result: DetectionResult,
         overlays = {}
         if save_overlays:
             for les in result.lesions:
-                k = les['key_slice']
-                mask = result.label_map[k] == les['id']
-                name = f'lesion_{les["id"]:03d}.png'
+                k = les.key_slice
+                mask = result.label_map[k] == les.id
+                name = f'lesion_{les.id:03d}.png'
                 cv2.imwrite(osp.join(tmp, name), overlay(vol.hu[k], les, mask))
-                overlays[les['id']] = name
+                overlays[les.id] = name
         extra, warnings = {}, list(vol.warnings)
         if save_masks:
             import SimpleITK as sitk
-            sitk.WriteImage(_label_image(result), osp.join(tmp, 'lesions.nii.gz'), True)
+            sitk.WriteImage(
+                vol.as_input_image(result.label_map), osp.join(tmp, 'lesions.nii.gz'), True)
             extra['label_map'] = _label_map_info(vol)
             if extra['label_map'].get('uneven_slices'):
                 warnings.append(f'{vol.source}: {extra["label_map"]["note"]}')
@@ -200,7 +170,7 @@ def write_case(result: DetectionResult,
                     flip=list(vol.to_stored[1]),
                     size_xyz=list(vol.to_stored[2]))),
             **extra,
-            lesions=result.lesions,
+            lesions=[les.to_json() for les in result.lesions],
             detections=result.detections)
         with open(osp.join(tmp, 'lesions.json'), 'w') as f:
             json.dump(payload, f, indent=1, allow_nan=False)  # strict JSON: no NaN / Infinity
@@ -208,12 +178,7 @@ def write_case(result: DetectionResult,
         w = csv.writer(buf)
         w.writerow(CSV_FIELDS)
         for les in result.lesions:
-            c = les['center_lps_mm']
-            w.writerow([
-                les['id'], les['score'], les['key_slice'], les['key_slice_stored'],
-                les['slices'][0], les['slices'][1], c[0], c[1], c[2], les['recist_long_mm'],
-                les['recist_short_mm'], les['volume_ml']
-            ])
+            w.writerow(les.csv_row())
         with open(osp.join(tmp, 'lesions.csv'), 'w', newline='') as f:
             f.write(buf.getvalue())
         with open(osp.join(tmp, 'report.html'), 'w') as f:

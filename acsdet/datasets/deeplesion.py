@@ -7,7 +7,7 @@ from mmengine.fileio import get_local_path
 from mmdet.datasets import BaseDetDataset
 from mmdet.registry import DATASETS
 
-from .annotations import read_coco_annotations
+from ..deeplesion.coco import complete_interrupted_conversion, read_coco_annotations
 
 
 @DATASETS.register_module()
@@ -19,7 +19,7 @@ class DeepLesionDataset(BaseDetDataset):
     ``key_slice``, ``slice_interval``, ``spacing``, ``dicom_window``, ``height``/``width`` and
     ``instances`` (box ``[x1, y1, x2, y2]`` 0-based and continuous as everywhere in MMDetection,
     i.e. DeepLesion's inclusive pixel box plus 1 on x2 and y2, see
-    :mod:`acsdet.datasets.boxes`; label 0, weak mask RLE, lesion type, long
+    :mod:`acsdet.deeplesion.boxes`; label 0, weak mask RLE, lesion type, long
     diameter in mm, noisy flag), which the slice loader, ``LoadAnnotations`` and ``FROCMetric`` use.
 
     Args:
@@ -46,6 +46,7 @@ class DeepLesionDataset(BaseDetDataset):
 
     def load_data_list(self) -> List[dict]:
         with get_local_path(self.ann_file, backend_args=self.backend_args) as path:
+            complete_interrupted_conversion(path)  # a conversion killed in its commit: finish it
             images = read_coco_annotations(path)
         img_prefix = self.data_prefix.get('img', '')
         data_list = []

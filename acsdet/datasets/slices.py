@@ -12,7 +12,6 @@ for every slice thickness.
 import hashlib
 import os
 import os.path as osp
-import struct
 import warnings
 from collections import OrderedDict
 from typing import List, Optional, Tuple
@@ -20,6 +19,8 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
+from ..deeplesion.png import decode_slice, png_shape
+from ..defaults import TARGET_INTERVAL_MM
 from ..utils import atomic_write
 
 
@@ -100,42 +101,6 @@ class SliceReader:
                 self._store_failed = True
 
 
-_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-
-
-def png_shape(path: str) -> Tuple[int, int]:
-    """``(height, width)`` of a PNG from its header (24 bytes read, nothing decoded).
-
-    Raises ``OSError`` naming the file when it is missing or not a PNG.
-    """
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(24)
-    except FileNotFoundError:
-        raise FileNotFoundError(f'missing PNG {path}') from None
-    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b'IHDR':
-        raise OSError(f'unreadable PNG {path}: no PNG header')
-    width, height = struct.unpack('>II', head[16:24])
-    return height, width
-
-
-def decode_slice(path: str) -> np.ndarray:
-    """One DeepLesion PNG (uint16 = HU + 32768) as int16 HU ``(H, W)``.
-
-    Raises ``FileNotFoundError`` (missing) or ``OSError`` (unreadable) or ``ValueError`` (not a
-    16-bit grey PNG), each naming the file.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'missing PNG {path}')
-    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise OSError(f'unreadable PNG {path}')
-    if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(f'{path}: expected a 16-bit grey PNG, got {raw.dtype} {raw.shape}')
-    raw ^= np.uint16(0x8000)  # u - 32768 as two's complement, in place
-    return raw.view(np.int16)
-
-
 _DEFAULT_READER = SliceReader()
 
 
@@ -151,7 +116,7 @@ def stack_spacing(slice_interval: float, target_interval: float, keep_thick_slic
 def slice_plan(key_slice: int,
                slice_interval: Optional[float],
                num_slices: int,
-               target_interval: float = 2.0,
+               target_interval: float = TARGET_INTERVAL_MM,
                offset: float = 0.0,
                keep_thick_slices: bool = False) -> List[Tuple[int, int, float]]:
     """For each output slice: ``(lower index, upper index, weight of the upper)``.
@@ -206,7 +171,7 @@ def load_slice_stack(series_dir: str,
                      key_slice: int,
                      slice_interval: Optional[float],
                      num_slices: int,
-                     target_interval: float = 2.0,
+                     target_interval: float = TARGET_INTERVAL_MM,
                      offset: float = 0.0,
                      reader: Optional[SliceReader] = None,
                      keep_thick_slices: bool = False) -> np.ndarray:
@@ -238,7 +203,7 @@ def load_slice_stack(series_dir: str,
 def volume_slice_plan(z_positions: np.ndarray,
                       key: int,
                       num_slices: int,
-                      target_interval: float = 2.0,
+                      target_interval: float = TARGET_INTERVAL_MM,
                       keep_thick_slices: bool = False) -> List[Tuple[int, int, float]]:
     """:func:`slice_plan` for a key slice ``key`` of an in-memory volume whose slices sit at
     ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`slice_plan` itself, with
@@ -277,7 +242,7 @@ def volume_slice_stack(hu: np.ndarray,
                        z_positions: np.ndarray,
                        key: int,
                        num_slices: int,
-                       target_interval: float = 2.0,
+                       target_interval: float = TARGET_INTERVAL_MM,
                        keep_thick_slices: bool = False) -> np.ndarray:
     """``float32`` ``(num_slices, H, W)``: the slices around key slice ``key`` of the volume
     ``hu`` ``(Z, H, W)``, sampled as :func:`load_slice_stack` samples a DeepLesion series."""

@@ -23,16 +23,21 @@ def set_data_root(cfg: Config, data_root: str) -> None:
         ds.data_root = data_root
 
 
+def innermost_dataset(loader_cfg):
+    """The dataset config that holds the pipeline, through wrappers (RepeatDataset and the like)
+    of a dataloader config."""
+    ds = loader_cfg.dataset
+    while 'dataset' in ds and 'pipeline' not in ds:
+        ds = ds.dataset
+    return ds
+
+
 def _datasets(cfg: Config):
-    """The innermost dataset config of each dataloader (through RepeatDataset and the like)."""
+    """The innermost dataset config of each dataloader."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
-        if not loader:
-            continue
-        ds = loader.dataset
-        while 'dataset' in ds and 'pipeline' not in ds:
-            ds = ds.dataset
-        yield ds
+        if loader:
+            yield innermost_dataset(loader)
 
 
 def set_slice_cache(cfg: Config, cache_dir: str) -> int:

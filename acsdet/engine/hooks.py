@@ -12,8 +12,9 @@ from mmengine.utils import ProgressBar
 
 from mmdet.registry import HOOKS
 
-from ..datasets.boxes import continuous_to_inclusive
-from ..datasets.slices import decode_slice
+from ..deeplesion.boxes import continuous_to_inclusive
+from ..deeplesion.naming import image_key
+from ..deeplesion.png import decode_slice
 from ..utils import atomic_write
 from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
 from .architecture import ARCH_KEY, check_architecture, model_architecture
@@ -112,7 +113,7 @@ class DeepLesionVisualizationHook(Hook):
                                  pred.bboxes.cpu().numpy(),
                                  pred.scores.cpu().numpy(), masks, [a.get('recist') for a in gt],
                                  [a['bbox'] for a in gt], self.score_thr)
-            series, name = meta['img_path'].replace('\\', '/').split('/')[-2:]
+            series, name = image_key(meta['img_path']).split('/')
             ok, png = cv2.imencode('.png', img)
             if not ok:
                 raise OSError(f'cannot encode the picture of {meta["img_path"]}')

@@ -29,6 +29,8 @@ from typing import Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 
+from ..deeplesion.boxes import iou_plus1
+
 DEFAULT_FPS = (0.5, 1, 2, 4, 8, 16)
 AVERAGE_FPS = (0.5, 1, 2, 4)
 
@@ -76,18 +78,6 @@ def _as_boxes(a, cols: int, what: str, i: int) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] < cols:
         raise ValueError(f'{what}[{i}] must be an (n, {cols}) array, got shape {a.shape}')
     return a[:, :cols]
-
-
-def iou_plus1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``[x1, y1, x2, y2]`` boxes (last axis) with the +1-pixel convention, broadcasting:
-    ``iou_plus1(boxes[:, None], gts[None])`` is the ``(n, m)`` pairwise matrix."""
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1, 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1, 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return inter / (area_a + area_b - inter)
 
 
 def froc_curve(detections: Sequence, gt_boxes: Sequence, iou_thr: float = 0.5):

@@ -10,8 +10,8 @@ from mmengine.logging import MMLogger
 
 from mmdet.registry import METRICS
 
-from ..datasets.annotations import LESION_TYPES as LESION_TYPE_NAMES
-from ..datasets.boxes import continuous_to_inclusive
+from ..deeplesion.boxes import continuous_to_inclusive
+from ..deeplesion.info import LESION_TYPES as LESION_TYPE_NAMES
 from ..utils import atomic_write, json_safe
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)
@@ -43,7 +43,7 @@ class FROCMetric(BaseMetric):
             ``froc_curve.png`` there; ``tools/test.py`` sets it to the work dir.
         continuous_boxes: boxes are MMDetection's continuous ``[x1, y1, x2, y2)`` (default); the
             official protocol's inclusive pixel boxes with the +1 IoU are ``x2 - 1, y2 - 1`` of
-            them (the IoU is the same; :mod:`acsdet.datasets.boxes`). False: boxes are already
+            them (the IoU is the same; :mod:`acsdet.deeplesion.boxes`). False: boxes are already
             inclusive pixel boxes.
     """
     default_prefix = 'froc'

@@ -9,15 +9,15 @@ own voxel indices and to physical LPS millimetres, so results can be reported in
 maps written in the input's exact geometry. NIfTI files are checked for truncation and a zero
 voxel size first (:mod:`acsdet.io.nifti`), which ITK lets through.
 """
-import csv
 import os
 import os.path as osp
 import re
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
-from ..datasets.slices import decode_slice
+from ..deeplesion.info import series_geometry
+from ..deeplesion.png import decode_slice
 from .dicom import is_dicom_file, read_dicom_folder, read_enhanced_ct
 from .nifti import check_nifti
 from .volume import (ORIENTATION, CTReadError, CTVolume, check_slice_positions, from_image,
@@ -71,16 +71,6 @@ def _read_file(path: str) -> CTVolume:
 _PNG_NAME = re.compile(r'^(\d+)\.png$')
 
 
-def dl_info_geometry(dl_info: str, series_dir: str) -> Tuple[float, float]:
-    """``(pixel spacing, slice interval)`` of a DeepLesion series from a ``DL_info.csv``."""
-    with open(dl_info, newline='', encoding='utf-8-sig') as f:
-        for row in csv.DictReader(f):
-            if (row.get('File_name') or '').rsplit('_', 1)[0] == series_dir:
-                x, _, z = (float(v) for v in row['Spacing_mm_px_'].split(','))
-                return x, z
-    raise CTReadError(f'{dl_info}: no row of series {series_dir}')
-
-
 def _positive(value, what: str, folder: str) -> float:
     try:
         v = float(value)
@@ -103,8 +93,11 @@ def _read_png_series(folder: str, spacing: Optional[float], thickness: Optional[
     if spacing is None or thickness is None:
         if dl_info is None:
             raise CTReadError(f'{folder}: a DeepLesion PNG series needs --spacing and '
-                              '--slice-thickness, or --dl-info DL_info.csv to look them up')
-        sp, th = dl_info_geometry(dl_info, osp.basename(osp.normpath(folder)))
+                              '--slice-interval, or --dl-info DL_info.csv to look them up')
+        try:
+            sp, th = series_geometry(dl_info, osp.basename(osp.normpath(folder)))
+        except (OSError, ValueError) as e:
+            raise CTReadError(str(e)) from None
         spacing = spacing if spacing is not None else sp
         thickness = thickness if thickness is not None else th
     spacing = _positive(spacing, 'pixel spacing', folder)
@@ -137,25 +130,25 @@ def _read_png_series(folder: str, spacing: Optional[float], thickness: Optional[
 def read_ct(path: str,
             series: Optional[str] = None,
             spacing: Optional[float] = None,
-            slice_thickness: Optional[float] = None,
+            slice_interval: Optional[float] = None,
             dl_info: Optional[str] = None) -> CTVolume:
     """Read a CT from a DICOM folder or enhanced-CT file, a NIfTI / NRRD / MetaImage file or a
-    DeepLesion PNG series folder (``spacing``/``slice_thickness`` in mm, or looked up in
+    DeepLesion PNG series folder (``spacing``/``slice_interval`` in mm, or looked up in
     ``dl_info``).
 
     Raises :class:`CTReadError` (a ``ValueError``) with a one-line message naming the input.
     """
-    vol = _read(path, series, spacing, slice_thickness, dl_info)
+    vol = _read(path, series, spacing, slice_interval, dl_info)
     vol.input_key = input_key(path, series)
     return vol
 
 
-def _read(path, series, spacing, slice_thickness, dl_info) -> CTVolume:
+def _read(path, series, spacing, slice_interval, dl_info) -> CTVolume:
     if not osp.exists(path):
         raise CTReadError(f'{path}: no such file or folder')
     if osp.isdir(path):
         if any(_PNG_NAME.match(n) for n in os.listdir(path)):
-            return _read_png_series(path, spacing, slice_thickness, dl_info)
+            return _read_png_series(path, spacing, slice_interval, dl_info)
         return read_dicom_folder(path, series)
     if _ext(path):
         return _read_file(path)

@@ -146,6 +146,26 @@ class CTVolume:
             out[..., perm[i]] = (shape[perm[i]] - 1 - v) if flip[i] else v
         return out
 
+    def as_input_image(self, arr: np.ndarray):
+        """``arr`` ``(Z, Y, X)`` on this volume's grid (a label map, say) as a SimpleITK image in
+        the exact geometry of the input as stored: the reading's reorientation undone (axes
+        permuted and flipped back, no interpolation). Without a ``reference`` (a PNG series), in
+        this volume's own geometry."""
+        if self.reference is None:
+            return image_in_volume_geometry(arr, self)
+        perm, flip, _ = self.to_stored
+        xyz = arr.transpose(2, 1, 0)  # (x, y, z) of this volume
+        for i in range(3):
+            if flip[i]:
+                xyz = np.flip(xyz, axis=i)
+        order = [0, 0, 0]
+        for i in range(3):
+            order[perm[i]] = i
+        stored = xyz.transpose(order)  # (x, y, z) as stored
+        out = sitk().GetImageFromArray(np.ascontiguousarray(stored.transpose(2, 1, 0)))
+        out.CopyInformation(self.reference)
+        return out
+
     def header_z_error_mm(self, anchor: int = 0) -> float:
         """The largest distance (mm) between a slice's real position and where an image header
         with one slice spacing (NIfTI) puts it, the header exact at slice ``anchor`` (its origin):
@@ -263,13 +283,18 @@ def check_slice_positions(z_positions: np.ndarray,
     return []
 
 
-def volume_to_image(vol: CTVolume):
-    """The volume as a SimpleITK image (int16 HU) in its own geometry (index axes as
-    :data:`ORIENTATION`); uneven slice gaps are written as their median (NIfTI has one slice
-    spacing: :meth:`CTVolume.header_z_error_mm` says how far a slice is then off)."""
-    sitk_ = sitk()
-    img = sitk_.GetImageFromArray(np.clip(np.round(vol.hu), -32768, 32767).astype(np.int16))
+def image_in_volume_geometry(arr: np.ndarray, vol: CTVolume):
+    """``arr`` ``(Z, Y, X)`` (the volume's voxel grid) as a SimpleITK image with the volume's
+    spacing, origin and direction; uneven slice gaps are written as the volume's one slice
+    spacing (:meth:`CTVolume.header_z_error_mm` says how far a slice is then off)."""
+    img = sitk().GetImageFromArray(arr)
     img.SetSpacing((vol.spacing[2], vol.spacing[1], vol.spacing[0]))
     img.SetOrigin(tuple(float(v) for v in vol.origin))
     img.SetDirection(tuple(float(v) for v in vol.direction.reshape(-1)))
     return img
+
+
+def volume_to_image(vol: CTVolume):
+    """The volume as a SimpleITK image (int16 HU) in its own geometry (index axes as
+    :data:`ORIENTATION`)."""
+    return image_in_volume_geometry(np.clip(np.round(vol.hu), -32768, 32767).astype(np.int16), vol)

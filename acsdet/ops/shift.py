@@ -25,6 +25,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
+from ..defaults import ALIGNSHIFT_REF_THICKNESS_MM, SHIFT_N_FOLD
 from .autocast import apply_as_convolution
 from .conv2_5d import Conv2_5d
 from .conv_args import IntOr3
@@ -111,7 +112,7 @@ class ShiftConv(Conv2_5d):
                  groups: int = 1,
                  bias: bool = True,
                  padding_mode: str = 'zeros',
-                 n_fold: int = 8,
+                 n_fold: int = SHIFT_N_FOLD,
                  shift: bool = True,
                  device=None,
                  dtype=None):
@@ -150,21 +151,26 @@ class TSMConv(ShiftConv):
 class AlignShiftConv(ShiftConv):
     """AlignShift (thickness-weighted shift), then a ``(1, K, K)`` convolution.
 
-    The per-sample thickness ``(N,)`` mm comes as ``forward(x, thickness)`` or, inside a
-    network, through :attr:`thickness` set by the owner before each forward
-    (:class:`~acsdet.models.backbones.TruncatedDenseNet` does; it stays set for gradient
-    checkpointing's recomputation). Input ``(N, Ci, D, H, W)``.
+    Input ``(N, Ci, D, H, W)`` and the per-sample thickness ``(N,)`` mm, as an argument:
+    ``forward(x, thickness)`` (the module keeps no per-batch state; networks hand it down, as
+    :class:`~acsdet.models.backbones.TruncatedDenseNet` does). ``takes_thickness`` tells a
+    network which of its layers want it.
     """
 
-    def __init__(self, *args, ref_thickness: float = 2.0, zero_pad: bool = False, **kwargs):
+    takes_thickness = True
+
+    def __init__(self,
+                 *args,
+                 ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM,
+                 zero_pad: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         if not ref_thickness > 0:
             raise ValueError(f'AlignShiftConv: ref_thickness must be > 0, got {ref_thickness}')
         self.ref_thickness, self.zero_pad = float(ref_thickness), zero_pad
-        self.thickness: Optional[torch.Tensor] = None
 
     def forward(self, x: torch.Tensor, thickness: Optional[torch.Tensor] = None) -> torch.Tensor:
-        t = self.thickness if thickness is None else thickness
+        t = thickness
         if self.fold:
             if t is None:
                 raise RuntimeError(

@@ -3,7 +3,7 @@
 Writes ``deeplesion_{train,val,test}.json``: images are key slices (with the fields the slice
 loader needs: series folder, key slice index, slice range and interval, pixel spacing, DICOM
 window, size); annotations carry the box (COCO ``x, y, w, h``, 0-based, ``w = x2 - x1 + 1`` of
-DeepLesion's inclusive box, see :mod:`acsdet.datasets.boxes`), RECIST points, diameters, lesion
+DeepLesion's inclusive box, see :mod:`acsdet.deeplesion.boxes`), RECIST points, diameters, lesion
 type, the noisy flag, ``iscrowd``, the mask area, a weak mask as COCO RLE and the method that made
 it. Bad input never reaches training: malformed or duplicated CSV rows, lesions whose PNG is
 missing or unreadable, whose ``Image_size`` disagrees with the PNG or whose box lies outside the
@@ -23,13 +23,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..datasets.annotations import coco_fingerprint
-from ..datasets.boxes import COCO_BOX_FORMAT, inclusive_to_coco
-from ..datasets.slices import decode_slice, png_shape
+from ..deeplesion.boxes import COCO_BOX_FORMAT, inclusive_to_coco
+from ..deeplesion.coco import coco_fingerprint
+from ..deeplesion.info import SPLITS, LesionRecord, group_by_key_slice, read_dl_info
+from ..deeplesion.png import decode_slice, png_shape
 from ..utils import atomic_write_set, check_writable_dir, mask_to_rle
 from ..utils.hu import SOFT_TISSUE_WINDOW, WIDE_WINDOW
 from ..version import __version__
-from .deeplesion_info import SPLITS, LesionRecord, group_by_key_slice, read_dl_info
 from .weak_masks import weak_mask
 
 SPLIT_IDS = {v: k for k, v in SPLITS.items()}

@@ -35,23 +35,30 @@ def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
     return text.encode('latin1')
 
 
+def numpy_globals() -> dict:
+    """``{(module, name): object}`` of what pickled numpy arrays, scalars and dtypes name (both
+    numpy 1 and 2 module paths): the numpy part of every allow-list in acsdet (results pickles
+    here, MMEngine checkpoints in :mod:`acsdet.compat`)."""
+    out = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype}
+    for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        out[(mod, '_reconstruct')] = _np_core.multiarray._reconstruct
+        out[(mod, 'scalar')] = _np_core.multiarray.scalar
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtype classes
+    if dtypes is not None:
+        for n in dir(dtypes):
+            if n.endswith('DType'):
+                out[('numpy.dtypes', n)] = getattr(dtypes, n)
+    return out
+
+
 def _allowed() -> dict:
     allowed = {
         ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
         ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
         ('collections', 'OrderedDict'): collections.OrderedDict,
         ('_codecs', 'encode'): _latin1_encode,  # bytes in protocol 2 (mmengine's dump)
-        ('numpy', 'ndarray'): np.ndarray,
-        ('numpy', 'dtype'): np.dtype,
     }
-    for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        allowed[(mod, '_reconstruct')] = _np_core.multiarray._reconstruct
-        allowed[(mod, 'scalar')] = _np_core.multiarray.scalar
-    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles dtype classes
-    if dtypes is not None:
-        for n in dir(dtypes):
-            if n.endswith('DType'):
-                allowed[('numpy.dtypes', n)] = getattr(dtypes, n)
+    allowed.update(numpy_globals())
     return allowed
 
 

@@ -10,11 +10,11 @@ import SimpleITK as sitk
 import torch
 
 from acsdet.apis import SliceDetection, group_detections, recist
+from acsdet.deeplesion.info import read_dl_info
 from acsdet.io import CTReadError, read_ct
-from acsdet.preparation.deeplesion_info import read_dl_info
 from acsdet.testing.ct_files import ORIENTATIONS, lps_image, stored_image, write_dicom_series
 
-from ..helpers import CONFIG_DEMO, EPOCHS
+from ..helpers import CONFIG_DEMO, EPOCHS, seen_thickness
 
 # ---- phantoms in every format ----------------------------------------------------------------
 
@@ -128,31 +128,31 @@ def test_the_lesion_is_found_at_its_physical_position_from_every_format(phantom,
         les = res.lesions
         assert len(les) == len(ref), name
         for a, b in zip(les, ref):  # the same detections, the same physical places
-            np.testing.assert_allclose(a['key_box_px'], b['key_box_px'], atol=1e-2)
-            assert a['score'] == pytest.approx(b['score'], abs=1e-3)
-            np.testing.assert_allclose(a['center_lps_mm'], b['center_lps_mm'], atol=1e-2)
-            np.testing.assert_allclose(a['box_lps_mm']['min'], b['box_lps_mm']['min'], atol=1e-2)
+            np.testing.assert_allclose(a.key_box_px, b.key_box_px, atol=1e-2)
+            assert a.score == pytest.approx(b.score, abs=1e-3)
+            np.testing.assert_allclose(a.center_lps_mm, b.center_lps_mm, atol=1e-2)
+            np.testing.assert_allclose(a.box_lps_mm['min'], b.box_lps_mm['min'], atol=1e-2)
         # the known lesion: a lesion spans its key slice, its 3D box in LPS mm holds the true
         # centre (within half a voxel), and its detection on the key slice is centred in the
         # true box
         tol = 0.5 * np.array([vol.spacing[2], vol.spacing[1], vol.spacing[0]])
         hit = [
-            le for le in les if le['slices'][0] <= key <= le['slices'][1] and np.all(
-                np.array(le['box_lps_mm']['min']) - tol <= true_centre) and np.all(
-                    true_centre <= np.array(le['box_lps_mm']['max']) + tol)
+            le for le in les if le.slices[0] <= key <= le.slices[1] and np.all(
+                np.array(le.box_lps_mm['min']) -
+                tol <= true_centre) and np.all(true_centre <= np.array(le.box_lps_mm['max']) + tol)
         ]
         assert hit, (name, les[:3], true_centre)
         on_key = [
-            d['box'] for d in res.detections if d['lesion'] == hit[0]['id'] and d['slice'] == key
+            d['box'] for d in res.detections if d['lesion'] == hit[0].id and d['slice'] == key
         ]
         bx = (on_key[0][0] + on_key[0][2]) / 2, (on_key[0][1] + on_key[0][3]) / 2
         assert x1 <= bx[0] <= x2 + 1 and y1 <= bx[1] <= y2 + 1
         if name not in ('png', 'dicom'):  # stored indices agree with the file's own geometry
             img = sitk.ReadImage(phantom['files'][name])
-            p = img.TransformContinuousIndexToPhysicalPoint(hit[0]['center_stored_index'])
-            np.testing.assert_allclose(p, hit[0]['center_lps_mm'], atol=0.02)
+            p = img.TransformContinuousIndexToPhysicalPoint(hit[0].center_stored_index)
+            np.testing.assert_allclose(p, hit[0].center_lps_mm, atol=0.02)
         saved = json.loads(open(osp.join(folder, 'lesions.json')).read())
-        assert saved['version'] == '1.0' and saved['lesions'] == json.loads(json.dumps(les))
+        assert saved['version'] == '1.0' and saved['lesions'] == [le.to_json() for le in les]
         assert open(osp.join(folder, 'lesions.csv')).read().count('\n') == len(les) + 1
         assert 'lesion_001.png' in open(osp.join(folder, 'report.html')).read()
 
@@ -303,8 +303,10 @@ def test_alignshift_model_receives_the_volume_slice_spacing(phantom, tmp_path):
     torch.save({'state_dict': model.state_dict()}, tmp_path / 'random.pth')
     det = LesionDetector(str(config), str(tmp_path / 'random.pth'), score_thr=0.0, batch_size=2)
     vol = _read(phantom, 'LPS')
-    res = det(vol, (3, 5))
-    layers = [m for m in det.model.modules() if isinstance(m, AlignShiftConv)]
-    assert layers and res.slices == (3, 5)
-    for m in layers:
-        torch.testing.assert_close(m.thickness, torch.full((2, ), float(vol.spacing[0])))
+    with seen_thickness(det.model) as seen:
+        res = det(vol, (3, 5))
+    layers = [n for n, m in det.model.named_modules() if isinstance(m, AlignShiftConv) and m.shift]
+    assert layers and res.slices == (3, 5) and set(layers) <= set(seen)
+    for calls in (seen[n] for n in layers):
+        assert len(calls) == 1  # one batch of 2 key slices
+        torch.testing.assert_close(calls[0], torch.full((2, ), float(vol.spacing[0])))

@@ -85,7 +85,7 @@ def test_every_form_of_one_ct_gives_identical_detections(model_files, ct):
     from acsdet.apis import LesionDetector
     det = LesionDetector(*model_files, score_thr=0.0, batch_size=4)
     vols = dict(
-        png=read_ct(ct['png'], spacing=SPACING[1], slice_thickness=SPACING[0]),
+        png=read_ct(ct['png'], spacing=SPACING[1], slice_interval=SPACING[0]),
         nifti=read_ct(ct['nifti']),
         dicom=read_ct(ct['dicom']))
     res = {k: det(v, (6, 10)) for k, v in vols.items()}
@@ -97,7 +97,7 @@ def test_every_form_of_one_ct_gives_identical_detections(model_files, ct):
         np.testing.assert_allclose([d['box'] for d in got], [d['box'] for d in ref], atol=0.05)
         np.testing.assert_allclose([d['score'] for d in got], [d['score'] for d in ref], atol=1e-3)
         for a, b in zip(res[name].lesions, res['png'].lesions):
-            np.testing.assert_allclose(a['center_lps_mm'], b['center_lps_mm'], atol=0.02)
+            np.testing.assert_allclose(a.center_lps_mm, b.center_lps_mm, atol=0.02)
     flipped = vols['png']
     flipped.hu = np.ascontiguousarray(flipped.hu[::-1])
     rev = det(flipped, (6, 10)).detections  # slices 6..9 of the reversed volume
@@ -124,7 +124,7 @@ def test_output_folder_that_would_replace_an_input_is_refused(model_files, ct, t
     write_png_series(ct['hu'], str(png))
     before = _tree(pt)
     for inp in (dicom, png):
-        extra = ['--spacing', '0.8', '--slice-thickness', '2'] if inp == png else []
+        extra = ['--spacing', '0.8', '--slice-interval', '2'] if inp == png else []
         assert _infer(model_files, inp, '--out-dir', pt, *extra) == 2
         err = capsys.readouterr().err
         assert f'case folder {osp.join(pt, inp.name)} would be the input' in err
@@ -263,7 +263,7 @@ def test_a_failing_case_is_one_line_and_the_others_go_on(model_files, ct, tmp_pa
         _infer(model_files, ct['nifti'], '--out-dir', out, '--slices=-2:')
     assert 'START:END needs 0 <= START < END' in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        _infer(model_files, ct['png'], '--out-dir', out, '--spacing', 'nan', '--slice-thickness',
+        _infer(model_files, ct['png'], '--out-dir', out, '--spacing', 'nan', '--slice-interval',
                '2')
     assert '--spacing must be a finite positive number' in capsys.readouterr().err
 

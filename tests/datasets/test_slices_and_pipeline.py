@@ -9,8 +9,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import acsdet  # noqa: F401
-from acsdet.datasets.slices import SliceReader, decode_slice, load_slice_stack
+from acsdet.datasets.slices import SliceReader, load_slice_stack
 from acsdet.datasets.transforms.augment import warp_channels
+from acsdet.deeplesion.png import decode_slice
 from acsdet.engine.cli import load_config
 from acsdet.preparation.deeplesion_coco import convert_deeplesion
 from acsdet.testing.synthetic import make_synthetic_deeplesion

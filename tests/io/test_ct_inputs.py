@@ -42,7 +42,7 @@ def body(tmp_path_factory):
 
 
 def _read(body, name):
-    kw = dict(spacing=SPACING[1], slice_thickness=SPACING[0]) if name == 'png' else {}
+    kw = dict(spacing=SPACING[1], slice_interval=SPACING[0]) if name == 'png' else {}
     return read_ct(body['files'][name], **kw)
 
 
@@ -76,7 +76,7 @@ def test_png_series_exported_to_nifti_shows_the_head_at_the_top(body, tmp_path):
     written, failed = deeplesion_to_nifti.main([
         body['files']['png'], '--out-dir',
         str(out), '--spacing',
-        str(SPACING[1]), '--slice-thickness',
+        str(SPACING[1]), '--slice-interval',
         str(SPACING[0])
     ])
     assert written == [str(out / '000001_01_01.nii.gz')] and not failed
@@ -164,9 +164,9 @@ def test_implausible_spacing_is_warned_about(spacing, what):
 def test_png_series_with_bad_spacing_is_refused(body):
     for bad in (float('nan'), -0.8, 0.0):
         with pytest.raises(CTReadError, match=r'000001_01_01: pixel spacing .* finite positive'):
-            read_ct(body['files']['png'], spacing=bad, slice_thickness=2.0)
+            read_ct(body['files']['png'], spacing=bad, slice_interval=2.0)
         with pytest.raises(CTReadError, match=r'slice interval .* finite positive'):
-            read_ct(body['files']['png'], spacing=0.8, slice_thickness=bad)
+            read_ct(body['files']['png'], spacing=0.8, slice_interval=bad)
 
 
 def test_slices_too_small_for_a_ct_are_refused(tmp_path):

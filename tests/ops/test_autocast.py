@@ -22,13 +22,15 @@ OPS = {
     '2.5d': lambda: Conv2_5d(8, 10, 3, padding=1),
     'a3d': lambda: A3DConv(8, 10, 3, num_slices=5, padding=1),
     'tsm': lambda: TSMConv(8, 10, 3, padding=1, n_fold=4),
-    'alignshift': lambda: _with_thickness(AlignShiftConv(8, 10, 3, padding=1, n_fold=4)),
+    'alignshift': lambda: _WithThickness(8, 10, 3, padding=1, n_fold=4),
 }
 
 
-def _with_thickness(op):
-    op.thickness = torch.tensor([1.0, 5.0])  # as the backbone sets it before a forward
-    return op
+class _WithThickness(AlignShiftConv):
+    """AlignShift with a fixed thickness for a batch of 2 (as a backbone hands it down)."""
+
+    def forward(self, x, thickness=None):
+        return super().forward(x, torch.tensor([1.0, 5.0], device=x.device))
 
 
 @pytest.mark.parametrize('device, dtype', DEVICES)

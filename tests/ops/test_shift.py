@@ -19,7 +19,7 @@ from acsdet.testing import det_batch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
-from ..helpers import ROOT
+from ..helpers import ROOT, seen_thickness
 
 
 def reference_shift(x, fold, keep=None, zero_pad=True):
@@ -190,9 +190,13 @@ def test_thickness_reaches_every_alignshift_layer_and_only_alignshift_uses_it():
     thin, thick = torch.tensor([1.0, 1.0]), torch.tensor([5.0, 1.0])
     m = _backbone('alignshift')
     with torch.no_grad():
-        a, b = m(x, thin), m(x, thick)
-    layers = [c for c in m.modules() if isinstance(c, AlignShiftConv)]
-    assert layers and all(torch.equal(c.thickness, thick) for c in layers)
+        a = m(x, thin)
+        with seen_thickness(m) as seen:
+            b = m(x, thick)
+    layers = [n for n, c in m.named_modules() if isinstance(c, AlignShiftConv) and c.shift]
+    assert layers and set(layers) <= set(seen)  # every shifting layer got it, as an argument
+    assert all(len(seen[n]) == 1 and torch.equal(seen[n][0], thick) for n in layers)
+    assert not any(hasattr(c, 'thickness') for c in m.modules())  # no per-batch module state
     # the dense layers shift; the stem and the transitions do not (as the authors' backbone)
     for name, c in m.features.named_modules():
         if isinstance(c, AlignShiftConv):
@@ -227,12 +231,26 @@ SHIFT_CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', 'deeplesion_alignshift_*.py')))
 
 
-def test_shift_configs_present():
-    names = {osp.basename(c)[:-3] for c in SHIFT_CONFIGS}
-    assert names == {
+def test_shift_configs_are_the_authors_settings():
+    """Each TSM / AlignShift config: its mode, D, the thickness-aware detector for AlignShift, and
+    the authors' input (slices as they are where thicker than 2 mm) except in '_resampled'."""
+    names = {osp.basename(c)[:-3]: c for c in SHIFT_CONFIGS}
+    assert sorted(names) == sorted([
         'deeplesion_tsm_7slice', 'deeplesion_tsm_3slice', 'deeplesion_alignshift_7slice',
         'deeplesion_alignshift_3slice', 'deeplesion_alignshift_7slice_resampled'
-    }
+    ])
+    for name, path in names.items():
+        cfg = Config.fromfile(path)
+        mode = 'tsm' if '_tsm_' in name else 'alignshift'
+        slices = 3 if '3slice' in name else 7
+        assert cfg.model.backbone.conv_mode == mode and cfg.model.backbone.num_slices == slices
+        assert (cfg.model.type == 'ThicknessAwareMaskRCNN') == (mode == 'alignshift'), name
+        load = [
+            s for s in cfg.test_dataloader.dataset.pipeline if s['type'] == 'LoadDeepLesionSlices'
+        ][0]
+        assert load['num_slices'] == slices
+        thick = mode == 'alignshift' and not name.endswith('_resampled')
+        assert bool(load.get('keep_thick_slices', False)) == thick, name
 
 
 @pytest.mark.parametrize('config', SHIFT_CONFIGS, ids=lambda c: osp.basename(c)[:-3])
@@ -255,21 +273,25 @@ def test_shift_config_builds_and_trains_a_step(config):
     for s, t in zip(batch['data_samples'], (1.0, 5.0)):
         s.set_metainfo(dict(slice_interval=t))
     data = model.data_preprocessor(batch, training=True)
-    losses = model(**data, mode='loss')
+    with seen_thickness(model) as seen:
+        losses = model(**data, mode='loss')
     total = sum(v if not isinstance(v, list) else sum(v) for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total) and total > 0
     total.backward()
     g = model.backbone.features.denseblock1.denselayer1.conv2.weight.grad
     assert g is not None and torch.count_nonzero(g) > 0
-    layer = model.backbone.features.denseblock1.denselayer1.conv2
+    layer = 'backbone.features.denseblock1.denselayer1.conv2'
     if mode == 'alignshift':
-        assert torch.equal(layer.thickness, torch.tensor([1.0, 5.0]))
+        assert torch.equal(seen[layer][0], torch.tensor([1.0, 5.0]))
     # validation / test: predict hands the samples' thickness on too
     model.eval()
     for s in batch['data_samples']:
         s.set_metainfo(dict(slice_interval=2.5))
-    with torch.no_grad():
+    with torch.no_grad(), seen_thickness(model) as seen:
         preds = model(**model.data_preprocessor(batch, training=False), mode='predict')
     assert len(preds) == 2
     if mode == 'alignshift':
-        assert torch.equal(layer.thickness, torch.tensor([2.5, 2.5]))
+        assert torch.equal(seen[layer][0], torch.tensor([2.5, 2.5]))
+        # a direct call after that batch does not inherit its thickness: it needs its own
+        with pytest.raises(ValueError, match='needs the slice thickness'):
+            model.extract_feat(model.data_preprocessor(batch, training=False)['inputs'])

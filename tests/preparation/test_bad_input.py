@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from acsdet.datasets import DeepLesionDataset
-from acsdet.datasets.annotations import read_coco_annotations
-from acsdet.datasets.boxes import inclusive_to_coco
+from acsdet.deeplesion.boxes import inclusive_to_coco
+from acsdet.deeplesion.coco import read_coco_annotations
+from acsdet.deeplesion.info import group_by_key_slice, read_dl_info
 from acsdet.preparation import deeplesion_coco
 from acsdet.preparation.deeplesion_coco import REPORT_NAME, convert_deeplesion
-from acsdet.preparation.deeplesion_info import group_by_key_slice, read_dl_info
 from acsdet.testing.synthetic import make_synthetic_deeplesion
 from acsdet.utils import io as acsdet_io
 
@@ -217,8 +217,9 @@ def test_outputs_are_replaced_as_one_set(synth, tmp_path, monkeypatch):
     # on disk, for now: one file renamed, three complete temporaries and the journal
     assert (out / acsdet_io.WRITE_SET_JOURNAL).is_file()
     assert len(list(out.glob('*.tmp'))) == len(OUTPUTS) - 1
-    # the next reader (a training run) completes the interrupted commit first
-    read_coco_annotations(str(out / 'deeplesion_test.json'))
+    # the next reader (a training run's dataset) completes the interrupted commit first
+    DeepLesionDataset(
+        ann_file=str(out / 'deeplesion_test.json'), data_root='', pipeline=[], test_mode=True)
     done = _outputs(out)
     for n in OUTPUTS[:3]:
         assert done[n] == new[n], n
@@ -322,7 +323,7 @@ def test_froc_eval_refuses_an_image_given_twice(tmp_path, capsys):
 
 
 def test_froc_eval_id_only_detections_need_the_gt_fingerprint(tmp_path, capsys):
-    from acsdet.datasets.annotations import coco_fingerprint
+    from acsdet.deeplesion.coco import coco_fingerprint
     from tools import froc_eval
     gt = _gt(tmp_path)
     path = tmp_path / 'ids.json'

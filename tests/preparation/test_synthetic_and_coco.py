@@ -10,8 +10,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from acsdet.deeplesion.info import COLUMNS, group_by_key_slice, read_dl_info
 from acsdet.preparation.deeplesion_coco import convert_deeplesion
-from acsdet.preparation.deeplesion_info import COLUMNS, group_by_key_slice, read_dl_info
 from acsdet.preparation.weak_masks import ellipse_mask
 from acsdet.testing.synthetic import make_synthetic_deeplesion, measure_recist
 from acsdet.utils.hu import window_to_uint8

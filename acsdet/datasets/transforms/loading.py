@@ -8,6 +8,7 @@ from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
 
+from ...defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ...utils.hu import WIDE_WINDOW
 from ..slices import SliceReader, load_slice_stack, volume_slice_stack
 
@@ -41,8 +42,8 @@ class LoadDeepLesionSlices(BaseTransform):
     """
 
     def __init__(self,
-                 num_slices: int = 7,
-                 target_interval: float = 2.0,
+                 num_slices: int = NUM_SLICES,
+                 target_interval: float = TARGET_INTERVAL_MM,
                  depth_jitter_mm: float = 0.0,
                  cache_size: int = 64,
                  cache_dir: Optional[str] = None,
@@ -110,8 +111,8 @@ class LoadVolumeSlices(BaseTransform):
     """
 
     def __init__(self,
-                 num_slices: int = 7,
-                 target_interval: float = 2.0,
+                 num_slices: int = NUM_SLICES,
+                 target_interval: float = TARGET_INTERVAL_MM,
                  keep_thick_slices: bool = False):
         self.num_slices, self.target_interval = num_slices, target_interval
         self.keep_thick_slices = keep_thick_slices

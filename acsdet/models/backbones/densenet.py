@@ -2,10 +2,12 @@
 
 Only what the truncated backbone needs: ``features.conv0 .. denseblockN``; dense layers can run
 their bottleneck under gradient checkpointing (``with_cp``) in 2D or after 3D conversion, since
-a layer only concatenates its inputs and calls its sub-modules.
+a layer only concatenates its inputs and calls its sub-modules. Dense blocks and layers take an
+optional per-sample ``thickness`` and hand it to the convolutions that want it (those with
+``takes_thickness``, AlignShift's), as an argument: no module keeps per-batch state.
 """
 from collections import OrderedDict
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,15 +28,22 @@ class DenseLayer(nn.Module):
         self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
         self.with_cp = False
 
-    def bottleneck(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.conv1(self.relu1(self.norm1(torch.cat(inputs, 1))))
+    def bottleneck(self, thickness: Optional[torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+        return _conv(self.conv1, self.relu1(self.norm1(torch.cat(inputs, 1))), thickness)
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                *inputs: torch.Tensor,
+                thickness: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.with_cp and any(t.requires_grad for t in inputs):
-            out = cp.checkpoint(self.bottleneck, *inputs, use_reentrant=False)
+            out = cp.checkpoint(self.bottleneck, thickness, *inputs, use_reentrant=False)
         else:
-            out = self.bottleneck(*inputs)
-        return self.conv2(self.relu2(self.norm2(out)))
+            out = self.bottleneck(thickness, *inputs)
+        return _conv(self.conv2, self.relu2(self.norm2(out)), thickness)
+
+
+def _conv(conv: nn.Module, x: torch.Tensor, thickness: Optional[torch.Tensor]) -> torch.Tensor:
+    """``conv(x)``, with the thickness for a convolution that takes it."""
+    return conv(x, thickness) if getattr(conv, 'takes_thickness', False) else conv(x)
 
 
 class DenseBlock(nn.ModuleDict):
@@ -46,10 +55,10 @@ class DenseBlock(nn.ModuleDict):
             self.add_module(f'denselayer{i + 1}',
                             DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, norm))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, thickness: Optional[torch.Tensor] = None) -> torch.Tensor:
         features = [x]
         for layer in self.values():
-            features.append(layer(*features))
+            features.append(layer(*features, thickness=thickness))
         return torch.cat(features, 1)
 
 

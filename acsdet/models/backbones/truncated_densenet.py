@@ -33,7 +33,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 
 from ...converters import convert
-from ...ops.shift import AlignShiftConv, ShiftConv
+from ...defaults import ALIGNSHIFT_REF_THICKNESS_MM, NUM_SLICES, SHIFT_N_FOLD
+from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
@@ -122,7 +123,7 @@ class TruncatedDenseNet(BaseModule):
 
     def __init__(self,
                  conv_mode: str = 'acs',
-                 num_slices: int = 7,
+                 num_slices: int = NUM_SLICES,
                  out_indices: Sequence[int] = (0, 1, 2),
                  frozen_stages: int = -1,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
@@ -133,8 +134,8 @@ class TruncatedDenseNet(BaseModule):
                  block_config: Sequence[int] = (6, 12, 24),
                  num_init_features: int = 64,
                  bn_size: int = 4,
-                 n_fold: int = 8,
-                 ref_thickness: float = 2.0,
+                 n_fold: int = SHIFT_N_FOLD,
+                 ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if num_slices < 1 or num_slices % 2 == 0:
@@ -157,7 +158,8 @@ class TruncatedDenseNet(BaseModule):
         for name, m in self.features.named_modules():
             if isinstance(m, ShiftConv) and '.denselayer' not in f'.{name}':
                 m.shift = False  # stem and transitions: no shift
-        self._alignshift = [m for m in self.features.modules() if isinstance(m, AlignShiftConv)]
+        self._takes_thickness = any(
+            getattr(m, 'takes_thickness', False) for m in self.features.modules())
         for m in self.features.modules():
             if isinstance(m, DenseLayer):
                 m.with_cp = with_cp
@@ -240,7 +242,8 @@ class TruncatedDenseNet(BaseModule):
         if x.dim() != 4 or x.shape[1] != self.num_slices:
             raise ValueError(f'TruncatedDenseNet expects (N, D={self.num_slices}, H, W) input, '
                              f'got {tuple(x.shape)}')
-        if self._alignshift:
+        t = None
+        if self._takes_thickness:
             if thickness is None:
                 raise ValueError("TruncatedDenseNet(conv_mode='alignshift') needs the slice "
                                  "thickness of every sample: use the 'ThicknessAwareMaskRCNN' "
@@ -249,8 +252,6 @@ class TruncatedDenseNet(BaseModule):
             if t.numel() != x.shape[0] or not torch.isfinite(t).all() or (t <= 0).any():
                 raise ValueError(f'thickness must be {x.shape[0]} positive numbers (mm), got '
                                  f'{t.tolist()}')
-            for m in self._alignshift:  # kept until the next forward (checkpoint recomputation)
-                m.thickness = t
         x = x.unsqueeze(1)
         outs = []
         f = self.features
@@ -258,7 +259,7 @@ class TruncatedDenseNet(BaseModule):
         for i in range(len(self.out_channels)):
             if i:
                 x = getattr(f, f'transition{i}')(x)
-            x = getattr(f, f'denseblock{i + 1}')(x)
+            x = getattr(f, f'denseblock{i + 1}')(x, thickness=t)
             if i in self.out_indices:
                 outs.append(self.depth_collapse[i](x).squeeze(2))
         return tuple(outs)

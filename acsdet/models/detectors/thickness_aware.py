@@ -8,6 +8,7 @@ patient-CT inference) in ``loss``, ``predict`` and ``_forward`` and passes it as
 ``backbone(batch_inputs, thickness=...)``. The pipeline's ``PackDetInputs`` must keep that key in
 its ``meta_keys`` (the AlignShift configs do, in training and testing).
 """
+import contextlib
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -64,14 +65,25 @@ class ThicknessAwareMaskRCNN(MaskRCNN):
             x = self.neck(x)
         return x
 
-    def loss(self, batch_inputs: Tensor, batch_data_samples):
+    @contextlib.contextmanager
+    def _thickness_of(self, batch_inputs: Tensor, batch_data_samples):
+        """The samples' thickness for the ``extract_feat`` calls of one ``loss`` / ``predict`` /
+        ``_forward`` (MMDetection's detectors call ``extract_feat(batch_inputs)`` only), and none
+        after it: a later direct ``extract_feat`` call never sees another batch's thickness."""
         self._take_thickness(batch_inputs, batch_data_samples)
-        return super().loss(batch_inputs, batch_data_samples)
+        try:
+            yield
+        finally:
+            self._thickness = None
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples):
+        with self._thickness_of(batch_inputs, batch_data_samples):
+            return super().loss(batch_inputs, batch_data_samples)
 
     def predict(self, batch_inputs: Tensor, batch_data_samples, rescale: bool = True):
-        self._take_thickness(batch_inputs, batch_data_samples)
-        return super().predict(batch_inputs, batch_data_samples, rescale=rescale)
+        with self._thickness_of(batch_inputs, batch_data_samples):
+            return super().predict(batch_inputs, batch_data_samples, rescale=rescale)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples=None):
-        self._take_thickness(batch_inputs, batch_data_samples)
-        return super()._forward(batch_inputs, batch_data_samples)
+        with self._thickness_of(batch_inputs, batch_data_samples):
+            return super()._forward(batch_inputs, batch_data_samples)

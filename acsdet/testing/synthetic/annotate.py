@@ -22,7 +22,7 @@ class SeriesInfo:
     first_slice: int
     num_slices: int
     pixel_mm: float
-    thickness_mm: float
+    slice_interval_mm: float
     image_size: int
     gender: str
     age: str
@@ -118,7 +118,7 @@ def annotate_lesion(rng, les: Shape, mask: np.ndarray, key_slice: int, lesion_in
         'Slice_range':
         f'{info.first_slice}, {info.first_slice + info.num_slices - 1}',
         'Spacing_mm_px_':
-        _fmt([px, px, info.thickness_mm], 6),
+        _fmt([px, px, info.slice_interval_mm], 6),
         'Image_size':
         f'{size}, {size}',
         'DICOM_windows':

@@ -20,7 +20,7 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from ...preparation.deeplesion_info import COLUMNS
+from ...deeplesion.info import COLUMNS
 from ...utils import atomic_write
 from .annotate import SeriesInfo, annotate_lesion
 from .render import LESION_ORGANS, make_lesion, organ_shapes, render_slice, vessels

@@ -9,19 +9,32 @@ pixels), ``Lesion_diameters_Pixel_``, ``Normalized_lesion_location``, ``Coarse_l
 ``Train_Val_Test`` (1 train, 2 val, 3 test). A key slice with several lesions repeats its
 ``File_name``; :func:`group_by_key_slice` collects them. Multi-valued fields are quoted,
 comma-separated strings. Coordinates in the file are 1-based pixels; records hold them 0-based
-(x = column, y = row; boxes stay inclusive, see :mod:`acsdet.datasets.boxes`). A malformed or
+(x = column, y = row; boxes stay inclusive, see :mod:`acsdet.deeplesion.boxes`). A malformed or
 duplicated row is reported (line number, field, reason) and skipped; it never aborts the file.
 A UTF-8 byte-order mark (as spreadsheet programs write) is accepted.
 """
 import csv
-import os.path as osp
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..datasets.annotations import LESION_TYPES, SPLITS  # noqa: F401  (part of this format)
+from .naming import key_slice_path, key_slice_relpath  # noqa: F401  (part of this format)
+
+# The coarse lesion types and splits (Coarse_lesion_type, Train_Val_Test)
+LESION_TYPES = {
+    1: 'bone',
+    2: 'abdomen',
+    3: 'mediastinum',
+    4: 'liver',
+    5: 'lung',
+    6: 'kidney',
+    7: 'soft tissue',
+    8: 'pelvis',
+    -1: 'unlabelled'
+}
+SPLITS = {1: 'train', 2: 'val', 3: 'test'}
 
 COLUMNS = ('File_name', 'Patient_index', 'Study_index', 'Series_ID', 'Key_slice_index',
            'Measurement_coordinates', 'Bounding_boxes', 'Lesion_diameters_Pixel_',
@@ -84,16 +97,6 @@ class _FieldError(ValueError):
     def __init__(self, field_name, message):
         super().__init__(message)
         self.field = field_name
-
-
-def key_slice_relpath(file_name: str) -> str:
-    head, tail = file_name.rsplit('_', 1)
-    return f'{head}/{tail}'
-
-
-def key_slice_path(images_dir: str, file_name: str) -> str:
-    """Path of a key slice's PNG under ``Images_png/``."""
-    return osp.join(images_dir, key_slice_relpath(file_name))
 
 
 def _raw(row, name, optional):
@@ -225,3 +228,13 @@ def group_by_key_slice(records: List[LesionRecord]) -> 'OrderedDict[str, List[Le
     for r in records:
         groups.setdefault(r.file_name, []).append(r)
     return groups
+
+
+def series_geometry(path: str, series_dir: str) -> Tuple[float, float]:
+    """``(pixel spacing, slice interval)`` mm of series ``series_dir`` (``pppppp_ss_ee``) from the
+    first valid row of ``DL_info.csv`` at ``path``; a ``ValueError`` naming the file otherwise."""
+    records, _ = read_dl_info(path)
+    for r in records:
+        if r.series_dir == series_dir and r.spacing and r.slice_interval:
+            return float(r.spacing[0]), float(r.slice_interval)
+    raise ValueError(f'{path}: no row of series {series_dir} with a valid Spacing_mm_px_')

@@ -6,7 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from acsdet.preparation.deeplesion_info import group_by_key_slice, key_slice_path, read_dl_info
+from acsdet.deeplesion.info import group_by_key_slice, key_slice_path, read_dl_info
 
 from ..helpers import ROOT
 

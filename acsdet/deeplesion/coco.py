@@ -1,9 +1,12 @@
-"""Reading the converter's COCO files: one reader for the dataset and ``tools/froc_eval.py``.
+"""acsdet's COCO files (``data_converters/deeplesion_to_coco.py``): one reader for the dataset and
+``tools/froc_eval.py``, the fingerprint that ties ids to key slices, and the completion of a
+conversion that was killed while replacing its files.
 
 Each key slice comes back as a dict with its image fields, its DeepLesion image key
 (``<series>/<slice>.png``, which survives re-conversions; COCO ids do not) and its lesions with
-boxes in MMDetection's continuous form (:mod:`acsdet.datasets.boxes`). Files written by acsdet 0.1
-(boxes one pixel too small) are refused with the command that rewrites them.
+boxes in MMDetection's continuous form (:mod:`acsdet.deeplesion.boxes`). Files written by acsdet
+0.1 (boxes one pixel too small) are refused with the command that rewrites them. Reading writes
+nothing: callers complete an interrupted conversion first (:func:`complete_interrupted_conversion`).
 """
 import hashlib
 import json
@@ -14,26 +17,7 @@ import numpy as np
 
 from ..utils import finish_write_set
 from .boxes import COCO_BOX_FORMAT, coco_to_continuous
-
-# DeepLesion's coarse lesion types and splits (DL_info.csv's Coarse_lesion_type, Train_Val_Test)
-LESION_TYPES = {
-    1: 'bone',
-    2: 'abdomen',
-    3: 'mediastinum',
-    4: 'liver',
-    5: 'lung',
-    6: 'kidney',
-    7: 'soft tissue',
-    8: 'pelvis',
-    -1: 'unlabelled'
-}
-SPLITS = {1: 'train', 2: 'val', 3: 'test'}
-
-
-def image_key(path: str) -> str:
-    """``<series>/<slice>.png`` of any path (or COCO ``file_name``) of a DeepLesion key slice."""
-    parts = str(path).replace('\\', '/').split('/')
-    return '/'.join(parts[-2:])
+from .naming import image_key
 
 
 def _bbox(ann: dict, path: str) -> list:
@@ -74,12 +58,11 @@ def read_coco_annotations(path: str, coco: Optional[dict] = None) -> List[dict]:
     ``key_slice``, ``slice_interval``, ``spacing``, ``dicom_window`` and ``lesions`` (each
     ``bbox`` continuous ``[x1, y1, x2, y2]``, ``mask`` RLE, ``lesion_type``, ``long_diameter_mm``,
     ``noisy``, ``recist``). Noisy lesions are included (flagged); callers choose.
-    ``coco``: the file's content when the caller has parsed it already (after
-    :func:`complete_interrupted_conversion`). Raises ``ValueError`` naming the file (and the
+    ``coco``: the file's content when the caller has parsed it already. Call
+    :func:`complete_interrupted_conversion` first. Raises ``ValueError`` naming the file (and the
     annotation) for anything malformed.
     """
     if coco is None:
-        complete_interrupted_conversion(path)
         try:
             with open(path) as f:
                 coco = json.load(f)

@@ -46,3 +46,15 @@ def inclusive_to_continuous(boxes) -> np.ndarray:
     out = np.array(boxes, dtype=np.float64)
     out[..., 2:4] += 1.0
     return out
+
+
+def iou_plus1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of ``[x1, y1, x2, y2]`` boxes (last axis) with the +1-pixel convention, broadcasting:
+    ``iou_plus1(boxes[:, None], gts[None])`` is the ``(n, m)`` pairwise matrix."""
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1, 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1, 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return inter / (area_a + area_b - inter)

@@ -1,0 +1,63 @@
+"""utils/io: atomic writes, owners of temporaries (only a gone process's are stale), strict JSON."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from acsdet.utils import (atomic_write, json_safe, owner_is_dead, owner_tag, stale_temporaries,
+                          temporary_name)
+
+
+def _gone_pid() -> int:
+    return int(
+        subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                       capture_output=True,
+                       text=True).stdout)
+
+
+def test_owner_tags_tell_gone_processes_from_live_and_foreign_ones():
+    assert not owner_is_dead(owner_tag())  # this process
+    host = owner_tag().split('-')[0]
+    assert owner_is_dead(f'{host}-{_gone_pid()}')
+    assert not owner_is_dead(f'00000000-{_gone_pid()}')  # another host: unknown, kept
+    assert not owner_is_dead(None) and not owner_is_dead('garbage')
+
+
+def test_stale_temporaries_are_only_those_of_gone_or_unknown_writers(tmp_path):
+    host = owner_tag().split('-')[0]
+    hexa = 'ab' * 16
+    names = {
+        f'out.json.{host}-{_gone_pid()}.{hexa}.tmp': True,  # a killed run's
+        f'out.json.{hexa}.tmp': True,  # written before temporaries had owners
+        f'out.json.{host}-{_gone_pid()}.{hexa}.old': True,
+        os.path.basename(temporary_name(str(tmp_path / 'out.json'))): False,  # a live writer's
+        f'out.json.00000000-1.{hexa}.tmp': False,  # another host's
+        f'out.json.v2.{hexa}.tmp': False,  # another file's name
+        'out.json': False,
+    }
+    for n in names:
+        (tmp_path / n).write_text('')
+    found = {os.path.basename(p) for p in stale_temporaries(str(tmp_path), 'out.json.')}
+    assert found == {n for n, stale in names.items() if stale}
+
+
+def test_atomic_write_replaces_a_link_and_leaves_its_target(tmp_path):
+    target = tmp_path / 'precious.txt'
+    target.write_text('keep')
+    (tmp_path / 'out.txt').symlink_to(target)
+    atomic_write(str(tmp_path / 'out.txt'), lambda f: f.write('new'))
+    assert (tmp_path / 'out.txt').read_text() == 'new' and not (tmp_path / 'out.txt').is_symlink()
+    assert target.read_text() == 'keep' and sorted(
+        os.listdir(tmp_path)) == ['out.txt', 'precious.txt']
+    with pytest.raises(ZeroDivisionError):  # a failing writer leaves the old file, no temporary
+        atomic_write(str(tmp_path / 'out.txt'), lambda f: 1 / 0)
+    assert (tmp_path / 'out.txt').read_text() == 'new' and len(os.listdir(tmp_path)) == 2
+
+
+def test_json_safe_makes_strict_json():
+    obj = dict(a=float('nan'), b=[1.0, np.float32('inf'), 2], c=dict(d=-np.inf), e='x')
+    text = json.dumps(json_safe(obj), allow_nan=False)
+    assert json.loads(text) == dict(a=None, b=[1.0, None, 2], c=dict(d=None), e='x')
