@@ -40,6 +40,8 @@ def _run(cmd, **env):
     test with the output when it exits non-zero)."""
     full = dict(os.environ, PYTHON=sys.executable, MASTER_PORT=str(_free_port()), **env)
     full.pop('MASTER_ADDR', None)
+    # the tools import the installed acsdet; the probe config also imports tests.dist_probe
+    full['PYTHONPATH'] = os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')]))
     proc = subprocess.run(
         cmd,
         cwd=ROOT,
