@@ -163,12 +163,19 @@ def _planar(m: nn.Module, g: _ConvGeometry, cls=Conv2_5d, **extra) -> nn.Module:
     return _with_weight(_build(cls, m, g, True, **extra), m, m.weight)
 
 
+def inflate_i3d(weight: torch.Tensor, k: int) -> torch.Tensor:
+    """I3D inflation of a 2D kernel ``(Co, Ci, Kh, Kw)`` to ``(Co, Ci, k, Kh, Kw)``: repeated
+    ``k`` times along depth and divided by ``k`` (a depth-constant input gives the 2D response).
+    The one rule for converted layers and for loading 2D checkpoints into '3d' models."""
+    return weight.unsqueeze(2).repeat(1, 1, k, 1, 1) / k
+
+
 def _inflated(new: nn.Module, m: nn.Module, k: int, inflate: bool) -> nn.Module:
-    """I3D: the 2D kernel repeated K times along depth and divided by K (or, without
-    ``inflate``, the 3D layer's own random initialisation)."""
+    """I3D (:func:`inflate_i3d`), or without ``inflate`` the 3D layer's own random
+    initialisation."""
     if not inflate:
         return new
-    return _with_weight(new, m, m.weight.unsqueeze(2).repeat(1, 1, k, 1, 1) / k)
+    return _with_weight(new, m, inflate_i3d(m.weight, k))
 
 
 @register_converter(nn.Conv2d)

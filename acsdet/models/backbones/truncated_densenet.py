@@ -32,7 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
-from ...converters import convert
+from ...converters import convert, inflate_i3d
 from ...defaults import ALIGNSHIFT_REF_THICKNESS_MM, NUM_SLICES, SHIFT_N_FOLD
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
@@ -89,8 +89,7 @@ def torchvision_densenet_to_backbone(state_dict: Dict[str, torch.Tensor],
         if k == 'features.conv0.weight' and value.shape[1] != want[1] and want[1] == 1:
             value = value.sum(1, keepdim=True)  # RGB -> grey
         if value.dim() == 4 and len(want) == 5:  # '3d': inflate (K, K) -> (K, K, K) / K
-            k_d = want[2]
-            value = value.unsqueeze(2).repeat(1, 1, k_d, 1, 1) / k_d
+            value = inflate_i3d(value, want[2])
         if tuple(value.shape) != tuple(want):
             unused.append(key)
             continue
