@@ -223,7 +223,8 @@ def read_enhanced_ct(path: str):
         raise CTReadError(f'{path}: cannot decode the pixel data (transfer syntax '
                           f'{ds.file_meta.TransferSyntaxUID}): {e}') from None
     pixels = pixels.reshape((n, ) + pixels.shape[-2:])
-    frames = [i for i in range(n) if i not in set(localizers)]
+    left_out = set(localizers)
+    frames = [i for i in range(n) if i not in left_out]
     normal = np.cross(iops[0][:3], iops[0][3:])
     pos = ipps @ normal
     order = np.argsort(pos, kind='stable')
