@@ -31,15 +31,18 @@ attributes are read (never ``Conv2d.__init__``'s argument names), so new torch v
 break it. Functional 2D calls inside a ``forward`` (``F.max_pool2d`` ...) cannot be seen by a
 converter: replace them by modules.
 
-Extending: the layer table is a registry. ``@register_converter(nn.X)`` registers
-``fn(module, name, opts) -> nn.Module`` for a layer type (looked up along the type's MRO, so
-subclasses are covered); ``@register_conv_mode('name')`` adds a mode by registering how a
-``Conv2d`` becomes 3D in it (``transposed=True`` for ``ConvTranspose2d``; without one, a mode's
-transposed convolutions are the 2.5D ones). Neither needs an edit of :func:`convert_module`.
+Extending: the layer table and the modes are registries. ``@register_converter(nn.X)``
+registers ``fn(module, name, opts) -> nn.Module`` for a layer type (looked up along the type's
+MRO, so subclasses are covered); ``@register_conv_mode('name', options=MyOptions)`` adds a mode
+by registering how a ``Conv2d`` becomes 3D in it, with its own options (a :class:`ModeOptions`
+dataclass that checks itself; ``convert(model, 'name', **options)`` builds it) and whether it
+keeps depth; ``transposed=True`` registers its ``ConvTranspose2d`` rule (without one, a mode's
+transposed convolutions are the 2.5D ones). Neither needs an edit of :func:`convert`. An
+unknown mode or option names the close ones (``'asc'``: did you mean ``'acs'``?).
 """
 import copy
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Dict, Optional, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -47,6 +50,7 @@ import torch.nn as nn
 from .defaults import ALIGNSHIFT_REF_THICKNESS_MM, SHIFT_N_FOLD
 from .ops import A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
 from .ops.shift import AlignShiftConv, TSMConv
+from .utils.lookup import close_names, look_up
 
 
 class ConversionError(TypeError):
@@ -54,24 +58,77 @@ class ConversionError(TypeError):
 
 
 @dataclass(frozen=True)
-class ConvertOptions:
-    """The arguments of :func:`convert`, handed to every registered converter."""
-    mode: str
-    pool_depth: int = 1
-    conv_depth_stride: Optional[int] = 1
+class ModeOptions:
+    """The options of a conversion mode (none here); a mode with options subclasses it and checks
+    them in :meth:`check`."""
+
+    def check(self, mode: str) -> None:
+        """Raise ``ValueError`` naming the option if a value cannot work."""
+
+
+@dataclass(frozen=True)
+class I3DOptions(ModeOptions):
+    """``'3d'``: ``inflate`` I3D-inflates the 2D kernels (repeat along depth, divide by K); False
+    keeps ``nn.Conv3d``'s random initialisation."""
     inflate: bool = True
+
+
+@dataclass(frozen=True)
+class A3DOptions(ModeOptions):
+    """``'a3d'``: ``num_slices`` is D, the depth the slice-fusion matrices act on."""
     num_slices: Optional[int] = None
+
+    def check(self, mode: str) -> None:
+        if not self.num_slices or self.num_slices < 1:
+            raise ValueError(f"mode {mode!r} needs num_slices, the depth D of the input")
+
+
+@dataclass(frozen=True)
+class ShiftOptions(ModeOptions):
+    """``'tsm'``: 1/``n_fold`` of the channels shift each way."""
     n_fold: int = SHIFT_N_FOLD
+
+    def check(self, mode: str) -> None:
+        if self.n_fold < 2:
+            raise ValueError(f'n_fold must be >= 2, got {self.n_fold}')
+
+
+@dataclass(frozen=True)
+class AlignShiftOptions(ShiftOptions):
+    """``'alignshift'``: as TSM, with the reference slice thickness (mm) and ``zero_pad`` (a
+    missing neighbour past the volume's ends is zero; False: the edge slice itself, the
+    authors' default)."""
     ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM
     zero_pad: bool = False
 
 
+@dataclass(frozen=True)
+class ConvertOptions:
+    """The arguments of :func:`convert`, handed to every registered converter: the depth
+    handling common to all modes and the mode's own :class:`ModeOptions`."""
+    mode: str
+    pool_depth: int = 1
+    conv_depth_stride: Optional[int] = 1
+    mode_options: ModeOptions = ModeOptions()
+
+
 LayerConverter = Callable[[nn.Module, str, ConvertOptions], nn.Module]
+
+
+@dataclass(frozen=True)
+class ConvMode:
+    """A registered mode: how it converts a ``Conv2d`` (``conv``) and a ``ConvTranspose2d``
+    (``transposed``; None: the 2.5D way), the options it takes, and whether it must keep depth
+    D as it is (no depth pooling or depth stride)."""
+    name: str
+    conv: LayerConverter
+    transposed: Optional[LayerConverter] = None
+    options: Type[ModeOptions] = ModeOptions
+    keeps_depth: bool = False
+
+
 LAYER_CONVERTERS: Dict[type, LayerConverter] = {}
-CONV_MODES: Dict[str, LayerConverter] = {}
-TRANSPOSED_CONV_MODES: Dict[str, LayerConverter] = {}
-# modes that keep depth D as it is (no depth pooling or depth stride)
-DEPTH_KEEPING_MODES = {'a3d', 'alignshift'}
+CONV_MODES: Dict[str, ConvMode] = {}
 
 
 def register_converter(*layer_types: type):
@@ -86,15 +143,29 @@ def register_converter(*layer_types: type):
     return deco
 
 
-def register_conv_mode(mode: str, transposed: bool = False):
-    """Decorator: ``fn(conv2d, name, opts)`` is how ``mode`` converts a ``Conv2d`` (or, with
-    ``transposed=True``, a ``ConvTranspose2d``). Registering a conv builder adds the mode."""
+def register_conv_mode(mode: str,
+                       transposed: bool = False,
+                       options: Type[ModeOptions] = ModeOptions,
+                       keeps_depth: bool = False):
+    """Decorator: ``fn(conv2d, name, opts)`` is how ``mode`` converts a ``Conv2d``; registering
+    it adds the mode, with its ``options`` (a :class:`ModeOptions` dataclass: the keyword
+    arguments :func:`convert` accepts for it, in ``opts.mode_options``) and ``keeps_depth``.
+    With ``transposed=True`` it is how an already registered mode converts a
+    ``ConvTranspose2d``."""
 
     def deco(fn: LayerConverter) -> LayerConverter:
-        (TRANSPOSED_CONV_MODES if transposed else CONV_MODES)[mode] = fn
+        if transposed:
+            CONV_MODES[mode] = replace(look_up(mode, CONV_MODES, 'conv mode'), transposed=fn)
+        else:
+            CONV_MODES[mode] = ConvMode(mode, fn, None, options, keeps_depth)
         return fn
 
     return deco
+
+
+def mode_options(mode: str) -> Type[ModeOptions]:
+    """The options dataclass of a registered ``mode`` (its fields and defaults)."""
+    return look_up(mode, CONV_MODES, 'conv mode').options
 
 
 def _pair(v):
@@ -180,7 +251,7 @@ def _inflated(new: nn.Module, m: nn.Module, k: int, inflate: bool) -> nn.Module:
 
 @register_converter(nn.Conv2d)
 def _convert_conv(m: nn.Conv2d, name: str, opts: ConvertOptions) -> nn.Module:
-    return CONV_MODES[opts.mode](m, name, opts)
+    return CONV_MODES[opts.mode].conv(m, name, opts)
 
 
 @register_conv_mode('acs')
@@ -196,41 +267,42 @@ def _conv_2_5d(m, name, opts):
     return _planar(m, _geometry(m, name, opts))
 
 
-@register_conv_mode('3d')
+@register_conv_mode('3d', options=I3DOptions)
 def _conv_3d(m, name, opts):
     g = _geometry(m, name, opts)
     if g.k == 1:
         return _with_weight(_build(nn.Conv3d, m, g, True), m, m.weight.unsqueeze(2))
-    return _inflated(_build(nn.Conv3d, m, g, False), m, g.k, opts.inflate)
+    return _inflated(_build(nn.Conv3d, m, g, False), m, g.k, opts.mode_options.inflate)
 
 
-@register_conv_mode('a3d')
+@register_conv_mode('a3d', options=A3DOptions, keeps_depth=True)
 def _conv_a3d(m, name, opts):
     g = _geometry(m, name, opts)
     if g.k == 1:
         return _planar(m, g)
-    return _planar(m, g, A3DConv, num_slices=opts.num_slices)
+    return _planar(m, g, A3DConv, num_slices=opts.mode_options.num_slices)
 
 
-@register_conv_mode('tsm')
+@register_conv_mode('tsm', options=ShiftOptions)
 def _conv_tsm(m, name, opts):  # every convolution, 1 x 1 included (the authors' layers)
-    return _planar(m, _geometry(m, name, opts), TSMConv, n_fold=opts.n_fold)
+    return _planar(m, _geometry(m, name, opts), TSMConv, n_fold=opts.mode_options.n_fold)
 
 
-@register_conv_mode('alignshift')
+@register_conv_mode('alignshift', options=AlignShiftOptions, keeps_depth=True)
 def _conv_alignshift(m, name, opts):
+    o = opts.mode_options
     return _planar(
         m,
         _geometry(m, name, opts),
         AlignShiftConv,
-        n_fold=opts.n_fold,
-        ref_thickness=opts.ref_thickness,
-        zero_pad=opts.zero_pad)
+        n_fold=o.n_fold,
+        ref_thickness=o.ref_thickness,
+        zero_pad=o.zero_pad)
 
 
 @register_converter(nn.ConvTranspose2d)
 def _convert_conv_transpose(m: nn.ConvTranspose2d, name: str, opts: ConvertOptions) -> nn.Module:
-    return TRANSPOSED_CONV_MODES.get(opts.mode, _transpose_2_5d)(m, name, opts)
+    return (CONV_MODES[opts.mode].transposed or _transpose_2_5d)(m, name, opts)
 
 
 def _transpose_2_5d(m, name, opts):
@@ -245,7 +317,7 @@ def _transpose_acs(m, name, opts):
 @register_conv_mode('3d', transposed=True)
 def _transpose_3d(m, name, opts):
     g = _geometry(m, name, opts)
-    return _inflated(_build(nn.ConvTranspose3d, m, g, False), m, g.k, opts.inflate)
+    return _inflated(_build(nn.ConvTranspose3d, m, g, False), m, g.k, opts.mode_options.inflate)
 
 
 @register_converter(nn.BatchNorm2d, nn.InstanceNorm2d)
@@ -324,6 +396,22 @@ def convert_module(m: nn.Module, name: str, opts: ConvertOptions) -> Optional[nn
     return m  # a parameter-free leaf without 2D semantics (e.g. a custom activation)
 
 
+def build_mode_options(mode: str, options: dict) -> ModeOptions:
+    """``mode``'s options dataclass from keyword ``options``, checked; an option it does not
+    take is a ``ValueError`` naming the ones it does (and the close one)."""
+    cls = mode_options(mode)
+    known = [f.name for f in fields(cls)]
+    for key in options:
+        if key not in known:
+            close = close_names(key, known)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ''
+            raise ValueError(f'conv mode {mode!r} takes no option {key!r} (its options: '
+                             f'{", ".join(known) or "none"}){hint}')
+    built = cls(**options)
+    built.check(mode)
+    return built
+
+
 def modes() -> Tuple[str, ...]:
     """The registered modes."""
     return tuple(CONV_MODES)
@@ -337,35 +425,23 @@ def convert(model: nn.Module,
             *,
             pool_depth: int = 1,
             conv_depth_stride: Optional[int] = 1,
-            inflate: bool = True,
-            num_slices: Optional[int] = None,
-            n_fold: int = SHIFT_N_FOLD,
-            ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM,
-            zero_pad: bool = False) -> nn.Module:
+            **options) -> nn.Module:
     """A 3D copy of the 2D ``model`` for ``mode`` in :func:`modes` (built in: :data:`MODES`).
 
     Args:
         pool_depth: kernel and stride of pooling along depth (1 keeps depth, as the paper's
             detector; 2 halves it, as 3D classification networks do).
         conv_depth_stride: depth stride of strided convolutions; None uses the 2D stride.
-        inflate: ``'3d'`` only; True inflates the 2D kernels I3D-style (repeat along depth, divide
-            by K), False keeps ``nn.Conv3d``'s random initialisation.
-        num_slices: ``'a3d'`` only: D, the depth the slice-fusion matrices act on.
-        n_fold: ``'tsm'``, ``'alignshift'``: 1/n_fold of the channels shift each way.
-        ref_thickness: ``'alignshift'``: the reference slice thickness (mm).
-        zero_pad: ``'alignshift'``: a missing neighbour past the volume's ends is zero (False:
-            the edge slice itself, the authors' default). TSM always pads with zero.
+        options: the mode's own (its :func:`mode_options` dataclass): ``'3d'``: ``inflate``;
+            ``'a3d'``: ``num_slices``; ``'tsm'``: ``n_fold``; ``'alignshift'``: ``n_fold``,
+            ``ref_thickness``, ``zero_pad`` (see :class:`I3DOptions`, :class:`A3DOptions`,
+            :class:`ShiftOptions`, :class:`AlignShiftOptions`). An option the mode does not
+            take is a ``ValueError`` naming the ones it does.
     """
-    if mode not in CONV_MODES:
-        raise ValueError(f'mode must be one of {modes()}, got {mode!r}')
-    if mode in DEPTH_KEEPING_MODES and (pool_depth != 1 or conv_depth_stride != 1):
+    spec = look_up(mode, CONV_MODES, 'conv mode')
+    if spec.keeps_depth and (pool_depth != 1 or conv_depth_stride != 1):
         raise ValueError(f"mode {mode!r} keeps depth: pool_depth and conv_depth_stride must be 1")
-    if mode in ('tsm', 'alignshift') and n_fold < 2:
-        raise ValueError(f'n_fold must be >= 2, got {n_fold}')
-    if mode == 'a3d' and (not num_slices or num_slices < 1):
-        raise ValueError("mode 'a3d' needs num_slices, the depth D of the input")
-    opts = ConvertOptions(mode, pool_depth, conv_depth_stride, inflate, num_slices, n_fold,
-                          ref_thickness, zero_pad)
+    opts = ConvertOptions(mode, pool_depth, conv_depth_stride, build_mode_options(mode, options))
     model = copy.deepcopy(model)
 
     def visit(module: nn.Module, prefix: str) -> nn.Module:

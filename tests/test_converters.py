@@ -1,10 +1,14 @@
 """convert(model, mode): 2D models to ACS / 2.5D / 3D, weights carried over exactly."""
+from dataclasses import dataclass, fields
+
 import pytest
 import torch
 import torch.nn as nn
 
+import acsdet.models  # noqa: F401  (registers TruncatedDenseNet)
 from acsdet.converters import ConversionError, convert
 from acsdet.ops import ACSConv, ACSConvTranspose, Conv2_5d
+from mmdet.registry import MODELS
 
 
 class Net2d(nn.Module):
@@ -211,3 +215,61 @@ def test_registry_extends_layers_and_modes_without_editing_the_dispatcher():
     finally:
         LAYER_CONVERTERS.pop(Blur2d, None)
         CONV_MODES.pop('plain3d', None)
+
+
+def test_unknown_modes_and_options_name_the_close_ones():
+    from acsdet.converters import mode_options
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1))
+    with pytest.raises(ValueError, match="conv mode 'asc' is not one of .*did you mean 'acs'"):
+        convert(net, 'asc')
+    with pytest.raises(ValueError, match=r"'tsm' takes no option 'nfold' .*did you mean 'n_fold'"):
+        convert(net, 'tsm', nfold=4)
+    with pytest.raises(ValueError, match="'acs' takes no option 'ref_thickness'"):
+        convert(net, 'acs', ref_thickness=2.0)  # not silently ignored
+    assert [f.name
+            for f in fields(mode_options('alignshift'))] == ['n_fold', 'ref_thickness', 'zero_pad']
+
+
+def test_a_new_mode_is_one_registration_with_its_own_options():
+    from acsdet.converters import CONV_MODES, ModeOptions, register_conv_mode
+
+    @dataclass(frozen=True)
+    class DilatedOptions(ModeOptions):
+        depth_dilation: int = 1
+
+        def check(self, mode):
+            if self.depth_dilation < 1:
+                raise ValueError(f'{mode}: depth_dilation must be >= 1')
+
+    try:
+
+        @register_conv_mode('dilated3d', options=DilatedOptions, keeps_depth=True)
+        def _dilated(m, name, opts):
+            k, d = m.kernel_size[0], opts.mode_options.depth_dilation
+            return nn.Conv3d(
+                m.in_channels,
+                m.out_channels,
+                k,
+                padding=(d * (k // 2), k // 2, k // 2),
+                dilation=(d, 1, 1))
+
+        out = convert(nn.Sequential(nn.Conv2d(2, 4, 3, padding=1)), 'dilated3d', depth_dilation=2)
+        assert out[0].dilation == (2, 1, 1)
+        assert out(torch.randn(1, 2, 6, 8, 8)).shape == (1, 4, 6, 8, 8)
+        with pytest.raises(ValueError, match='depth_dilation must be >= 1'):
+            convert(nn.Conv2d(2, 4, 3), 'dilated3d', depth_dilation=0)
+        with pytest.raises(ValueError, match='keeps depth'):
+            convert(nn.Conv2d(2, 4, 3), 'dilated3d', pool_depth=2)
+        backbone = MODELS.build(
+            dict(
+                type='TruncatedDenseNet',
+                conv_mode='dilated3d',
+                num_slices=3,
+                depth_dilation=2,
+                growth_rate=4,
+                block_config=(1, 1, 1),
+                num_init_features=8))
+        assert all(c.dilation == (2, 1, 1) for c in backbone.features.modules()
+                   if isinstance(c, nn.Conv3d) and c.kernel_size == (3, 3, 3))
+    finally:
+        CONV_MODES.pop('dilated3d', None)

@@ -10,11 +10,12 @@ warning.
 """
 import inspect
 import warnings
+from dataclasses import fields
 from typing import Mapping, Optional
 
 ARCH_KEY = 'acsdet_architecture'
 #: Backbone settings that do not change what the weights mean (initialisation, memory, freezing).
-_IGNORED = frozenset({'init_cfg', 'pretrained', 'with_cp', 'frozen_stages', 'norm_eval'})
+_IGNORED = frozenset({'init_cfg', 'pretrained', 'with_cp', 'frozen_stages', 'norm_eval', 'inflate'})
 
 
 class CheckpointMismatch(ValueError):
@@ -44,11 +45,20 @@ def _defaults(type_name) -> dict:
     }
 
 
+def _mode_defaults(conv_mode) -> dict:
+    """The defaults of a conv mode's own options (:func:`acsdet.converters.mode_options`)."""
+    from ..converters import CONV_MODES
+    if not isinstance(conv_mode, str) or conv_mode not in CONV_MODES:
+        return {}
+    return {f.name: f.default for f in fields(CONV_MODES[conv_mode].options)}
+
+
 def model_architecture(model_cfg: Mapping) -> dict:
     """``dict(detector=type, backbone={setting: value})`` of a model config, the backbone
     class's defaults filled in, as plain values (what :data:`ARCH_KEY` holds)."""
     backbone = dict(model_cfg.get('backbone') or {})
     full = {**_defaults(backbone.get('type')), **backbone}
+    full = {**_mode_defaults(full.get('conv_mode')), **full}
     return dict(
         detector=_plain(model_cfg.get('type')),
         backbone={

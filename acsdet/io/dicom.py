@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from .readers import CTReader, case_name, register_ct_reader
 from .volume import CTReadError, _warn, check_slice_positions, from_image, sitk
 
 ENHANCED_CT = '1.2.840.10008.5.1.4.1.1.2.1'
@@ -29,10 +30,6 @@ def is_dicom_file(path: str) -> bool:
             return f.read(4) == b'DICM'
     except OSError:
         return False
-
-
-def _case_name(folder: str) -> str:
-    return osp.basename(osp.normpath(folder))
 
 
 class _Header:
@@ -101,7 +98,7 @@ def _classic_series(folder: str, files: List[str], headers: List[_Header], sourc
     # the positions along the read image's slice axis (ITK orders by the files given)
     zdir = np.array(img.GetDirection()).reshape(3, 3)[:, 2]
     positions = np.array([float(h.ipp @ zdir) for h in keep])
-    return from_image(img, source, _case_name(folder), positions, notes)
+    return from_image(img, source, case_name(folder), positions, notes)
 
 
 def read_dicom_folder(folder: str, series: Optional[str] = None):
@@ -238,3 +235,33 @@ def read_enhanced_ct(path: str):
     img.SetOrigin(tuple(ipps[order[0]]))  # PixelSpacing above is (row, column)
     img.SetDirection(tuple(np.column_stack([iops[0][:3], iops[0][3:], normal]).reshape(-1)))
     return from_image(img, source, osp.splitext(osp.basename(path))[0], pos[order], notes)
+
+
+@register_ct_reader
+class DicomSeriesReader(CTReader):
+    """A folder of DICOM files: one classic CT series (``series``: its SeriesInstanceUID when
+    the folder holds several) or one enhanced-CT file."""
+    name = 'dicom-series'
+    description = 'a DICOM folder'
+    options = ('series', )
+
+    def accepts(self, path: str) -> bool:
+        return osp.isdir(path)
+
+    def read(self, path: str, series: Optional[str] = None):
+        return read_dicom_folder(path, series)
+
+
+@register_ct_reader
+class EnhancedCTReader(CTReader):
+    """One enhanced (multi-frame) CT file."""
+    name = 'dicom-enhanced'
+    description = 'an enhanced-CT DICOM file'
+    extensions = ('.dcm', )
+    priority = 60
+
+    def accepts(self, path: str) -> bool:
+        return not osp.isdir(path) and is_dicom_file(path)
+
+    def read(self, path: str):
+        return read_enhanced_ct(path)

@@ -84,3 +84,18 @@ def test_saved_checkpoints_carry_the_record_through_torch_weights_only(tmp_path)
     torch.save(ckpt, tmp_path / 'c.pth')
     back = torch.load(tmp_path / 'c.pth', weights_only=True)  # plain values only
     assert back['meta'][ARCH_KEY] == model_architecture(cfg.model)
+
+
+def test_a_conv_modes_own_option_defaults_are_part_of_the_record():
+    """The mode's options (``n_fold`` of 'tsm') are recorded with their defaults filled in, so a
+    config that leaves one at its default still differs from a checkpoint that set it."""
+    tsm = model_architecture(_model_cfg(conv_mode='tsm'))
+    assert tsm['backbone']['n_fold'] == 8 and 'ref_thickness' not in tsm['backbone']
+    align = model_architecture(_model_cfg(conv_mode='alignshift'))['backbone']
+    assert (align['n_fold'], align['ref_thickness'], align['zero_pad']) == (8, 2.0, False)
+    ckpt = {'meta': {ARCH_KEY: model_architecture(_model_cfg(conv_mode='tsm', n_fold=4))}}
+    with pytest.raises(CheckpointMismatch, match='backbone.n_fold 4 vs 8'):
+        check_architecture(ckpt, _model_cfg(conv_mode='tsm'), 'tsm4.pth')
+    # '3d' inflation is initialisation: not part of what the weights mean
+    assert model_architecture(_model_cfg(conv_mode='3d', inflate=False)) == model_architecture(
+        _model_cfg(conv_mode='3d'))

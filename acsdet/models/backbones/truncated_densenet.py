@@ -2,8 +2,8 @@
 
 conv0 7x7/2 - norm0 - relu0 - pool0 3x3/2 - denseblock1 (256 ch, stride 4) - transition1 (/8) -
 denseblock2 (512 ch, /8) - transition2 (/16) - denseblock3 (1024 ch, /16), built in 2D and
-converted by :func:`acsdet.converters.convert` with ``conv_mode`` ('acs', '2.5d', '3d', 'a3d',
-'tsm', 'alignshift'). Depth
+converted by :func:`acsdet.converters.convert` with ``conv_mode`` (any registered mode; built in:
+'acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift') and that mode's own options. Depth
 is kept throughout: strides and pooling act in-plane (``pool_depth=1``, ``conv_depth_stride=1``).
 After each dense block a ``Conv3d(C, C, (D, 1, 1))`` without padding collapses depth to 1, giving
 three 2D maps (strides 4, 8, 16; 256, 512, 1024 channels) for the 2D decoder neck
@@ -21,6 +21,7 @@ I3D-style (repeat along depth, divide by K). Loaded and skipped keys are logged 
 ``self.pretrained_report``.
 """
 import re
+from dataclasses import fields
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -32,8 +33,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
 
-from ...converters import convert, inflate_i3d
-from ...defaults import ALIGNSHIFT_REF_THICKNESS_MM, NUM_SLICES, SHIFT_N_FOLD
+from ...converters import convert, inflate_i3d, mode_options
+from ...defaults import NUM_SLICES
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 
@@ -116,8 +117,10 @@ class TruncatedDenseNet(BaseModule):
         collapse_init: 'centre' initialises each depth-collapsing conv to pass the key slice
             through (the pretrained 2D behaviour at the start); 'kaiming' draws it at random.
         growth_rate, block_config, num_init_features, bn_size: the DenseNet; default DenseNet-121.
-        n_fold, ref_thickness: 'tsm' / 'alignshift': 1/n_fold of the channels shift each way;
-            AlignShift's reference thickness (mm).
+        conv_options: the options of ``conv_mode`` (:func:`acsdet.converters.mode_options`),
+            e.g. ``n_fold`` ('tsm', 'alignshift'), ``ref_thickness`` and ``zero_pad``
+            ('alignshift'), ``inflate`` ('3d'); ``'a3d'``'s ``num_slices`` is ``num_slices``.
+            An option the mode does not take is an error naming the ones it does.
     """
 
     def __init__(self,
@@ -133,9 +136,8 @@ class TruncatedDenseNet(BaseModule):
                  block_config: Sequence[int] = (6, 12, 24),
                  num_init_features: int = 64,
                  bn_size: int = 4,
-                 n_fold: int = SHIFT_N_FOLD,
-                 ref_thickness: float = ALIGNSHIFT_REF_THICKNESS_MM,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 **conv_options):
         super().__init__(init_cfg=init_cfg)
         if num_slices < 1 or num_slices % 2 == 0:
             raise ValueError(f'num_slices must be an odd number >= 1, got {num_slices}')
@@ -146,14 +148,10 @@ class TruncatedDenseNet(BaseModule):
         self.norm_eval, self.collapse_init = norm_eval, collapse_init
         features2d = densenet_features(1, growth_rate, block_config, num_init_features, bn_size,
                                        _norm_factory(norm_cfg))
-        self.features = convert(  # each mode reads the arguments it needs
-            features2d,
-            conv_mode,
-            pool_depth=1,
-            conv_depth_stride=1,
-            num_slices=num_slices,
-            n_fold=n_fold,
-            ref_thickness=ref_thickness)
+        if 'num_slices' in {f.name for f in fields(mode_options(conv_mode))}:
+            conv_options = dict(conv_options, num_slices=num_slices)  # 'a3d': D
+        self.features = convert(
+            features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **conv_options)
         for name, m in self.features.named_modules():
             if isinstance(m, ShiftConv) and '.denselayer' not in f'.{name}':
                 m.shift = False  # stem and transitions: no shift
