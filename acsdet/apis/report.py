@@ -33,35 +33,12 @@ import shutil
 from typing import Optional
 
 import cv2
-import numpy as np
 
 from ..io import ORIENTATION, input_path
-from ..utils.hu import SOFT_TISSUE_WINDOW, window_to_uint8
+from ..visualization import LesionVisualizer
 from .case_folder import check_output_location, check_replaceable, commit_case, new_case_dir
 from .lesion_detector import RESULT_VERSION, DetectionResult
-from .lesion_record import CSV_FIELDS, LesionFinding
-
-
-def overlay(hu: np.ndarray, lesion: LesionFinding, mask: Optional[np.ndarray]) -> np.ndarray:
-    """BGR key slice (soft-tissue window) with the lesion's box (red), mask outline (green),
-    RECIST axes (yellow) and score."""
-    img = cv2.cvtColor(window_to_uint8(hu, SOFT_TISSUE_WINDOW), cv2.COLOR_GRAY2BGR)
-    x1, y1, x2, y2 = lesion.key_box_px
-    cv2.rectangle(img, (int(round(x1)), int(round(y1))), (int(round(x2)) - 1, int(round(y2)) - 1),
-                  (0, 0, 255), 1)
-    if mask is not None and mask.any():
-        contours, _ = cv2.findContours(
-            mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(img, contours, -1, (0, 220, 0), 1)
-    for axis in (lesion.recist_long_axis_px, lesion.recist_short_axis_px):
-        if axis:
-            (a, b), (c, d) = axis
-            cv2.line(img, (int(round(a)), int(round(b))), (int(round(c)), int(round(d))),
-                     (0, 255, 255), 1)
-    label_at = (int(round(x1)), max(10, int(round(y1)) - 3))  # above the box, inside the image
-    cv2.putText(img, f'{lesion.id}: {lesion.score:.2f}', label_at, cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (0, 0, 255), 1, cv2.LINE_AA)
-    return img
+from .lesion_record import CSV_FIELDS
 
 
 def _html(result: DetectionResult, case: str, overlays: dict) -> str:
@@ -115,8 +92,12 @@ def write_case(result: DetectionResult,
                case: Optional[str] = None,
                save_masks: bool = False,
                save_overlays: bool = False,
-               meta: Optional[dict] = None) -> str:
+               meta: Optional[dict] = None,
+               visualizer: Optional[LesionVisualizer] = None) -> str:
     """Write the case folder ``out_dir/<case>`` (atomically, see the module doc); returns it.
+
+    Overlays (``save_overlays``) are drawn by ``visualizer`` (default: a
+    :class:`~acsdet.visualization.LesionVisualizer`, the soft-tissue window).
 
     An existing ``out_dir/<case>`` is replaced only if it is acsdet's case folder of the same
     input (:mod:`acsdet.apis.case_folder`); anything else raises
@@ -134,11 +115,12 @@ def write_case(result: DetectionResult,
     try:
         overlays = {}
         if save_overlays:
+            visualizer = visualizer or LesionVisualizer()
             for les in result.lesions:
                 k = les.key_slice
                 mask = result.label_map[k] == les.id
                 name = f'lesion_{les.id:03d}.png'
-                cv2.imwrite(osp.join(tmp, name), overlay(vol.hu[k], les, mask))
+                cv2.imwrite(osp.join(tmp, name), visualizer.finding(vol.hu[k], les, mask))
                 overlays[les.id] = name
         extra, warnings = {}, list(vol.warnings)
         if save_masks:
