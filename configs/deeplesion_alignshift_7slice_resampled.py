@@ -1,30 +1,19 @@
 # AlignShift, 7 slices, on the same input as the ACS / 2.5D / 3D / A3D / TSM configs: every
-# series resampled at 2 mm. The shift is still weighted by the series' original slice interval
-# (slice_interval, now in the training samples' meta too): the slices of a thick series,
-# interpolated at 2 mm, carry that series' blur along depth.
-_base_ = './deeplesion_alignshift_7slice.py'
-train_pipeline = [
-    dict(type='LoadDeepLesionSlices', num_slices=7, target_interval=2.0),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='HUWindowNormalize', window={{_base_.hu_window}}),
-    dict(type='Resize', scale=({{_base_.image_size}}, {{_base_.image_size}}), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=0.8),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
-                   'flip_direction', 'slice_interval')),
+# series resampled at 2 mm (the base DeepLesion pipelines). The shift is still weighted by the
+# series' original slice interval (slice_interval, in every sample's meta): the slices of a thick
+# series, interpolated at 2 mm, carry that series' blur along depth. The model is
+# deeplesion_alignshift_7slice.py's.
+_base_ = [
+    '_base_/models/mask_rcnn_truncated_densenet.py', '_base_/datasets/deeplesion.py',
+    '_base_/schedules/schedule_20e.py', '_base_/default_runtime.py'
 ]
-test_pipeline = [
-    dict(type='LoadDeepLesionSlices', num_slices=7, target_interval=2.0),
-    dict(type='HUWindowNormalize', window={{_base_.hu_window}}),
-    dict(type='Resize', scale=({{_base_.image_size}}, {{_base_.image_size}}), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
-                   'slice_interval', 'key_slice', 'dicom_window')),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+pretrained = 'checkpoints/densenet121-a639ec97.pth'
+model = dict(
+    type='ThicknessAwareMaskRCNN',
+    thickness_key='slice_interval',
+    backbone=dict(
+        conv_mode='alignshift',
+        num_slices=7,
+        n_fold=8,
+        ref_thickness=2.0,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

@@ -24,6 +24,7 @@ from mmengine.registry import init_default_scope
 from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ..engine.architecture import (CheckpointMismatch, check_architecture, checkpoint_state,
                                    state_dict_mismatch)
+from ..datasets.transforms import LoadVolumeSlices
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from .lesion_record import LesionFinding
@@ -134,9 +135,7 @@ class LesionDetector:
                 continue
             step = copy.deepcopy(step)
             if step.get('type') == 'PackDetInputs':
-                # slice_interval: the volume's slice spacing, AlignShift's thickness
-                step['meta_keys'] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                                     'key_index', 'slice_interval')
+                step['meta_keys'] = LoadVolumeSlices.META_KEYS
             steps.append(step)
         self.pipeline = Compose(steps)
 

@@ -30,17 +30,14 @@ train_pipeline = [
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=0.8),
-    dict(type='PackDetInputs'),
+    dict(type='PackDetInputs', meta_keys={{_base_.train_meta_keys}}),
 ]
 test_pipeline = [
     dict(type='LoadDeepLesionSlices', num_slices=7, target_interval=2.0),
     dict(type='HUWindowNormalize', window=hu_window),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
-                   'slice_interval', 'key_slice', 'dicom_window')),
+    dict(type='PackDetInputs', meta_keys={{_base_.test_meta_keys}}),
 ]
 train_dataloader = dict(
     batch_size=4, num_workers=2, dataset=dict(data_root=data_root, pipeline=train_pipeline))

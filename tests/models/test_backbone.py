@@ -252,6 +252,23 @@ def test_one_num_slices_per_config(config):
     assert 'visualization' not in cfg.default_hooks  # 16-bit slices: see default_runtime.py
 
 
+@pytest.mark.parametrize('config', ALL_CONFIGS, ids=lambda c: osp.relpath(c, ROOT))
+def test_meta_keys_have_one_home(config):
+    """Every pipeline packs the meta keys of the base dataset config: training carries the
+    slice interval (AlignShift's thickness), testing what FROCMetric needs, and patient-CT
+    inference what a volume sample has of the test keys."""
+    from acsdet.datasets.transforms import LoadVolumeSlices
+    cfg = Config.fromfile(config)
+    for loader, keys in (('train_dataloader', cfg.train_meta_keys),
+                         ('val_dataloader', cfg.test_meta_keys), ('test_dataloader',
+                                                                  cfg.test_meta_keys)):
+        pack = [s for s in cfg[loader].dataset.pipeline if s.type == 'PackDetInputs']
+        assert len(pack) == 1 and tuple(pack[0].meta_keys) == tuple(keys), (loader, pack)
+    assert 'slice_interval' in cfg.train_meta_keys
+    assert {'instances', 'slice_interval', 'key_slice'} <= set(cfg.test_meta_keys)
+    assert set(LoadVolumeSlices.META_KEYS) - set(cfg.test_meta_keys) == {'key_index'}
+
+
 def test_configs_readme_and_metafile_list_every_config():
     import yaml
     text = open(osp.join(ROOT, 'configs', 'README.md')).read()

@@ -109,6 +109,10 @@ class LoadVolumeSlices(BaseTransform):
     key slice are sampled at ``target_interval`` mm exactly as in training
     (:func:`~acsdet.datasets.slices.volume_slice_plan`).
     """
+    #: What ``PackDetInputs`` keeps of a volume sample (``slice_interval``: the volume's slice
+    #: spacing, AlignShift's thickness); the key slice is ``key_index``.
+    META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'key_index',
+                 'slice_interval')
 
     def __init__(self,
                  num_slices: int = NUM_SLICES,

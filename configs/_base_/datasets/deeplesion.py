@@ -10,6 +10,13 @@ num_slices = 7
 image_size = 512
 hu_window = (-1024, 2050)
 backend_args = None
+# What PackDetInputs keeps in every sample's meta (the other dataset configs refer to these):
+# training adds the series' original slice interval (mm; ThicknessAwareMaskRCNN's thickness) to
+# MMDetection's default keys; testing keeps the annotations for FROCMetric and the key slice.
+train_meta_keys = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                   'flip_direction', 'slice_interval')
+test_meta_keys = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
+                  'slice_interval', 'key_slice', 'dicom_window')
 
 train_pipeline = [
     dict(type='LoadDeepLesionSlices', num_slices=num_slices, target_interval=2.0),
@@ -18,7 +25,7 @@ train_pipeline = [
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=0.8),
-    dict(type='PackDetInputs'),
+    dict(type='PackDetInputs', meta_keys=train_meta_keys),
 ]
 # GT stays in original image coordinates: LoadAnnotations after Resize; FROCMetric reads the
 # dataset's `instances` (packed as a meta key) and the predictions rescaled by `scale_factor`.
@@ -27,10 +34,7 @@ test_pipeline = [
     dict(type='HUWindowNormalize', window=hu_window),
     dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
-                   'slice_interval', 'key_slice', 'dicom_window')),
+    dict(type='PackDetInputs', meta_keys=test_meta_keys),
 ]
 train_dataloader = dict(
     batch_size=2,

@@ -15,10 +15,7 @@ train_pipeline = [
     dict(type='Resize', scale=({{_base_.image_size}}, {{_base_.image_size}}), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=0.8),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
-                   'flip_direction', 'slice_interval')),
+    dict(type='PackDetInputs', meta_keys={{_base_.train_meta_keys}}),
 ]
 test_pipeline = [
     dict(
@@ -29,10 +26,7 @@ test_pipeline = [
     dict(type='HUWindowNormalize', window={{_base_.hu_window}}),
     dict(type='Resize', scale=({{_base_.image_size}}, {{_base_.image_size}}), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'instances',
-                   'slice_interval', 'key_slice', 'dicom_window')),
+    dict(type='PackDetInputs', meta_keys={{_base_.test_meta_keys}}),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
