@@ -21,10 +21,10 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
+from ..datasets.transforms import LoadVolumeSlices
 from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ..engine.architecture import (CheckpointMismatch, check_architecture, checkpoint_state,
                                    state_dict_mismatch)
-from ..datasets.transforms import LoadVolumeSlices
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from .lesion_record import LesionFinding
