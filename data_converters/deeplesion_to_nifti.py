@@ -15,7 +15,6 @@ are written atomically; a series that cannot be read is reported and the others 
 status 1).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -60,7 +59,7 @@ def main(argv=None):
     import SimpleITK as sitk
 
     from acsdet.io import CTReadError, read_ct, volume_to_image
-    from acsdet.utils import check_writable_dir
+    from acsdet.utils import atomic_save, check_writable_dir
     try:
         check_writable_dir(args.out_dir)
     except OSError as e:
@@ -75,13 +74,8 @@ def main(argv=None):
             failed.append(s)
             continue
         out = osp.join(args.out_dir, f'{vol.name}.nii.gz')
-        tmp = osp.join(args.out_dir, f'.{vol.name}.{os.getpid()}.tmp.nii.gz')
-        try:
-            sitk.WriteImage(volume_to_image(vol), tmp, True)
-            os.replace(tmp, out)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
+        image = volume_to_image(vol)
+        atomic_save(out, lambda tmp: sitk.WriteImage(image, tmp, True), '.nii.gz')
         print(f'{s} -> {out} ({vol.hu.shape[0]} slices)')
         written.append(out)
     if failed:

@@ -81,23 +81,30 @@ def _write_tmp(tmp: str, write: Callable[[IO], None], newline: Optional[str], bi
             os.fsync(f.fileno())
 
 
+def atomic_save(path: str, save: Callable[[str], None], extension: str = '') -> None:
+    """``save(tmp)`` writes a file *by name* (a library writer: ``SimpleITK.WriteImage``,
+    ``cv2.imwrite``) into a uniquely named temporary beside ``path`` (ending in ``extension``,
+    so the writer picks the format), which is then renamed over ``path``: readers see the old
+    file or the complete new one, never a partial one, also with several writers. A symlink at
+    ``path`` is replaced, never written through; a failed write leaves ``path`` as it was."""
+    tmp = temporary_name(path, 'tmp' + extension)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.lexists(tmp):
+            os.remove(tmp)
+
+
 def atomic_write(path: str,
                  write: Callable[[IO], None],
                  newline: Optional[str] = None,
                  binary: bool = False,
                  fsync: bool = True) -> None:
-    """Write a file through ``write(f)`` into a uniquely named temporary file (``.tmp``) beside
-    ``path``, then rename it over ``path``: readers see the old file or the complete new one,
-    never a partial one, also with several writers. A symlink at ``path`` is replaced, never
-    written through. ``fsync=False`` skips flushing to disk (for caches, where losing the newest
-    entry on power loss is harmless)."""
-    tmp = temporary_name(path)
-    try:
-        _write_tmp(tmp, write, newline, binary, fsync)
-        os.replace(tmp, path)
-    finally:
-        if osp.lexists(tmp):
-            os.remove(tmp)
+    """:func:`atomic_save` of a file written through ``write(f)`` on an open file object.
+    ``fsync=False`` skips flushing to disk (for caches, where losing the newest entry on power
+    loss is harmless)."""
+    atomic_save(path, lambda tmp: _write_tmp(tmp, write, newline, binary, fsync))
 
 
 def _fsync_dir(directory: str) -> None:

@@ -61,3 +61,24 @@ def test_json_safe_makes_strict_json():
     obj = dict(a=float('nan'), b=[1.0, np.float32('inf'), 2], c=dict(d=-np.inf), e='x')
     text = json.dumps(json_safe(obj), allow_nan=False)
     assert json.loads(text) == dict(a=None, b=[1.0, None, 2], c=dict(d=None), e='x')
+
+
+def test_atomic_save_by_name_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    import SimpleITK as sitk
+
+    from acsdet.utils import atomic_save
+    out = tmp_path / 'ct.nii.gz'
+    img = sitk.GetImageFromArray(np.arange(24, dtype=np.int16).reshape(2, 3, 4))
+    atomic_save(str(out), lambda tmp: sitk.WriteImage(img, tmp, True), '.nii.gz')
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))),
+                                  np.arange(24).reshape(2, 3, 4))
+    good = out.read_bytes()
+
+    def half_then_fail(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(good[:10])
+        raise OSError('disk full')
+
+    with pytest.raises(OSError, match='disk full'):
+        atomic_save(str(out), half_then_fail, '.nii.gz')
+    assert out.read_bytes() == good and os.listdir(tmp_path) == ['ct.nii.gz']
