@@ -1,10 +1,12 @@
-"""Applying a trained model to patients' CTs: detection, 3D lesions, RECIST, reports."""
-from .lesion_detector import DetectionResult, LesionDetector
-from .lesion_record import LesionFinding
+"""Applying a trained model to patients' CTs: predict (:mod:`.lesion_detector`), restore 3D
+lesions in the input's geometry (:mod:`.restore`), write (:mod:`.report`)."""
+from .lesion_detector import LesionDetector
+from .lesion_record import DetectionResult, LesionFinding
 from .lesions import Lesion, SliceDetection, box_iou, group_detections, recist
 from .report import write_case
+from .restore import restore_lesions
 
 __all__ = [
     'DetectionResult', 'LesionDetector', 'LesionFinding', 'Lesion', 'SliceDetection', 'box_iou',
-    'group_detections', 'recist', 'write_case'
+    'group_detections', 'recist', 'restore_lesions', 'write_case'
 ]

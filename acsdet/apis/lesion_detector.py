@@ -8,14 +8,13 @@ Every axial slice (or a range) becomes a key slice with its D neighbours sampled
 slice interval exactly as in training (:func:`~acsdet.datasets.slices.volume_slice_plan`), goes
 through the config's test pipeline (its DeepLesion loading step replaced by
 :class:`~acsdet.datasets.transforms.LoadVolumeSlices`, its annotation loading dropped) and the
-model in batches; detections are grouped into 3D lesions (:mod:`acsdet.apis.lesions`).
+model in batches (this module: predict); the per-slice detections become 3D lesions in the
+input's geometry (:mod:`acsdet.apis.restore`), which :mod:`acsdet.apis.report` writes.
 """
 import copy
 import time
-from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
@@ -27,22 +26,8 @@ from ..engine.architecture import (CheckpointMismatch, check_architecture, check
                                    state_dict_mismatch)
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
-from .lesion_record import LesionFinding
-from .lesions import Lesion, SliceDetection, group_detections, recist
-
-RESULT_VERSION = '1.0'
-
-
-@dataclass
-class DetectionResult:
-    """Lesions of one CT and how they were found (see ``lesions.json`` in the README)."""
-    volume: CTVolume
-    lesions: List[LesionFinding]
-    detections: List[dict]
-    label_map: np.ndarray  # (Z, Y, X) uint16 in the volume's (LPI-ordered) grid, 0 = background
-    slices: Tuple[int, int]
-    score_thr: float
-    seconds: dict = field(default_factory=dict)
+from .lesion_record import RESULT_VERSION, DetectionResult  # noqa: F401  (re-exported)
+from .restore import restore_lesions
 
 
 def check_device(device: str) -> str:
@@ -162,7 +147,7 @@ class LesionDetector:
                             key_index=int(k),
                             img_id=int(k),
                             img_path=f'{vol.name}/{int(k)}',
-                            spacing=list(vol.pixel_spacing),
+                            spacing=list(vol.pixel_spacing_xy),
                             slice_interval=vol.spacing[0])))
             data = pseudo_collate(batch)
             t1 = time.perf_counter()
@@ -206,7 +191,7 @@ class LesionDetector:
                              f'{n} slices (0:{n}); START:END with 0 <= START < END <= {n}')
         preds, timing = self.predict_slices(vol, list(range(start, end)), progress)
         t_model = time.perf_counter()
-        result = self._summarise(vol, preds, (start, end))
+        result = restore_lesions(vol, preds, (start, end), self.score_thr, self.iou_thr)
         t_end = time.perf_counter()
         result.seconds = dict(
             read=t_read - t0,
@@ -215,71 +200,3 @@ class LesionDetector:
             group=t_end - t_model,
             total=t_end - t0)
         return result
-
-    def _summarise(self, vol: CTVolume, preds, slices) -> DetectionResult:
-        dets, per_slice = [], []
-        h, w = vol.hu.shape[1:]
-        for k, boxes, scores, masks in preds:
-            for j, (box, score) in enumerate(zip(boxes, scores)):
-                x0, y0 = int(np.floor(max(box[0], 0))), int(np.floor(max(box[1], 0)))
-                x1, y1 = int(np.ceil(min(box[2], w))), int(np.ceil(min(box[3], h)))
-                crop = masks[j, y0:y1, x0:x1].astype(bool) if masks is not None else None
-                dets.append(SliceDetection(k, np.asarray(box, float), float(score), crop, (x0, y0)))
-        lesions = group_detections(dets, self.iou_thr)
-        label_map = np.zeros(vol.hu.shape, np.uint16)
-        records = []
-        for i, les in enumerate(lesions, start=1):
-            records.append(self._lesion_record(vol, les, i, label_map))
-            for d in les.members:
-                per_slice.append(
-                    dict(
-                        lesion=i,
-                        slice=d.slice_index,
-                        box=[round(float(v), 2) for v in d.box],
-                        score=round(d.score, 4)))
-        return DetectionResult(vol, records, per_slice, label_map, slices, self.score_thr)
-
-    def _lesion_record(self, vol: CTVolume, les: Lesion, i: int, label_map) -> LesionFinding:
-        sx, sy = vol.pixel_spacing
-        shape = vol.hu.shape[1:]
-        area_px = 0
-        for d in les.members:
-            m = d.full_mask(shape)
-            label_map[d.slice_index][m & (label_map[d.slice_index] == 0)] = i
-            area_px += int(m.sum())
-        key = les.key
-        rec = recist(key.full_mask(shape), (sx, sy))
-        x1, y1, z1, x2, y2, z2 = les.box_3d()
-        # voxel-centre extents: columns x1 .. x2 - 1 (continuous box edges), slices z1 .. z2
-        corners = np.array([[x, y, z] for x in (x1, x2 - 1) for y in (y1, y2 - 1)
-                            for z in (z1, z2)])
-        stored = vol.to_stored_index(corners)
-        lps = vol.to_lps(corners)
-        kb = key.box
-        centre = np.array([(kb[0] + kb[2] - 1) / 2, (kb[1] + kb[3] - 1) / 2, key.slice_index])
-        gaps = np.diff(vol.z_positions)
-        slice_mm = float(np.median(gaps)) if len(gaps) else vol.spacing[0]
-        return LesionFinding(
-            id=i,
-            score=round(les.score, 4),
-            key_slice=key.slice_index,
-            key_slice_stored=int(round(float(vol.to_stored_index(centre)[2]))),
-            slices=list(les.slice_range),
-            num_slices=les.slice_range[1] - les.slice_range[0] + 1,
-            key_box_px=[round(float(v), 2) for v in kb],
-            box_voxel=dict(
-                x=[round(float(x1), 2), round(float(x2), 2)],
-                y=[round(float(y1), 2), round(float(y2), 2)],
-                z=[int(z1), int(z2)]),
-            box_stored_index=dict(
-                min=np.round(stored.min(0), 2).tolist(), max=np.round(stored.max(0), 2).tolist()),
-            box_lps_mm=dict(
-                min=np.round(lps.min(0), 2).tolist(), max=np.round(lps.max(0), 2).tolist()),
-            center_voxel=np.round(centre, 2).tolist(),
-            center_stored_index=np.round(vol.to_stored_index(centre), 2).tolist(),
-            center_lps_mm=np.round(vol.to_lps(centre), 2).tolist(),
-            recist_long_mm=round(rec['long_mm'], 2) if rec else None,
-            recist_short_mm=round(rec['short_mm'], 2) if rec else None,
-            recist_long_axis_px=np.round(rec['long_axis'], 2).tolist() if rec else None,
-            recist_short_axis_px=np.round(rec['short_axis'], 2).tolist() if rec else None,
-            volume_ml=round(area_px * sx * sy * slice_mm / 1000.0, 3))

@@ -1,9 +1,14 @@
-"""``LesionFinding``: one detected 3D lesion as acsdet reports it, the one record the detector
-fills and every writer reads (``lesions.json``'s ``lesions[]``, ``lesions.csv``, the report and
-the overlays). Field order is the JSON's."""
+"""The records of inference. ``LesionFinding``: one detected 3D lesion as acsdet reports it, the
+one record the detector fills and every writer reads (``lesions.json``'s ``lesions[]``,
+``lesions.csv``, the report and the overlays; field order is the JSON's). ``DetectionResult``:
+one CT's findings, per-slice detections and label map."""
 import dataclasses
-from dataclasses import dataclass
-from typing import List, Optional
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..io import CTVolume
 
 #: ``lesions.csv``'s columns.
 CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'last_slice',
@@ -47,3 +52,18 @@ class LesionFinding:
             self.slices[1], c[0], c[1], c[2], self.recist_long_mm, self.recist_short_mm,
             self.volume_ml
         ]
+
+
+RESULT_VERSION = '1.0'
+
+
+@dataclass
+class DetectionResult:
+    """Lesions of one CT and how they were found (see ``lesions.json`` in the README)."""
+    volume: CTVolume
+    lesions: List[LesionFinding]
+    detections: List[dict]
+    label_map: np.ndarray  # (Z, Y, X) uint16 in the volume's (LPI-ordered) grid, 0 = background
+    slices: Tuple[int, int]
+    score_thr: float
+    seconds: dict = field(default_factory=dict)

@@ -37,8 +37,7 @@ import cv2
 from ..io import ORIENTATION, input_path
 from ..visualization import LesionVisualizer
 from .case_folder import check_output_location, check_replaceable, commit_case, new_case_dir
-from .lesion_detector import RESULT_VERSION, DetectionResult
-from .lesion_record import CSV_FIELDS
+from .lesion_record import CSV_FIELDS, RESULT_VERSION, DetectionResult
 
 
 def _html(result: DetectionResult, case: str, overlays: dict) -> str:

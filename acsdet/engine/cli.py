@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
+from ..defaults import NUM_SLICES
 from .architecture import checkpoint_state, state_dict_mismatch
 from .hooks import ensure_architecture_hook
 
@@ -38,6 +39,25 @@ def _datasets(cfg: Config):
         loader = cfg.get(key)
         if loader:
             yield innermost_dataset(loader)
+
+
+def check_num_slices(cfg: Config, config_name: str = 'the config') -> None:
+    """Every dataloader's slice loading step loads the D slices the backbone takes: else a
+    ``ValueError`` naming the loader and both numbers, before any data is read."""
+    backbone = (cfg.get('model') or {}).get('backbone') or {}
+    want = backbone.get('num_slices', NUM_SLICES)
+    if 'num_slices' not in backbone and backbone.get('type') != 'TruncatedDenseNet':
+        return  # another backbone: its own rules
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        for step in innermost_dataset(loader).get('pipeline') or []:
+            if step.get('type') in ('LoadDeepLesionSlices', 'LoadVolumeSlices'):
+                got = step.get('num_slices', NUM_SLICES)
+                if got != want:
+                    raise ValueError(f'{config_name}: the {key} pipeline loads {got} slices, the '
+                                     f'backbone takes {want}: set the same num_slices in both')
 
 
 def set_slice_cache(cfg: Config, cache_dir: str) -> int:
@@ -73,7 +93,8 @@ def load_config(path: str,
     """Read a config and apply the command line the MMDetection way: ``--cfg-options``, then
     ``--data-root`` and ``--slice-cache``; the work dir is CLI > config >
     ``work_dirs/<config name>``. Every run records (and checks) checkpoints' architecture
-    (:class:`~acsdet.engine.hooks.ArchitectureRecordHook`)."""
+    (:class:`~acsdet.engine.hooks.ArchitectureRecordHook`); a pipeline that loads another number
+    of slices than the backbone takes is refused (:func:`check_num_slices`)."""
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
@@ -83,6 +104,7 @@ def load_config(path: str,
     if slice_cache:
         set_slice_cache(cfg, slice_cache)
     ensure_architecture_hook(cfg)
+    check_num_slices(cfg, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

@@ -122,8 +122,9 @@ class CTVolume:
                 f'plausible CT range {lo:g} to {hi:g} mm')
 
     @property
-    def pixel_spacing(self) -> Tuple[float, float]:
-        """In-plane ``(x, y)`` mm per pixel."""
+    def pixel_spacing_xy(self) -> Tuple[float, float]:
+        """In-plane ``(x, y)`` mm per pixel (``spacing`` is ``(z, y, x)``, the array's axis
+        order)."""
         return self.spacing[2], self.spacing[1]
 
     def to_lps(self, xyz) -> np.ndarray:

@@ -70,8 +70,9 @@ def test_atomic_save_by_name_keeps_the_old_file_when_the_writer_fails(tmp_path):
     out = tmp_path / 'ct.nii.gz'
     img = sitk.GetImageFromArray(np.arange(24, dtype=np.int16).reshape(2, 3, 4))
     atomic_save(str(out), lambda tmp: sitk.WriteImage(img, tmp, True), '.nii.gz')
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))),
-                                  np.arange(24).reshape(2, 3, 4))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(out))),
+        np.arange(24).reshape(2, 3, 4))
     good = out.read_bytes()
 
     def half_then_fail(tmp):

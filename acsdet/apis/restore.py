@@ -1,0 +1,86 @@
+"""Restoring geometry: per-slice detections of the LPI-ordered volume -> 3D lesions reported in
+the volume's voxels, the input file's own voxel indices and physical LPS millimetres, with their
+RECIST diameters, volume and a label map in the volume's grid (as nnDetection's ``restore``
+follows its ``predictor``). Pure numpy on a :class:`~acsdet.io.CTVolume`; no model."""
+from typing import Tuple
+
+import numpy as np
+
+from ..io import CTVolume
+from .lesion_record import DetectionResult, LesionFinding
+from .lesions import Lesion, SliceDetection, group_detections, recist
+
+
+def restore_lesions(vol: CTVolume, preds, slices: Tuple[int, int], score_thr: float,
+                    iou_thr: float) -> DetectionResult:
+    """Per-slice predictions ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W) or
+    None)]`` in the volume's grid -> :class:`DetectionResult`: detections linked into 3D lesions
+    (IoU >= ``iou_thr`` on adjacent slices), each a :class:`LesionFinding` with its geometry in
+    the volume's voxels, the input file's own indices and LPS mm, and the label map."""
+    dets, per_slice = [], []
+    h, w = vol.hu.shape[1:]
+    for k, boxes, scores, masks in preds:
+        for j, (box, score) in enumerate(zip(boxes, scores)):
+            x0, y0 = int(np.floor(max(box[0], 0))), int(np.floor(max(box[1], 0)))
+            x1, y1 = int(np.ceil(min(box[2], w))), int(np.ceil(min(box[3], h)))
+            crop = masks[j, y0:y1, x0:x1].astype(bool) if masks is not None else None
+            dets.append(SliceDetection(k, np.asarray(box, float), float(score), crop, (x0, y0)))
+    lesions = group_detections(dets, iou_thr)
+    label_map = np.zeros(vol.hu.shape, np.uint16)
+    records = []
+    for i, les in enumerate(lesions, start=1):
+        records.append(lesion_finding(vol, les, i, label_map))
+        for d in les.members:
+            per_slice.append(
+                dict(
+                    lesion=i,
+                    slice=d.slice_index,
+                    box=[round(float(v), 2) for v in d.box],
+                    score=round(d.score, 4)))
+    return DetectionResult(vol, records, per_slice, label_map, slices, score_thr)
+
+
+def lesion_finding(vol: CTVolume, les: Lesion, i: int, label_map: np.ndarray) -> LesionFinding:
+    """The record of lesion ``i``; paints its members' masks into ``label_map`` (first come,
+    first kept)."""
+    sx, sy = vol.pixel_spacing_xy
+    shape = vol.hu.shape[1:]
+    area_px = 0
+    for d in les.members:
+        m = d.full_mask(shape)
+        label_map[d.slice_index][m & (label_map[d.slice_index] == 0)] = i
+        area_px += int(m.sum())
+    key = les.key
+    rec = recist(key.full_mask(shape), (sx, sy))
+    x1, y1, z1, x2, y2, z2 = les.box_3d()
+    # voxel-centre extents: columns x1 .. x2 - 1 (continuous box edges), slices z1 .. z2
+    corners = np.array([[x, y, z] for x in (x1, x2 - 1) for y in (y1, y2 - 1) for z in (z1, z2)])
+    stored = vol.to_stored_index(corners)
+    lps = vol.to_lps(corners)
+    kb = key.box
+    centre = np.array([(kb[0] + kb[2] - 1) / 2, (kb[1] + kb[3] - 1) / 2, key.slice_index])
+    gaps = np.diff(vol.z_positions)
+    slice_mm = float(np.median(gaps)) if len(gaps) else vol.spacing[0]
+    return LesionFinding(
+        id=i,
+        score=round(les.score, 4),
+        key_slice=key.slice_index,
+        key_slice_stored=int(round(float(vol.to_stored_index(centre)[2]))),
+        slices=list(les.slice_range),
+        num_slices=les.slice_range[1] - les.slice_range[0] + 1,
+        key_box_px=[round(float(v), 2) for v in kb],
+        box_voxel=dict(
+            x=[round(float(x1), 2), round(float(x2), 2)],
+            y=[round(float(y1), 2), round(float(y2), 2)],
+            z=[int(z1), int(z2)]),
+        box_stored_index=dict(
+            min=np.round(stored.min(0), 2).tolist(), max=np.round(stored.max(0), 2).tolist()),
+        box_lps_mm=dict(min=np.round(lps.min(0), 2).tolist(), max=np.round(lps.max(0), 2).tolist()),
+        center_voxel=np.round(centre, 2).tolist(),
+        center_stored_index=np.round(vol.to_stored_index(centre), 2).tolist(),
+        center_lps_mm=np.round(vol.to_lps(centre), 2).tolist(),
+        recist_long_mm=round(rec['long_mm'], 2) if rec else None,
+        recist_short_mm=round(rec['short_mm'], 2) if rec else None,
+        recist_long_axis_px=np.round(rec['long_axis'], 2).tolist() if rec else None,
+        recist_short_axis_px=np.round(rec['short_axis'], 2).tolist() if rec else None,
+        volume_ml=round(area_px * sx * sy * slice_mm / 1000.0, 3))
