@@ -1,16 +1,7 @@
 # AlignShift, 3 slices, ImageNet-pretrained, as the authors train it (see the 7-slice config).
 _base_ = [
-    '_base_/models/mask_rcnn_truncated_densenet.py',
-    '_base_/datasets/deeplesion_alignshift_3slice.py', '_base_/schedules/schedule_20e.py',
-    '_base_/default_runtime.py'
+    '_base_/models/mask_rcnn_alignshift.py', '_base_/datasets/deeplesion_alignshift_3slice.py',
+    '_base_/schedules/schedule_20e.py', '_base_/default_runtime.py'
 ]
 pretrained = 'checkpoints/densenet121-a639ec97.pth'
-model = dict(
-    type='ThicknessAwareMaskRCNN',
-    thickness_key='slice_interval',
-    backbone=dict(
-        conv_mode='alignshift',
-        num_slices=3,
-        n_fold=8,
-        ref_thickness=2.0,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+model = dict(backbone=dict(num_slices=3, init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

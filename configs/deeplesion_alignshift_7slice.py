@@ -4,16 +4,8 @@
 # than 2 mm enter as their own neighbouring slices (not resampled), thinner ones at 2 mm.
 # deeplesion_alignshift_7slice_resampled.py feeds every series resampled at 2 mm instead.
 _base_ = [
-    '_base_/models/mask_rcnn_truncated_densenet.py', '_base_/datasets/deeplesion_alignshift.py',
+    '_base_/models/mask_rcnn_alignshift.py', '_base_/datasets/deeplesion_alignshift.py',
     '_base_/schedules/schedule_20e.py', '_base_/default_runtime.py'
 ]
 pretrained = 'checkpoints/densenet121-a639ec97.pth'
-model = dict(
-    type='ThicknessAwareMaskRCNN',
-    thickness_key='slice_interval',
-    backbone=dict(
-        conv_mode='alignshift',
-        num_slices=7,
-        n_fold=8,
-        ref_thickness=2.0,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+model = dict(backbone=dict(num_slices=7, init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
