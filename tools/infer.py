@@ -4,9 +4,12 @@
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--device cpu]
         [--score-thr 0.5] [--batch-size 4] [--slices START:END] [--save-masks] [--save-overlays]
         [--series UID] [--spacing MM --slice-interval MM | --dl-info DL_info.csv]
+        [--volumetric [--depth-chunk N]]
 
 INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage file, or a
-DeepLesion PNG series folder. Each case goes to DIR/<case>/: lesions.json, lesions.csv,
+DeepLesion PNG series folder. --volumetric runs the backbone once over the whole CT on the
+config's slice grid (about one backbone pass per grid slice instead of D per slice; see the
+README, "Volumetric inference"). Each case goes to DIR/<case>/: lesions.json, lesions.csv,
 report.html, with --save-masks lesions.nii.gz (a label map in the input's exact geometry) and
 with --save-overlays lesion_NNN.png, and the manifest acsdet-case.json. <case> is the input's
 base name, or <name>-<8 hex> when two inputs share it (stable across runs). An existing case
@@ -57,12 +60,23 @@ def parse_args(argv=None):
         type=float,
         help='slice interval (mm) of a PNG series')
     p.add_argument('--dl-info', help='DL_info.csv to look up a PNG series\' geometry')
+    p.add_argument(
+        '--volumetric',
+        action='store_true',
+        help='one 3D pass over the whole CT instead of one stack per key slice')
+    p.add_argument(
+        '--depth-chunk',
+        type=int,
+        default=32,
+        help='--volumetric: key slices per chunk of the 3D pass (lower it if memory runs out)')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
     if not 0 <= args.score_thr <= 1:
         p.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
     if args.batch_size < 1:
         p.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.depth_chunk < 1:
+        p.error(f'--depth-chunk must be >= 1, got {args.depth_chunk}')
     for name in ('spacing', 'slice_interval'):
         v = getattr(args, name)
         if v is not None and not (math.isfinite(v) and v > 0):
@@ -107,8 +121,14 @@ def main(argv=None) -> int:
         return 2
     from acsdet.apis import LesionDetector, write_case
     try:
-        detector = LesionDetector(args.config, args.checkpoint, args.device, args.score_thr,
-                                  args.batch_size)
+        detector = LesionDetector(
+            args.config,
+            args.checkpoint,
+            args.device,
+            args.score_thr,
+            args.batch_size,
+            volumetric=args.volumetric,
+            depth_chunk=args.depth_chunk)
     except (ValueError, OSError, pickle.UnpicklingError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -15,12 +15,14 @@ import copy
 import time
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
 from ..datasets.transforms import LoadVolumeSlices
+from ..datasets.transforms.loading import put_stack
 from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ..engine.architecture import (CheckpointMismatch, check_architecture, checkpoint_state,
                                    state_dict_mismatch)
@@ -61,6 +63,20 @@ def _load_strictly(model, checkpoint: str, cfg: Config, config_name: Optional[st
     model.load_state_dict(state, strict=True)
 
 
+#: Slices per pass of the test pipeline in volumetric mode (OpenCV's limit is 512 channels).
+_CHANNELS_PER_PASS = 256
+
+
+def _predict_from_features(model, feats: Tuple[torch.Tensor, ...], samples: list) -> list:
+    """A two-stage detector's ``predict`` from backbone features (MMDetection's
+    ``TwoStageDetector.predict`` after ``extract_feat``'s backbone call): the neck, the RPN and
+    the RoI heads, boxes and masks rescaled to the input's size."""
+    x = model.neck(feats) if model.with_neck else feats
+    proposals = model.rpn_head.predict(x, samples, rescale=False)
+    results = model.roi_head.predict(x, proposals, samples, rescale=True)
+    return model.add_pred_to_datasample(samples, results)
+
+
 def _loading_step(pipeline) -> dict:
     for step in pipeline:
         if step.get('type') == 'LoadDeepLesionSlices':
@@ -77,8 +93,13 @@ class LesionDetector:
         checkpoint: checkpoint path (loaded strictly: every key of the model).
         device: 'cpu', 'cuda' or 'cuda:N'.
         score_thr: keep detections with at least this score.
-        batch_size: key slices per forward pass.
+        batch_size: key slices per forward pass (per-slice mode) or per pass of the neck and
+            heads (volumetric mode).
         iou_thr: IoU that links detections on adjacent slices into one lesion.
+        volumetric: run the backbone once over the whole CT (:meth:`predict_volume`) instead of
+            once per key slice's stack (:meth:`predict_slices`).
+        depth_chunk: volumetric mode: key slices per chunk of the 3D pass (memory grows with
+            it; see :meth:`~acsdet.models.backbones.TruncatedDenseNet.forward_volume`).
     """
 
     def __init__(self,
@@ -87,18 +108,28 @@ class LesionDetector:
                  device: str = 'cpu',
                  score_thr: float = 0.5,
                  batch_size: int = 4,
-                 iou_thr: float = 0.5):
+                 iou_thr: float = 0.5,
+                 volumetric: bool = False,
+                 depth_chunk: int = 32):
         import acsdet  # noqa: F401  (registers acsdet's modules)
         from mmdet.registry import MODELS
         device = check_device(device)
         cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         self.cfg = cfg
+        if depth_chunk < 1:
+            raise ValueError(f'depth_chunk must be >= 1, got {depth_chunk}')
         self.model = MODELS.build(cfg.model)
+        if volumetric:  # before the checkpoint is read
+            if not hasattr(self.model.backbone, 'forward_volume'):
+                raise ValueError(f'volumetric inference needs a backbone with forward_volume '
+                                 f'(TruncatedDenseNet), not {type(self.model.backbone).__name__}')
+            self.model.backbone.depth_radius()  # 'a3d' has none: refused here, before any CT
         _load_strictly(self.model, checkpoint, cfg, config if isinstance(config, str) else None)
         self.model.to(device).eval()
         self.device = device
         self.score_thr, self.batch_size, self.iou_thr = score_thr, batch_size, iou_thr
+        self.volumetric, self.depth_chunk = volumetric, depth_chunk
         test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
         load = _loading_step(test_pipeline)
         self.num_slices = int(load.get('num_slices', NUM_SLICES))
@@ -122,7 +153,9 @@ class LesionDetector:
             if step.get('type') == 'PackDetInputs':
                 step['meta_keys'] = LoadVolumeSlices.META_KEYS
             steps.append(step)
+        self.keep_thick_slices = bool(load.get('keep_thick_slices', False))
         self.pipeline = Compose(steps)
+        self._after_loading = Compose(steps[1:])
 
     @torch.no_grad()
     def predict_slices(self, vol: CTVolume, indices: Sequence[int], progress: bool = False):
@@ -158,16 +191,101 @@ class LesionDetector:
             t_prep += t1 - t0
             t_model += t2 - t1
             for sample in samples:
-                pred = sample.pred_instances
-                keep = pred.scores >= self.score_thr
-                masks = pred.masks[keep].cpu().numpy() if 'masks' in pred else None
-                out.append((int(sample.metainfo['key_index']), pred.bboxes[keep].cpu().numpy(),
-                            pred.scores[keep].cpu().numpy(), masks))
+                out.append((int(sample.metainfo['key_index']), *self._kept(sample.pred_instances)))
             if bar is not None:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
         return out, dict(prepare=t_prep, model=t_model)
+
+    @torch.no_grad()
+    def predict_volume(self, vol: CTVolume, indices: Sequence[int], progress: bool = False):
+        """:meth:`predict_slices` by one 3D pass: ``(predictions, seconds, inference)``.
+
+        The volume is resampled once onto the config's slice grid
+        (:func:`~acsdet.datasets.slices.volume_grid`: ``target_interval``, or a thick series'
+        own slices with ``keep_thick_slices``); the backbone runs over it in depth chunks
+        (:meth:`~acsdet.models.backbones.TruncatedDenseNet.forward_volume`); the neck and heads
+        run on the grid slice nearest to each stored slice in ``indices`` (the key slices), and
+        each stored slice takes its key slice's detections. ``inference`` says which grid
+        position each stored slice's detections come from.
+        """
+        from ..datasets.slices import volume_grid, volume_grid_stack
+        t0 = time.perf_counter()
+        d = self.num_slices
+        grid = volume_grid(vol.z_positions, np.asarray(indices), d, self.target_interval,
+                           self.keep_thick_slices)
+        backbone = self.model.backbone
+        r = backbone.depth_radius()
+        lo = max(0, int(grid.keys.min()) - r)
+        hi = min(len(grid.plan), int(grid.keys.max()) + d + r)
+        stack = volume_grid_stack(vol.hu, grid)[lo:hi]
+        inputs, sample = self._volume_inputs(vol, stack)
+        t1 = time.perf_counter()
+        thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None
+        try:
+            feats = backbone.forward_volume(inputs, thickness, self.depth_chunk)
+        except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
+                raise
+            raise MemoryError(f'{vol.source}: the 3D pass over {self.depth_chunk} key slices of '
+                              f'{tuple(inputs.shape[-2:])} px (plus {2 * r} context slices) '
+                              'does not fit in memory: lower --depth-chunk (depth_chunk, now '
+                              f'{self.depth_chunk}) or run per slice') from None
+        rows = torch.as_tensor(grid.keys - lo, device=feats[0].device)
+        feats = tuple(f[rows] for f in feats)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(grid.keys), desc=f'{vol.name}: key slices', unit='slice')
+        per_key = []
+        for start in range(0, len(grid.keys), self.batch_size):
+            part = tuple(f[start:start + self.batch_size] for f in feats)
+            samples = [copy.deepcopy(sample) for _ in range(part[0].shape[0])]
+            for pred in _predict_from_features(self.model, part, samples):
+                per_key.append(self._kept(pred.pred_instances))
+            if bar is not None:
+                bar.update(part[0].shape[0])
+        if bar is not None:
+            bar.close()
+        if str(self.device).startswith('cuda'):
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        preds = [(int(s), *per_key[k]) for s, k in zip(grid.stored, grid.stored_key)]
+        inference = dict(
+            mode='volumetric',
+            grid_step_mm=round(grid.step_mm, 4),
+            key_slices=len(grid.keys),
+            key_position_mm={
+                int(s): round(float(grid.keys[k] * grid.step_mm), 3)
+                for s, k in zip(grid.stored, grid.stored_key)
+            })
+        return preds, dict(prepare=t1 - t0, model=t2 - t1), inference
+
+    def _kept(self, pred) -> tuple:
+        """``(boxes, scores, masks)`` of the detections scoring at least ``score_thr``."""
+        keep = pred.scores >= self.score_thr
+        masks = pred.masks[keep].cpu().numpy() if 'masks' in pred else None
+        return pred.bboxes[keep].cpu().numpy(), pred.scores[keep].cpu().numpy(), masks
+
+    def _volume_inputs(self, vol: CTVolume, stack: np.ndarray):
+        """The model's input ``(1, L, H', W')`` for a grid stack ``(L, H, W)`` HU (the test
+        pipeline after loading, then the data preprocessor, as every key slice's stack goes
+        through them) and the data sample every key slice shares."""
+        parts, sample = [], None
+        for g in range(0, len(stack), _CHANNELS_PER_PASS):  # OpenCV takes at most 512 channels
+            packed = self._after_loading(
+                put_stack(
+                    dict(
+                        img_id=0,
+                        img_path=f'{vol.name}/volume',
+                        key_index=0,
+                        slice_interval=vol.spacing[0]), stack[g:g + _CHANNELS_PER_PASS]))
+            parts.append(packed['inputs'])
+            sample = sample or packed['data_samples']
+        data = self.model.data_preprocessor(
+            dict(inputs=[torch.cat(parts)], data_samples=[sample]), False)
+        return data['inputs'], data['data_samples'][0]
 
     def __call__(self,
                  volume_or_path: Union[str, CTVolume],
@@ -189,9 +307,14 @@ class LesionDetector:
         if not 0 <= start < end <= n:
             raise ValueError(f'{vol.source}: slices {start}:{end} are outside the volume\'s '
                              f'{n} slices (0:{n}); START:END with 0 <= START < END <= {n}')
-        preds, timing = self.predict_slices(vol, list(range(start, end)), progress)
+        if self.volumetric:
+            preds, timing, inference = self.predict_volume(vol, list(range(start, end)), progress)
+        else:
+            preds, timing = self.predict_slices(vol, list(range(start, end)), progress)
+            inference = dict(mode='per-slice')
         t_model = time.perf_counter()
         result = restore_lesions(vol, preds, (start, end), self.score_thr, self.iou_thr)
+        result.inference = inference
         t_end = time.perf_counter()
         result.seconds = dict(
             read=t_read - t0,

@@ -67,3 +67,6 @@ class DetectionResult:
     slices: Tuple[int, int]
     score_thr: float
     seconds: dict = field(default_factory=dict)
+    #: how the detections were made: ``mode`` 'per-slice' or 'volumetric' (then the grid step,
+    #: the key slices run and each stored slice's key position, mm below the first slice)
+    inference: dict = field(default_factory=dict)

@@ -140,6 +140,7 @@ def write_case(result: DetectionResult,
                 for k, v in result.seconds.items()
             },
             warnings=warnings,
+            inference=result.inference,
             geometry=dict(
                 orientation=ORIENTATION,
                 size_xyz=[vol.hu.shape[2], vol.hu.shape[1], vol.hu.shape[0]],

@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import cv2
@@ -249,6 +250,91 @@ def volume_slice_stack(hu: np.ndarray,
     out = np.empty((num_slices, ) + hu.shape[1:], np.float32)
     for d, (lo, hi, w) in enumerate(
             volume_slice_plan(z_positions, key, num_slices, target_interval, keep_thick_slices)):
+        if w == 0.0:
+            out[d] = hu[lo]
+        else:
+            cv2.addWeighted(hu[lo], 1.0 - w, hu[hi], w, 0.0, dst=out[d], dtype=cv2.CV_32F)
+    return out
+
+
+@dataclass(frozen=True)
+class VolumeGrid:
+    """A volume resampled once along depth for volumetric inference.
+
+    ``step_mm``: the grid spacing (:func:`stack_spacing`); grid slice ``j`` sits ``j x step_mm``
+    below the volume's first slice. ``plan``: ``(lower, upper, weight of the upper)`` stored
+    slices of the *extended* grid, ``j = -D//2 .. M - 1 + D//2`` (the ends by the per-stack rule:
+    the edge slice), so the D-slice stack of grid key ``j`` is extended slices ``j .. j + D - 1``.
+    ``keys``: the grid keys the heads run on (the grid slice nearest to each stored slice asked
+    for, each once); ``stored_key``: for each of those stored slices, its key's position in
+    ``keys``; ``stored``: the stored slices asked for.
+    """
+    step_mm: float
+    num_slices: int
+    plan: List[Tuple[int, int, float]]
+    keys: np.ndarray
+    stored: np.ndarray
+    stored_key: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """M, the grid's slices (keys possible)."""
+        return len(self.plan) - self.num_slices + 1
+
+
+def volume_grid(z_positions: np.ndarray,
+                stored: np.ndarray,
+                num_slices: int,
+                target_interval: float = TARGET_INTERVAL_MM,
+                keep_thick_slices: bool = False) -> VolumeGrid:
+    """The :class:`VolumeGrid` of a volume whose slices sit at ``z_positions`` mm (increasing),
+    for key slices near the stored slices ``stored``. Each grid position is interpolated as
+    :func:`volume_slice_plan` interpolates a stack's (evenly spaced volumes: index positions and
+    their own fractions; uneven ones: the real positions), so a grid key that falls on a stored
+    slice has exactly that slice's per-stack stack."""
+    if num_slices < 1 or num_slices % 2 == 0:
+        raise ValueError(f'num_slices must be odd and >= 1, got {num_slices}')
+    z = np.asarray(z_positions, dtype=np.float64)
+    n = len(z)
+    gaps = np.diff(z)
+    interval = float(np.median(gaps)) if n > 1 else target_interval
+    step = stack_spacing(interval, target_interval, keep_thick_slices)
+    size = int(np.floor((z[-1] - z[0]) / step + 1e-6)) + 1
+    even = n > 1 and gaps.max() - gaps.min() <= 1e-3 * max(interval, 1e-6)
+    half = num_slices // 2
+    plan = []
+    for j in range(-half, size + half):
+        if even:
+            pos = j * step / interval
+            near = round(pos)
+            if abs(pos - near) < 1e-6:
+                lo, hi, w = near, near, 0.0
+            else:
+                lo = int(np.floor(pos))
+                hi, w = lo + 1, float(pos - lo)
+            plan.append((min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w))
+            continue
+        pos = z[0] + j * step
+        if pos <= z[0] or pos >= z[-1] or n == 1:
+            edge = 0 if pos <= z[0] else n - 1
+            plan.append((edge, edge, 0.0))
+            continue
+        hi = int(np.searchsorted(z, pos, side='left'))
+        if abs(z[hi] - pos) < 1e-6:
+            plan.append((hi, hi, 0.0))
+        else:
+            plan.append((hi - 1, hi, float((pos - z[hi - 1]) / (z[hi] - z[hi - 1]))))
+    stored = np.asarray(stored, dtype=np.int64)
+    # the nearest grid slice; a stored slice half way between two takes the one towards the feet
+    nearest = np.clip(np.floor((z[stored] - z[0]) / step + 0.5).astype(np.int64), 0, size - 1)
+    keys, stored_key = np.unique(nearest, return_inverse=True)
+    return VolumeGrid(step, num_slices, plan, keys, stored, stored_key.reshape(-1))
+
+
+def volume_grid_stack(hu: np.ndarray, grid: VolumeGrid) -> np.ndarray:
+    """``float32`` ``(M + D - 1, H, W)``: the volume ``hu`` ``(Z, H, W)`` on the extended grid."""
+    out = np.empty((len(grid.plan), ) + hu.shape[1:], np.float32)
+    for d, (lo, hi, w) in enumerate(grid.plan):
         if w == 0.0:
             out[d] = hu[lo]
         else:

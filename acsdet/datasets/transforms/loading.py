@@ -13,7 +13,7 @@ from ...utils.hu import WIDE_WINDOW
 from ..slices import SliceReader, load_slice_stack, volume_slice_stack
 
 
-def _put_stack(results: dict, stack: np.ndarray) -> dict:
+def put_stack(results: dict, stack: np.ndarray) -> dict:
     """A ``(D, H, W)`` slice stack as MMCV's image ``(H, W, D)`` (slices as channels)."""
     img = cv2.merge(list(stack)).reshape(stack.shape[1], stack.shape[2], -1)
     results['img'] = img
@@ -61,7 +61,7 @@ class LoadDeepLesionSlices(BaseTransform):
         stack = load_slice_stack(
             osp.dirname(path), int(results['key_slice']), results.get('slice_interval'),
             self.num_slices, self.target_interval, offset, self.reader, self.keep_thick_slices)
-        return _put_stack(results, stack)
+        return put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, target_interval='
@@ -125,7 +125,7 @@ class LoadVolumeSlices(BaseTransform):
         stack = volume_slice_stack(results['volume'], results['z_positions'],
                                    int(results['key_index']), self.num_slices, self.target_interval,
                                    self.keep_thick_slices)
-        return _put_stack(results, stack)
+        return put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, '

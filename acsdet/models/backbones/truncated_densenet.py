@@ -35,6 +35,7 @@ from mmdet.registry import MODELS
 
 from ...converters import convert, inflate_i3d, mode_options
 from ...defaults import NUM_SLICES
+from ...ops import A3DConv, ACSConv, Conv2_5d
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 
@@ -229,6 +230,33 @@ class TruncatedDenseNet(BaseModule):
             logger='current')
         return report
 
+    def _thickness(self, thickness, n: int, device) -> Optional[torch.Tensor]:
+        """The per-sample thickness ``(n,)`` the AlignShift layers need (None for other modes)."""
+        if not self._takes_thickness:
+            return None
+        if thickness is None:
+            raise ValueError("TruncatedDenseNet(conv_mode='alignshift') needs the slice "
+                             "thickness of every sample: use the 'ThicknessAwareMaskRCNN' "
+                             'detector or call backbone(x, thickness)')
+        t = torch.as_tensor(thickness, dtype=torch.float32, device=device).reshape(-1)
+        if t.numel() != n or not torch.isfinite(t).all() or (t <= 0).any():
+            raise ValueError(f'thickness must be {n} positive numbers (mm), got {t.tolist()}')
+        return t
+
+    def _blocks(self, x: torch.Tensor, t: Optional[torch.Tensor]) -> List[torch.Tensor]:
+        """``(N, 1, L, H, W)`` -> the selected dense blocks' 3D features ``(N, C_i, L, h_i, w_i)``
+        (depth kept throughout)."""
+        f = self.features
+        x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
+        outs = []
+        for i in range(len(self.out_channels)):
+            if i:
+                x = getattr(f, f'transition{i}')(x)
+            x = getattr(f, f'denseblock{i + 1}')(x, thickness=t)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
+
     def forward(self,
                 x: torch.Tensor,
                 thickness: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
@@ -239,24 +267,61 @@ class TruncatedDenseNet(BaseModule):
         if x.dim() != 4 or x.shape[1] != self.num_slices:
             raise ValueError(f'TruncatedDenseNet expects (N, D={self.num_slices}, H, W) input, '
                              f'got {tuple(x.shape)}')
-        t = None
-        if self._takes_thickness:
-            if thickness is None:
-                raise ValueError("TruncatedDenseNet(conv_mode='alignshift') needs the slice "
-                                 "thickness of every sample: use the 'ThicknessAwareMaskRCNN' "
-                                 'detector or call backbone(x, thickness)')
-            t = torch.as_tensor(thickness, dtype=torch.float32, device=x.device).reshape(-1)
-            if t.numel() != x.shape[0] or not torch.isfinite(t).all() or (t <= 0).any():
-                raise ValueError(f'thickness must be {x.shape[0]} positive numbers (mm), got '
-                                 f'{t.tolist()}')
-        x = x.unsqueeze(1)
-        outs = []
-        f = self.features
-        x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
-        for i in range(len(self.out_channels)):
-            if i:
-                x = getattr(f, f'transition{i}')(x)
-            x = getattr(f, f'denseblock{i + 1}')(x, thickness=t)
-            if i in self.out_indices:
-                outs.append(self.depth_collapse[i](x).squeeze(2))
-        return tuple(outs)
+        t = self._thickness(thickness, x.shape[0], x.device)
+        feats = self._blocks(x.unsqueeze(1), t)
+        return tuple(self.depth_collapse[i](f).squeeze(2) for i, f in zip(self.out_indices, feats))
+
+    def depth_radius(self) -> int:
+        """How many slices each side a feature of the dense blocks depends on: the sum of the
+        depth half-extents of every layer that mixes slices (along the dense path every layer
+        follows the one before). 0 for '2.5d'."""
+        r = 0
+        for m in self.features.modules():
+            if isinstance(m, ShiftConv):
+                r += int(bool(m.shift))  # one slice each way
+            elif isinstance(m, A3DConv):
+                raise ValueError("conv_mode 'a3d' fuses a fixed D x D: it has no volumetric pass "
+                                 '(run it per key slice)')
+            elif isinstance(m, ACSConv):
+                r += m.dilation[0] * (m.kernel_size[0] // 2)
+            elif isinstance(
+                    m, (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)) and not isinstance(m, Conv2_5d):
+                k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, ) * 3
+                d = getattr(m, 'dilation', 1)
+                d = d[0] if isinstance(d, tuple) else d
+                r += d * (k[0] // 2)
+        return r
+
+    @torch.no_grad()
+    def forward_volume(self,
+                       x: torch.Tensor,
+                       thickness: Optional[float] = None,
+                       depth_chunk: int = 32) -> Tuple[torch.Tensor, ...]:
+        """One 3D pass over a whole volume: ``(1, L, H, W)``, L >= D slices on one grid ->
+        tuple of ``(L - D + 1, C_i, H / s_i, W / s_i)``, the features of every key slice
+        ``j`` whose D-slice stack is slices ``j .. j + D - 1``.
+
+        The dense blocks run over ``depth_chunk`` key slices at a time with a halo of
+        :meth:`depth_radius` slices each side (memory bounded by the chunk; every feature sees
+        the neighbours it would see in one pass over the whole volume, so the result does not
+        depend on the chunk), and each depth-collapsing conv slides along depth. For '2.5d'
+        this equals :meth:`forward` on every key slice's stack; the modes that mix slices see
+        real neighbours where a stack's ends are zero-padded.
+        """
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] < self.num_slices:
+            raise ValueError(f'forward_volume expects (1, L >= {self.num_slices}, H, W), got '
+                             f'{tuple(x.shape)}')
+        if depth_chunk < 1:
+            raise ValueError(f'depth_chunk must be >= 1, got {depth_chunk}')
+        length, d = x.shape[1], self.num_slices
+        keys, r = length - d + 1, self.depth_radius()
+        t = self._thickness(thickness, 1, x.device)
+        parts: List[List[torch.Tensor]] = [[] for _ in self.out_indices]
+        for a in range(0, keys, depth_chunk):
+            b = min(keys, a + depth_chunk)
+            lo, hi = max(0, a - r), min(length, b + d - 1 + r)
+            feats = self._blocks(x[:, lo:hi].unsqueeze(1), t)
+            for n, (i, f) in enumerate(zip(self.out_indices, feats)):
+                c = self.depth_collapse[i](f)[0, :, a - lo:b - lo]  # (C, b - a, h, w)
+                parts[n].append(c.permute(1, 0, 2, 3))
+        return tuple(torch.cat(p) for p in parts)

@@ -1,0 +1,51 @@
+"""TruncatedDenseNet.forward_volume: one 3D pass for every key slice of a volume."""
+import pytest
+import torch
+
+import acsdet  # noqa: F401
+from mmdet.registry import MODELS
+
+
+def _backbone(mode, d=3):
+    torch.manual_seed(0)
+    return MODELS.build(
+        dict(
+            type='TruncatedDenseNet',
+            conv_mode=mode,
+            num_slices=d,
+            growth_rate=4,
+            block_config=(2, 2, 2),
+            num_init_features=8)).eval()
+
+
+@pytest.mark.parametrize('mode,radius', [('2.5d', 0), ('acs', 3 + 6), ('3d', 3 + 6), ('tsm', 12),
+                                         ('alignshift', 12)])
+def test_chunks_do_not_change_the_pass_and_2_5d_equals_every_stack(mode, radius):
+    bb = _backbone(mode)
+    assert bb.depth_radius() == radius  # conv0 7x7 -> 3, each dense 3x3 -> 1 (shift: every conv)
+    x = torch.randn(1, 14, 32, 32)
+    t = 2.5 if mode == 'alignshift' else None
+    whole = bb.forward_volume(x, t, depth_chunk=100)
+    assert [tuple(f.shape) for f in whole] == [(12, 16, 8, 8), (12, 16, 4, 4), (12, 16, 2, 2)]
+    for chunk in (1, 5):
+        for a, b in zip(whole, bb.forward_volume(x, t, depth_chunk=chunk)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    per_stack = [bb(x[:, j:j + 3], torch.tensor([2.5]) if t else None) for j in range(12)]
+    gap = max(
+        (whole[i][j] - per_stack[j][i][0]).abs().max().item() for i in range(3) for j in range(12))
+    if mode == '2.5d':
+        assert gap < 1e-5
+    else:  # real neighbours where a stack's ends are zero (or edge) padded
+        assert gap > 1e-3
+
+
+def test_volumes_it_cannot_run_are_refused():
+    with pytest.raises(ValueError, match="'a3d' fuses a fixed D x D"):
+        _backbone('a3d').depth_radius()
+    bb = _backbone('2.5d', d=5)
+    with pytest.raises(ValueError, match=r'\(1, L >= 5, H, W\)'):
+        bb.forward_volume(torch.randn(1, 4, 32, 32))
+    with pytest.raises(ValueError, match='depth_chunk'):
+        bb.forward_volume(torch.randn(1, 6, 32, 32), depth_chunk=0)
+    with pytest.raises(ValueError, match='thickness'):
+        _backbone('alignshift').forward_volume(torch.randn(1, 6, 32, 32))
