@@ -63,8 +63,8 @@ def _load_strictly(model, checkpoint: str, cfg: Config, config_name: Optional[st
     model.load_state_dict(state, strict=True)
 
 
-#: Slices per pass of the test pipeline in volumetric mode (OpenCV's limit is 512 channels).
-_CHANNELS_PER_PASS = 256
+#: Slices per pass of the test pipeline in volumetric mode (OpenCV 5 takes at most 128 channels).
+_CHANNELS_PER_PASS = 128
 
 
 def _predict_from_features(model, feats: Tuple[torch.Tensor, ...], samples: list) -> list:
@@ -273,7 +273,7 @@ class LesionDetector:
         pipeline after loading, then the data preprocessor, as every key slice's stack goes
         through them) and the data sample every key slice shares."""
         parts, sample = [], None
-        for g in range(0, len(stack), _CHANNELS_PER_PASS):  # OpenCV takes at most 512 channels
+        for g in range(0, len(stack), _CHANNELS_PER_PASS):  # OpenCV's channel limit
             packed = self._after_loading(
                 put_stack(
                     dict(

@@ -1,5 +1,7 @@
 """Volumetric inference: one 3D pass over the CT. For '2.5d' it gives the per-slice detections
 at every key slice on the grid; every stored slice takes the detections of its key slice."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -40,7 +42,9 @@ def random_2_5d(tmp_path_factory):
     return cfg, str(path), vol
 
 
-def test_2_5d_volumetric_equals_per_slice_on_the_grid(random_2_5d):
+def test_2_5d_volumetric_equals_per_slice_on_the_grid(random_2_5d, monkeypatch):
+    from acsdet.apis import lesion_detector
+    monkeypatch.setattr(lesion_detector, '_CHANNELS_PER_PASS', 4)  # OpenCV's 128: in groups
     cfg, ckpt, vol = random_2_5d
     per_slice = LesionDetector(cfg, ckpt, score_thr=0.0)
     volumetric = LesionDetector(cfg, ckpt, score_thr=0.0, volumetric=True, depth_chunk=2)
@@ -72,7 +76,7 @@ def test_volumetric_results_say_how_they_were_made(random_2_5d, tmp_path):
 
 def test_configs_without_a_volumetric_pass_are_refused(random_2_5d, tmp_path):
     cfg, ckpt, _ = random_2_5d
-    a3d = cfg.copy()
+    a3d = copy.deepcopy(cfg)  # the fixture's config stays as it is
     a3d.model.backbone.conv_mode = 'a3d'
     with pytest.raises(ValueError, match="'a3d' fuses a fixed D x D"):
         LesionDetector(a3d, ckpt, volumetric=True)
