@@ -219,7 +219,7 @@ class LesionDetector:
         r = backbone.depth_radius()
         lo = max(0, int(grid.keys.min()) - r)
         hi = min(len(grid.plan), int(grid.keys.max()) + d + r)
-        stack = volume_grid_stack(vol.hu, grid)[lo:hi]
+        stack = volume_grid_stack(vol.hu, grid, lo, hi)
         inputs, sample = self._volume_inputs(vol, stack)
         t1 = time.perf_counter()
         thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None

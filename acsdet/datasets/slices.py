@@ -331,10 +331,15 @@ def volume_grid(z_positions: np.ndarray,
     return VolumeGrid(step, num_slices, plan, keys, stored, stored_key.reshape(-1))
 
 
-def volume_grid_stack(hu: np.ndarray, grid: VolumeGrid) -> np.ndarray:
-    """``float32`` ``(M + D - 1, H, W)``: the volume ``hu`` ``(Z, H, W)`` on the extended grid."""
-    out = np.empty((len(grid.plan), ) + hu.shape[1:], np.float32)
-    for d, (lo, hi, w) in enumerate(grid.plan):
+def volume_grid_stack(hu: np.ndarray,
+                      grid: VolumeGrid,
+                      start: int = 0,
+                      end: Optional[int] = None) -> np.ndarray:
+    """``float32`` ``(M + D - 1, H, W)``: the volume ``hu`` ``(Z, H, W)`` on the extended grid
+    (its slices ``start:end`` only, when given)."""
+    plan = grid.plan[start:end]
+    out = np.empty((len(plan), ) + hu.shape[1:], np.float32)
+    for d, (lo, hi, w) in enumerate(plan):
         if w == 0.0:
             out[d] = hu[lo]
         else:

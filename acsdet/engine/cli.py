@@ -45,19 +45,22 @@ def check_num_slices(cfg: Config, config_name: str = 'the config') -> None:
     """Every dataloader's slice loading step loads the D slices the backbone takes: else a
     ``ValueError`` naming the loader and both numbers, before any data is read."""
     backbone = (cfg.get('model') or {}).get('backbone') or {}
-    want = backbone.get('num_slices', NUM_SLICES)
+    d = backbone.get('num_slices', NUM_SLICES)
     if 'num_slices' not in backbone and backbone.get('type') != 'TruncatedDenseNet':
         return  # another backbone: its own rules
+    context = backbone.get('train_context_slices', 0) or 0
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
         if not loader:
             continue
+        want = d + 2 * context if key == 'train_dataloader' else d
         for step in innermost_dataset(loader).get('pipeline') or []:
             if step.get('type') in ('LoadDeepLesionSlices', 'LoadVolumeSlices'):
                 got = step.get('num_slices', NUM_SLICES)
                 if got != want:
+                    what = f'{d} + 2 x {context} context slices' if want != d else f'{d}'
                     raise ValueError(f'{config_name}: the {key} pipeline loads {got} slices, the '
-                                     f'backbone takes {want}: set the same num_slices in both')
+                                     f'backbone takes {what}: set the same num_slices in both')
 
 
 def set_slice_cache(cfg: Config, cache_dir: str) -> int:

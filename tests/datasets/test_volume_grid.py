@@ -54,3 +54,12 @@ def test_uneven_spacing_interpolates_at_the_real_positions():
     np.testing.assert_array_equal(stack[-1], hu[-1])  # 8 mm is the last slice itself
     with pytest.raises(ValueError, match='odd'):
         volume_grid(z, [0], 4)
+
+
+def test_a_range_of_the_grid_is_the_same_slices():
+    z = np.arange(12) * 1.0
+    hu = _hu(12, 2)
+    grid = volume_grid(z, np.arange(12), 5, 2.0)
+    np.testing.assert_array_equal(
+        volume_grid_stack(hu, grid, 3, 7),
+        volume_grid_stack(hu, grid)[3:7])

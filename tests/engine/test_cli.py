@@ -19,3 +19,17 @@ def test_num_slices_must_agree_between_backbone_and_pipelines(tmp_path):
             ValueError, load_config, CONFIG_DEMO, cfg_options={
                 'model.backbone.num_slices': 5
             }).value)
+
+
+def test_training_context_slices_are_loaded_by_the_training_pipeline_only(tmp_path):
+    opts = {'model.backbone.train_context_slices': 2}
+    with pytest.raises(
+            ValueError,
+            match=r'the train_dataloader pipeline loads 7 slices, the '
+            r'backbone takes 7 \+ 2 x 2 context slices'):
+        load_config(CONFIG_DEMO, cfg_options=opts)
+    cfg = load_config(
+        CONFIG_DEMO, cfg_options={
+            **opts, 'train_dataloader.dataset.pipeline.0.num_slices': 11
+        })
+    assert cfg.train_dataloader.dataset.pipeline[0].num_slices == 11

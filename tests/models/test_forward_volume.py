@@ -49,3 +49,20 @@ def test_volumes_it_cannot_run_are_refused():
         bb.forward_volume(torch.randn(1, 6, 32, 32), depth_chunk=0)
     with pytest.raises(ValueError, match='thickness'):
         _backbone('alignshift').forward_volume(torch.randn(1, 6, 32, 32))
+
+
+def test_training_context_slices_collapse_the_centre_window():
+    """With c context slices the blocks see D + 2c slices and the centre window is collapsed:
+    for '2.5d' (no slice mixing) exactly the D-slice result, for 'acs' the one-pass features."""
+    x = torch.randn(2, 7, 32, 32)
+    plain, ctx = _backbone('2.5d'), _backbone('2.5d')
+    ctx.train_context_slices = 2
+    for a, b in zip(plain(x[:, 2:5]), ctx(x)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    acs = _backbone('acs')
+    acs.train_context_slices = 2
+    whole = acs.forward_volume(x[:1], depth_chunk=100)
+    for a, b in zip(whole, acs(x[:1])):
+        torch.testing.assert_close(a[2:3], b, rtol=0, atol=1e-5)  # key 2 of 5: the centre
+    with pytest.raises(ValueError, match=r'D=3 or D \+ 2c = 7'):
+        acs(x[:, :5])

@@ -109,6 +109,10 @@ class TruncatedDenseNet(BaseModule):
             the stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
             per-sample slice thickness in ``forward`` (``ThicknessAwareMaskRCNN`` passes it).
         num_slices: D, the number of input slices (odd, >= 1).
+        train_context_slices: c >= 0: training stacks may carry c more slices each side
+            (``(N, D + 2c, H, W)``, the pipeline's ``num_slices``); the dense blocks see them and
+            only the centre key slice's D-window is collapsed, so the 3D layers learn with real
+            neighbours where a D-slice stack ends, as in a volumetric pass. Testing takes D.
         out_indices: which dense blocks (0, 1, 2) to output.
         frozen_stages: -1 none; 0 the stem (conv0, norm0); i >= 1 also dense blocks 1..i (with
             the transitions before them and their depth-collapsing convs).
@@ -127,6 +131,7 @@ class TruncatedDenseNet(BaseModule):
     def __init__(self,
                  conv_mode: str = 'acs',
                  num_slices: int = NUM_SLICES,
+                 train_context_slices: int = 0,
                  out_indices: Sequence[int] = (0, 1, 2),
                  frozen_stages: int = -1,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
@@ -142,9 +147,12 @@ class TruncatedDenseNet(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if num_slices < 1 or num_slices % 2 == 0:
             raise ValueError(f'num_slices must be an odd number >= 1, got {num_slices}')
+        if train_context_slices < 0:
+            raise ValueError(f'train_context_slices must be >= 0, got {train_context_slices}')
         if collapse_init not in ('centre', 'kaiming'):
             raise ValueError(f"collapse_init must be 'centre' or 'kaiming', got {collapse_init!r}")
         self.conv_mode, self.num_slices = conv_mode, num_slices
+        self.train_context_slices = train_context_slices
         self.out_indices, self.frozen_stages = tuple(out_indices), frozen_stages
         self.norm_eval, self.collapse_init = norm_eval, collapse_init
         features2d = densenet_features(1, growth_rate, block_config, num_init_features, bn_size,
@@ -260,16 +268,20 @@ class TruncatedDenseNet(BaseModule):
     def forward(self,
                 x: torch.Tensor,
                 thickness: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
-        """``(N, D, H, W)`` -> tuple of ``(N, C_i, H / s_i, W / s_i)`` for the selected blocks.
+        """``(N, D, H, W)`` -> tuple of ``(N, C_i, H / s_i, W / s_i)`` for the selected blocks
+        (or ``(N, D + 2c, H, W)`` with ``train_context_slices`` c: the centre key slice's).
 
         ``thickness`` ``(N,)`` mm: each sample's slice thickness, handed to every AlignShift
         layer ('alignshift' needs it; the other modes ignore it)."""
-        if x.dim() != 4 or x.shape[1] != self.num_slices:
-            raise ValueError(f'TruncatedDenseNet expects (N, D={self.num_slices}, H, W) input, '
+        d, c = self.num_slices, self.train_context_slices
+        if x.dim() != 4 or x.shape[1] not in {d, d + 2 * c}:
+            with_context = f' or D + 2c = {d + 2 * c}' if c else ''
+            raise ValueError(f'TruncatedDenseNet expects (N, D={d}{with_context}, H, W) input, '
                              f'got {tuple(x.shape)}')
         t = self._thickness(thickness, x.shape[0], x.device)
         feats = self._blocks(x.unsqueeze(1), t)
-        return tuple(self.depth_collapse[i](f).squeeze(2) for i, f in zip(self.out_indices, feats))
+        mid = (x.shape[1] - d) // 2  # the centre window (0 without context)
+        return tuple(self.depth_collapse[i](f)[:, :, mid] for i, f in zip(self.out_indices, feats))
 
     def depth_radius(self) -> int:
         """How many slices each side a feature of the dense blocks depends on: the sum of the
