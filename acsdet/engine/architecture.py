@@ -15,7 +15,10 @@ from typing import Mapping, Optional
 
 ARCH_KEY = 'acsdet_architecture'
 #: Backbone settings that do not change what the weights mean (initialisation, memory, freezing).
-_IGNORED = frozenset({'init_cfg', 'pretrained', 'with_cp', 'frozen_stages', 'norm_eval', 'inflate'})
+_IGNORED = frozenset({
+    'init_cfg', 'pretrained', 'with_cp', 'frozen_stages', 'norm_eval', 'inflate',
+    'train_context_slices'
+})
 
 
 class CheckpointMismatch(ValueError):

@@ -99,3 +99,13 @@ def test_a_conv_modes_own_option_defaults_are_part_of_the_record():
     # '3d' inflation is initialisation: not part of what the weights mean
     assert model_architecture(_model_cfg(conv_mode='3d', inflate=False)) == model_architecture(
         _model_cfg(conv_mode='3d'))
+
+
+def test_training_context_is_not_part_of_the_record():
+    """A checkpoint trained with context slices runs with the plain config (same weights)."""
+    ctx = model_architecture(_model_cfg(train_context_slices=3))
+    assert ctx == model_architecture(_model_cfg())
+    recorded = dict(ctx, backbone=dict(ctx['backbone'], train_context_slices=3))  # a record
+    check_architecture({'meta': {ARCH_KEY: recorded}}, _model_cfg(), 'ctx.pth')  # that has it
+    with pytest.raises(CheckpointMismatch):  # while the architecture itself is still compared
+        check_architecture({'meta': {ARCH_KEY: recorded}}, _model_cfg(conv_mode='3d'), 'ctx.pth')
