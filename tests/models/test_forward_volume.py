@@ -66,3 +66,10 @@ def test_training_context_slices_collapse_the_centre_window():
         torch.testing.assert_close(a[2:3], b, rtol=0, atol=1e-5)  # key 2 of 5: the centre
     with pytest.raises(ValueError, match=r'D=3 or D \+ 2c = 7'):
         acs(x[:, :5])
+
+
+def test_a_new_layer_declares_its_depth_radius():
+    bb = _backbone('2.5d')
+    layer = bb.features.denseblock1.denselayer1.conv2
+    layer.depth_radius = 2  # e.g. a registered mode's slice-mixing operator
+    assert bb.depth_radius() == 2

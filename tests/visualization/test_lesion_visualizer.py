@@ -50,7 +50,7 @@ def test_key_slice_and_finding_share_the_palette():
         assert tinted[2] > grey[2] + 30 and tinted[0] < grey[0] - 30
     assert _px(test_img, 2, 20) == BGR['gt'] and _px(test_img, 39, 20) == BGR['gt']
     assert _px(report_img, 2, 20) != BGR['gt']  # no ground truth in inference
-    # a prediction under the score threshold is not drawn
+    # a prediction under the score threshold is left out of the picture
     low = vis.key_slice(hu, np.array([[10., 10., 30., 30.]]), np.array([0.1]), score_thr=0.3)
     assert _px(low, 10, 22) == _px(low, 5, 22)
 

@@ -286,10 +286,13 @@ class TruncatedDenseNet(BaseModule):
     def depth_radius(self) -> int:
         """How many slices each side a feature of the dense blocks depends on: the sum of the
         depth half-extents of every layer that mixes slices (along the dense path every layer
-        follows the one before). 0 for '2.5d'."""
+        follows the one before). 0 for '2.5d'. A layer of a new conv mode that mixes slices and
+        is not a ``Conv3d`` declares its own half-extent as an int attribute ``depth_radius``."""
         r = 0
         for m in self.features.modules():
-            if isinstance(m, ShiftConv):
+            if isinstance(getattr(m, 'depth_radius', None), int):
+                r += m.depth_radius
+            elif isinstance(m, ShiftConv):
                 r += int(bool(m.shift))  # one slice each way
             elif isinstance(m, A3DConv):
                 raise ValueError("conv_mode 'a3d' fuses a fixed D x D: it has no volumetric pass "
