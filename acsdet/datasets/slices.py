@@ -114,6 +114,29 @@ def stack_spacing(slice_interval: float, target_interval: float, keep_thick_slic
     return target_interval
 
 
+def _at_index(pos: float) -> Tuple[int, int, float]:
+    """``(lower, upper, weight of the upper)`` of a fractional slice-index position: an integral
+    one (within 1e-6) is read as it is, else the two bracketing slices blend by its fraction."""
+    near = round(pos)
+    if abs(pos - near) < 1e-6:
+        return near, near, 0.0
+    lo = int(np.floor(pos))
+    return lo, lo + 1, float(pos - lo)
+
+
+def _at_position(z: np.ndarray, pos: float) -> Tuple[int, int, float]:
+    """:func:`_at_index` for a position ``pos`` mm among slices at ``z`` mm (increasing, uneven):
+    past either end the edge slice."""
+    n = len(z)
+    if pos <= z[0] or pos >= z[-1] or n == 1:
+        edge = 0 if pos <= z[0] else n - 1
+        return edge, edge, 0.0
+    hi = int(np.searchsorted(z, pos, side='left'))
+    if abs(z[hi] - pos) < 1e-6:
+        return hi, hi, 0.0
+    return hi - 1, hi, float((pos - z[hi - 1]) / (z[hi] - z[hi - 1]))
+
+
 def slice_plan(key_slice: int,
                slice_interval: Optional[float],
                num_slices: int,
@@ -130,16 +153,10 @@ def slice_plan(key_slice: int,
         raise ValueError(f'num_slices must be odd and >= 1, got {num_slices}')
     interval = slice_interval if slice_interval and slice_interval > 0 else target_interval
     step = stack_spacing(interval, target_interval, keep_thick_slices)
-    plan = []
-    for p in range(-(num_slices // 2), num_slices // 2 + 1):
-        pos = key_slice + (p * step + offset) / interval
-        near = round(pos)
-        if abs(pos - near) < 1e-6:
-            plan.append((near, near, 0.0))
-        else:
-            lo = int(np.floor(pos))
-            plan.append((lo, lo + 1, float(pos - lo)))
-    return plan
+    return [
+        _at_index(key_slice + (p * step + offset) / interval)
+        for p in range(-(num_slices // 2), num_slices // 2 + 1)
+    ]
 
 
 def _read_towards_key(idx: int, key: int, key_img: np.ndarray, series_dir: str,
@@ -224,19 +241,9 @@ def volume_slice_plan(z_positions: np.ndarray,
         return [(min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w) for lo, hi, w in plan]
     step = stack_spacing(
         float(np.median(gaps)) if n > 1 else 0.0, target_interval, keep_thick_slices)
-    out = []
-    for p in range(-(num_slices // 2), num_slices // 2 + 1):
-        pos = z[key] + p * step
-        if pos <= z[0] or pos >= z[-1] or n == 1:
-            edge = 0 if pos <= z[0] else n - 1
-            out.append((edge, edge, 0.0))
-            continue
-        hi = int(np.searchsorted(z, pos, side='left'))
-        if abs(z[hi] - pos) < 1e-6:
-            out.append((hi, hi, 0.0))
-        else:
-            out.append((hi - 1, hi, float((pos - z[hi - 1]) / (z[hi] - z[hi - 1]))))
-    return out
+    return [
+        _at_position(z, z[key] + p * step) for p in range(-(num_slices // 2), num_slices // 2 + 1)
+    ]
 
 
 def volume_slice_stack(hu: np.ndarray,
@@ -305,25 +312,10 @@ def volume_grid(z_positions: np.ndarray,
     plan = []
     for j in range(-half, size + half):
         if even:
-            pos = j * step / interval
-            near = round(pos)
-            if abs(pos - near) < 1e-6:
-                lo, hi, w = near, near, 0.0
-            else:
-                lo = int(np.floor(pos))
-                hi, w = lo + 1, float(pos - lo)
+            lo, hi, w = _at_index(j * step / interval)
             plan.append((min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w))
-            continue
-        pos = z[0] + j * step
-        if pos <= z[0] or pos >= z[-1] or n == 1:
-            edge = 0 if pos <= z[0] else n - 1
-            plan.append((edge, edge, 0.0))
-            continue
-        hi = int(np.searchsorted(z, pos, side='left'))
-        if abs(z[hi] - pos) < 1e-6:
-            plan.append((hi, hi, 0.0))
         else:
-            plan.append((hi - 1, hi, float((pos - z[hi - 1]) / (z[hi] - z[hi - 1]))))
+            plan.append(_at_position(z, z[0] + j * step))
     stored = np.asarray(stored, dtype=np.int64)
     # the nearest grid slice; a stored slice half way between two takes the one towards the feet
     nearest = np.clip(np.floor((z[stored] - z[0]) / step + 0.5).astype(np.int64), 0, size - 1)
