@@ -282,7 +282,8 @@ class LesionDetector:
                         key_index=0,
                         slice_interval=vol.spacing[0]), stack[g:g + _CHANNELS_PER_PASS]))
             parts.append(packed['inputs'])
-            sample = sample or packed['data_samples']
+            if sample is None:
+                sample = packed['data_samples']
         data = self.model.data_preprocessor(
             dict(inputs=[torch.cat(parts)], data_samples=[sample]), False)
         return data['inputs'], data['data_samples'][0]

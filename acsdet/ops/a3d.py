@@ -47,6 +47,12 @@ class A3DConv(Conv2_5d):
     (so 2D checkpoints load unchanged; the fusion matrices are ``fusion.weight``).
     Input ``(N, Ci, D, H, W)`` with D = ``num_slices``."""
 
+    @property
+    def depth_radius(self) -> int:
+        """No volumetric pass: the fusion matrices act on exactly D slices."""
+        raise ValueError("conv_mode 'a3d' fuses a fixed D x D: it has no volumetric pass "
+                         '(run it per key slice)')
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,

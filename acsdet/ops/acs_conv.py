@@ -117,6 +117,11 @@ class ACSConv(Conv2dWeightIn3d):
                          bias, padding_mode, device, dtype)
         self.acs_kernel_split = resolve_acs_split(acs_kernel_split, out_channels)
 
+    @property
+    def depth_radius(self) -> int:
+        """Slices each side an output depends on (the coronal and sagittal kernels' depth)."""
+        return self.dilation[0] * (self.kernel_size[0] // 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return acs_conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                           self.groups, self.acs_kernel_split, self.padding_mode)

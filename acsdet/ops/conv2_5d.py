@@ -16,6 +16,9 @@ class Conv2_5d(Conv2dWeightIn3d):
     per-axis paddings, ``'same'`` and ``'valid'`` are used as given.
     """
 
+    #: Slices each side an output depends on: none (a (1, K, K) kernel).
+    depth_radius = 0
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,

@@ -123,6 +123,11 @@ class ShiftConv(Conv2_5d):
         self.n_fold, self.shift = n_fold, shift
 
     @property
+    def depth_radius(self) -> int:
+        """Slices each side an output depends on: one where the shift is on."""
+        return 1 if self.shift else 0
+
+    @property
     def fold(self) -> int:
         return self.in_channels // self.n_fold if self.shift else 0
 

@@ -35,7 +35,6 @@ from mmdet.registry import MODELS
 
 from ...converters import convert, inflate_i3d, mode_options
 from ...defaults import NUM_SLICES
-from ...ops import A3DConv, ACSConv, Conv2_5d
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 
@@ -286,21 +285,15 @@ class TruncatedDenseNet(BaseModule):
     def depth_radius(self) -> int:
         """How many slices each side a feature of the dense blocks depends on: the sum of the
         depth half-extents of every layer that mixes slices (along the dense path every layer
-        follows the one before). 0 for '2.5d'. A layer of a new conv mode that mixes slices and
-        is not a ``Conv3d`` declares its own half-extent as an int attribute ``depth_radius``."""
+        follows the one before). 0 for '2.5d'. acsdet's operators say their own (an int
+        ``depth_radius``: ACS, 2.5D, TSM, AlignShift; A3D's raises, it has no volumetric pass),
+        as must a layer of a new conv mode that mixes slices and is not a ``Conv3d``."""
         r = 0
         for m in self.features.modules():
-            if isinstance(getattr(m, 'depth_radius', None), int):
-                r += m.depth_radius
-            elif isinstance(m, ShiftConv):
-                r += int(bool(m.shift))  # one slice each way
-            elif isinstance(m, A3DConv):
-                raise ValueError("conv_mode 'a3d' fuses a fixed D x D: it has no volumetric pass "
-                                 '(run it per key slice)')
-            elif isinstance(m, ACSConv):
-                r += m.dilation[0] * (m.kernel_size[0] // 2)
-            elif isinstance(
-                    m, (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)) and not isinstance(m, Conv2_5d):
+            own = getattr(m, 'depth_radius', None)
+            if isinstance(own, int):
+                r += own
+            elif isinstance(m, (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)):
                 k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, ) * 3
                 d = getattr(m, 'dilation', 1)
                 d = d[0] if isinstance(d, tuple) else d
