@@ -20,6 +20,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
+from tqdm import tqdm
 
 from ..datasets.transforms import LoadVolumeSlices
 from ..datasets.transforms.loading import put_stack
@@ -162,10 +163,8 @@ class LesionDetector:
         """``(predictions, seconds)``: per-slice predictions ``[(slice index, boxes (n, 4),
         scores (n,), masks (n, H, W))]`` of detections scoring at least ``score_thr``, and the
         seconds spent preparing inputs (``prepare``) and in the model (``model``)."""
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(indices), desc=f'{vol.name}: slices', unit='slice')
+        bar = tqdm(
+            total=len(indices), desc=f'{vol.name}: slices', unit='slice', disable=not progress)
         out = []
         t_prep = t_model = 0.0
         for start in range(0, len(indices), self.batch_size):
@@ -192,10 +191,8 @@ class LesionDetector:
             t_model += t2 - t1
             for sample in samples:
                 out.append((int(sample.metainfo['key_index']), *self._kept(sample.pred_instances)))
-            if bar is not None:
-                bar.update(len(batch))
-        if bar is not None:
-            bar.close()
+            bar.update(len(batch))
+        bar.close()
         return out, dict(prepare=t_prep, model=t_model)
 
     @torch.no_grad()
@@ -234,20 +231,19 @@ class LesionDetector:
                               f'{self.depth_chunk}) or run per slice') from None
         rows = torch.as_tensor(grid.keys - lo, device=feats[0].device)
         feats = tuple(f[rows] for f in feats)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(grid.keys), desc=f'{vol.name}: key slices', unit='slice')
+        bar = tqdm(
+            total=len(grid.keys),
+            desc=f'{vol.name}: key slices',
+            unit='slice',
+            disable=not progress)
         per_key = []
         for start in range(0, len(grid.keys), self.batch_size):
             part = tuple(f[start:start + self.batch_size] for f in feats)
             samples = [copy.deepcopy(sample) for _ in range(part[0].shape[0])]
             for pred in _predict_from_features(self.model, part, samples):
                 per_key.append(self._kept(pred.pred_instances))
-            if bar is not None:
-                bar.update(part[0].shape[0])
-        if bar is not None:
-            bar.close()
+            bar.update(part[0].shape[0])
+        bar.close()
         if str(self.device).startswith('cuda'):
             torch.cuda.synchronize()
         t2 = time.perf_counter()
