@@ -99,7 +99,7 @@ class LesionDetector:
         iou_thr: IoU that links detections on adjacent slices into one lesion.
         volumetric: run the backbone once over the whole CT (:meth:`predict_volume`) instead of
             once per key slice's stack (:meth:`predict_slices`).
-        depth_chunk: volumetric mode: key slices per chunk of the 3D pass (memory grows with
+        depth_chunk: volumetric mode: key slices per step of the 3D pass (memory grows with
             it; see :meth:`~acsdet.models.backbones.TruncatedDenseNet.forward_volume`).
     """
 
@@ -221,16 +221,14 @@ class LesionDetector:
         t1 = time.perf_counter()
         thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None
         try:
-            feats = backbone.forward_volume(inputs, thickness, self.depth_chunk)
+            feats = backbone.forward_volume(inputs, thickness, self.depth_chunk, grid.keys - lo)
         except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
                 raise
-            raise MemoryError(f'{vol.source}: the 3D pass over {self.depth_chunk} key slices of '
-                              f'{tuple(inputs.shape[-2:])} px (plus {2 * r} context slices) '
-                              'does not fit in memory: lower --depth-chunk (depth_chunk, now '
-                              f'{self.depth_chunk}) or run per slice') from None
-        rows = torch.as_tensor(grid.keys - lo, device=feats[0].device)
-        feats = tuple(f[rows] for f in feats)
+            raise MemoryError(f'{vol.source}: the 3D pass in steps of {self.depth_chunk} key '
+                              f'slices of {tuple(inputs.shape[-2:])} px does not fit in memory: '
+                              f'lower --depth-chunk (depth_chunk, now {self.depth_chunk}) or run '
+                              'per slice') from None
         bar = tqdm(
             total=len(grid.keys),
             desc=f'{vol.name}: key slices',

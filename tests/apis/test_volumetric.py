@@ -94,7 +94,7 @@ def test_a_chunk_that_does_not_fit_names_the_setting(random_2_5d, monkeypatch, c
     monkeypatch.setattr(det.model.backbone, 'forward_volume', oom)
     with pytest.raises(
             MemoryError,
-            match=r'phantom: the 3D pass over 16 key slices .* lower '
+            match=r'phantom: the 3D pass in steps of 16 key slices .* lower '
             r'--depth-chunk \(depth_chunk, now 16\)'):
         det(vol)
     from tools import infer

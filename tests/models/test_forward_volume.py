@@ -27,6 +27,11 @@ def test_chunks_do_not_change_the_pass_and_2_5d_equals_every_stack(mode, radius)
     t = 2.5 if mode == 'alignshift' else None
     whole = bb.forward_volume(x, t, depth_chunk=100)
     assert [tuple(f.shape) for f in whole] == [(12, 16, 8, 8), (12, 16, 4, 4), (12, 16, 2, 2)]
+    with torch.no_grad():  # the plain pass: every layer over all 14 slices at once
+        blocks = bb._blocks(x.unsqueeze(1), bb._thickness(t, 1, x.device))
+        plain = [bb.depth_collapse[i](f)[0].transpose(0, 1) for i, f in enumerate(blocks)]
+    for a, b in zip(whole, plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     for chunk in (1, 5):
         for a, b in zip(whole, bb.forward_volume(x, t, depth_chunk=chunk)):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
@@ -39,6 +44,27 @@ def test_chunks_do_not_change_the_pass_and_2_5d_equals_every_stack(mode, radius)
         assert gap > 1e-3
 
 
+def test_each_slice_of_each_layer_is_computed_once_and_keys_select():
+    """Streaming keeps what the next chunk needs: conv0 sees each step's new slices plus its own
+    reach (3 each side), not the whole network's radius (9) again every chunk."""
+    bb = _backbone('acs')
+    x = torch.randn(1, 32, 32, 32)
+    seen = []
+    bb.features.conv0.register_forward_hook(lambda m, i, o: seen.append(o.shape[2]))
+    whole = bb.forward_volume(x, depth_chunk=100)
+    assert seen == [32]
+    seen.clear()
+    chunked = bb.forward_volume(x, depth_chunk=3)
+    steps = -(-30 // 3)
+    assert sum(seen) <= 32 + 2 * 3 * steps < 30 + 2 * 9 * steps  # streamed < halo per chunk
+    some = bb.forward_volume(x, depth_chunk=4, keys=[29, 2, 17])
+    for a, b, c in zip(whole, chunked, some):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+        torch.testing.assert_close(c, a[[2, 17, 29]], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match=r'keys must be distinct key slices 0 \.\. 29'):
+        bb.forward_volume(x, keys=[30])
+
+
 def test_volumes_it_cannot_run_are_refused():
     with pytest.raises(ValueError, match="'a3d' fuses a fixed D x D"):
         _backbone('a3d').depth_radius()
@@ -49,6 +75,18 @@ def test_volumes_it_cannot_run_are_refused():
         bb.forward_volume(torch.randn(1, 6, 32, 32), depth_chunk=0)
     with pytest.raises(ValueError, match='thickness'):
         _backbone('alignshift').forward_volume(torch.randn(1, 6, 32, 32))
+    with pytest.raises(ValueError, match=r'eval mode \(call \.eval\(\) first\)'):
+        bb.train().forward_volume(torch.randn(1, 6, 32, 32))
+    gn = MODELS.build(
+        dict(
+            type='TruncatedDenseNet',
+            num_slices=3,
+            growth_rate=4,
+            block_config=(2, 2, 2),
+            num_init_features=8,
+            norm_cfg=dict(type='GN', num_groups=4))).eval()
+    with pytest.raises(ValueError, match=r'norm0 \(GroupNorm\) normalises over depth'):
+        gn.forward_volume(torch.randn(1, 6, 32, 32))
 
 
 def test_training_context_slices_collapse_the_centre_window():

@@ -37,6 +37,7 @@ from ...converters import convert, inflate_i3d, mode_options
 from ...defaults import NUM_SLICES
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
+from .depth_stream import LayerNode, VolumeNode, depth_reach, stream
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
@@ -288,48 +289,75 @@ class TruncatedDenseNet(BaseModule):
         follows the one before). 0 for '2.5d'. acsdet's operators say their own (an int
         ``depth_radius``: ACS, 2.5D, TSM, AlignShift; A3D's raises, it has no volumetric pass),
         as must a layer of a new conv mode that mixes slices and is not a ``Conv3d``."""
-        r = 0
-        for m in self.features.modules():
-            own = getattr(m, 'depth_radius', None)
-            if isinstance(own, int):
-                r += own
-            elif isinstance(m, (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)):
-                k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, ) * 3
-                d = getattr(m, 'dilation', 1)
-                d = d[0] if isinstance(d, tuple) else d
-                r += d * (k[0] // 2)
-        return r
+        return depth_reach(self.features)
 
     @torch.no_grad()
     def forward_volume(self,
                        x: torch.Tensor,
                        thickness: Optional[float] = None,
-                       depth_chunk: int = 32) -> Tuple[torch.Tensor, ...]:
+                       depth_chunk: int = 32,
+                       keys: Optional[Sequence[int]] = None) -> Tuple[torch.Tensor, ...]:
         """One 3D pass over a whole volume: ``(1, L, H, W)``, L >= D slices on one grid ->
-        tuple of ``(L - D + 1, C_i, H / s_i, W / s_i)``, the features of every key slice
-        ``j`` whose D-slice stack is slices ``j .. j + D - 1``.
+        tuple of ``(K, C_i, H / s_i, W / s_i)``, the features of the key slices ``keys``
+        (increasing; default all ``L - D + 1``), key ``j``'s D-slice stack being slices
+        ``j .. j + D - 1``.
 
-        The dense blocks run over ``depth_chunk`` key slices at a time with a halo of
-        :meth:`depth_radius` slices each side (memory bounded by the chunk; every feature sees
-        the neighbours it would see in one pass over the whole volume, so the result does not
-        depend on the chunk), and each depth-collapsing conv slides along depth. For '2.5d'
-        this equals :meth:`forward` on every key slice's stack; the modes that mix slices see
-        real neighbours where a stack's ends are zero-padded.
+        The network is streamed along depth (:mod:`.depth_stream`): ``depth_chunk`` key slices
+        a step, each layer computing each slice once from its inputs' neighbours and keeping
+        only what the next step needs (memory bounded by the chunk plus each layer's reach);
+        every feature is the one a single pass over the whole volume gives, whatever the chunk,
+        and each depth-collapsing conv slides along depth. For '2.5d' this equals
+        :meth:`forward` on every key slice's stack; the modes that mix slices see real
+        neighbours where a stack's ends are zero-padded. Eval mode only, and norms that act per
+        slice (BatchNorm): a GroupNorm would normalise over the whole volume's depth.
         """
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] < self.num_slices:
             raise ValueError(f'forward_volume expects (1, L >= {self.num_slices}, H, W), got '
                              f'{tuple(x.shape)}')
         if depth_chunk < 1:
             raise ValueError(f'depth_chunk must be >= 1, got {depth_chunk}')
-        length, d = x.shape[1], self.num_slices
-        keys, r = length - d + 1, self.depth_radius()
+        self._check_streamable()
         t = self._thickness(thickness, 1, x.device)
-        parts: List[List[torch.Tensor]] = [[] for _ in self.out_indices]
-        for a in range(0, keys, depth_chunk):
-            b = min(keys, a + depth_chunk)
-            lo, hi = max(0, a - r), min(length, b + d - 1 + r)
-            feats = self._blocks(x[:, lo:hi].unsqueeze(1), t)
-            for n, (i, f) in enumerate(zip(self.out_indices, feats)):
-                c = self.depth_collapse[i](f)[0, :, a - lo:b - lo]  # (C, b - a, h, w)
-                parts[n].append(c.permute(1, 0, 2, 3))
-        return tuple(torch.cat(p) for p in parts)
+        nodes, outputs = self._depth_graph(VolumeNode(x.unsqueeze(1)), t)
+        n_keys = x.shape[1] - self.num_slices + 1
+        keys = range(n_keys) if keys is None else keys
+        keys = sorted(int(k) for k in keys)
+        if keys and (keys[0] < 0 or keys[-1] >= n_keys or len(set(keys)) != len(keys)):
+            raise ValueError(f'keys must be distinct key slices 0 .. {n_keys - 1}')
+        return tuple(stream(nodes, outputs, keys, depth_chunk))
+
+    def _check_streamable(self):
+        if self.training:
+            raise ValueError('forward_volume runs in eval mode (call .eval() first): '
+                             'training BatchNorm statistics would span the volume')
+        for name, m in self.features.named_modules():
+            if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)):
+                raise ValueError(f'forward_volume: {name} ({type(m).__name__}) normalises over '
+                                 'depth, so a whole volume and a D-slice stack differ; '
+                                 'volumetric inference needs BatchNorm (per-slice inference '
+                                 'works)')
+
+    def _depth_graph(self, volume: VolumeNode, t: Optional[torch.Tensor]):
+        """The backbone as :class:`~.depth_stream.DepthNode` s: ``(every node after its sources,
+        the depth-collapsing outputs of out_indices)``."""
+        f, d = self.features, self.num_slices
+
+        def same(fn, sources, module):
+            return LayerNode(fn, sources, radius=depth_reach(module))
+
+        stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
+        node = same(stem, [volume], stem)
+        nodes, outputs, block = [node], [], None
+        for i in range(len(self.out_channels)):
+            if i:
+                trans = getattr(f, f'transition{i}')
+                node = same(lambda *xs, m=trans: m(torch.cat(xs, 1)), block, trans)
+                nodes.append(node)
+            block = [node]
+            for layer in getattr(f, f'denseblock{i + 1}').values():
+                block.append(same(lambda *xs, m=layer: m(*xs, thickness=t), list(block), layer))
+            nodes += block[1:]
+            if i in self.out_indices:
+                conv = self.depth_collapse[i]
+                outputs.append(LayerNode(lambda *xs, m=conv: m(torch.cat(xs, 1)), block, window=d))
+        return nodes + outputs, outputs
