@@ -9,7 +9,10 @@
 Each series folder (``Images_png/<pppppp_ss_ee>/``) becomes ``DIR/<pppppp_ss_ee>.nii.gz``: int16 HU,
 axial slices with the pixel spacing and slice interval of ``DL_info.csv``, in DeepLesion's slice
 order: the file's slice axis points towards the feet (a viewer shows the head at the top), slice
-``i`` of the series at S = -i x interval mm. With ``--split`` the series are those of the split's
+``i`` of the series at S = -i x interval mm. With ``--sub-volumes`` each run of consecutive PNG
+slices of a series becomes ``DIR/<pppppp_ss_ee>_<top>-<bottom>.nii.gz`` (``%03d`` PNG numbers,
+the naming of DeepLesion's manual 3D test set, whose sub-volumes ``tools/froc3d_eval.py
+--gt-deeplesion-3d`` scores). With ``--split`` the series are those of the split's
 (non-noisy) lesions in ``DL_info.csv``, in file order, optionally of one coarse lesion type. Files
 are written atomically; a series that cannot be read is reported and the others go on (exit
 status 1).
@@ -17,6 +20,8 @@ status 1).
 import argparse
 import os.path as osp
 import sys
+
+import numpy as np
 
 
 def pick_series(dl_info: str, images_dir: str, split: str, lesion_type=None, limit=None):
@@ -37,6 +42,36 @@ def pick_series(dl_info: str, images_dir: str, split: str, lesion_type=None, lim
     return out
 
 
+def sub_volumes(vol, folder: str):
+    """A DeepLesion PNG series volume split at the gaps of its PNG slice numbers: one volume per
+    run of consecutive slices, named ``<series>_<top>-<bottom>`` (``%03d``), its geometry the
+    run's (slice ``i`` of the run is PNG ``top + i``)."""
+    import dataclasses
+
+    from acsdet.io import CTReadError
+    from acsdet.io.png_series import png_slice_numbers
+    if not osp.isdir(folder) or not vol.source.startswith('DeepLesion PNG series'):
+        raise CTReadError(f'{folder}: --sub-volumes splits DeepLesion PNG series folders only')
+    numbers = png_slice_numbers(folder)
+    breaks = [0] + [i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1]
+    out = []
+    for a, b in zip(breaks, breaks[1:] + [len(numbers)]):
+        z = vol.z_positions[a:b]
+        perm, flip, size = vol.to_stored
+        out.append(
+            dataclasses.replace(
+                vol,
+                hu=vol.hu[a:b],
+                z_positions=z,
+                spacing=(float(np.median(np.diff(z))) if b - a > 1 else vol.spacing[0], ) +
+                tuple(vol.spacing[1:]),
+                origin=vol.origin + vol.direction[:, 2] * (z[0] - vol.z_positions[0]),
+                to_stored=(perm, flip, (size[0], size[1], b - a)),
+                name=f'{vol.name}_{numbers[a]:03d}-{numbers[b - 1]:03d}',
+                warnings=[]))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('series', nargs='*')
@@ -48,6 +83,10 @@ def main(argv=None):
     p.add_argument('--dl-info')
     p.add_argument('--spacing', type=float)
     p.add_argument('--slice-interval', '--slice-thickness', type=float)
+    p.add_argument(
+        '--sub-volumes',
+        action='store_true',
+        help='one file per run of consecutive PNG slices: <series>_<top>-<bottom>.nii.gz')
     args = p.parse_args(argv)
     if args.split:
         if not (args.dl_info and args.images_dir):
@@ -73,11 +112,21 @@ def main(argv=None):
             print(f'error: {e}', file=sys.stderr)
             failed.append(s)
             continue
-        out = osp.join(args.out_dir, f'{vol.name}.nii.gz')
-        image = volume_to_image(vol)
-        atomic_save(out, lambda tmp: sitk.WriteImage(image, tmp, True), '.nii.gz')
-        print(f'{s} -> {out} ({vol.hu.shape[0]} slices)')
-        written.append(out)
+        if args.sub_volumes:
+            try:
+                parts = sub_volumes(vol, s)
+            except CTReadError as e:
+                print(f'error: {e}', file=sys.stderr)
+                failed.append(s)
+                continue
+        else:
+            parts = [vol]
+        for part in parts:
+            out = osp.join(args.out_dir, f'{part.name}.nii.gz')
+            image = volume_to_image(part)
+            atomic_save(out, lambda tmp: sitk.WriteImage(image, tmp, True), '.nii.gz')
+            print(f'{s} -> {out} ({part.hu.shape[0]} slices)')
+            written.append(out)
     if failed:
         print(f'{len(failed)} series failed: {", ".join(failed)}', file=sys.stderr)
     return written, failed

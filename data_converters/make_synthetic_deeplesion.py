@@ -29,6 +29,11 @@ def main(argv=None):
         metavar=('MIN', 'MAX'),
         help='range of lesion long diameters in mm (default 3 60, as DeepLesion)')
     p.add_argument('--noisy-fraction', type=float, default=0.03)
+    p.add_argument(
+        '--lesion-maps',
+        action='store_true',
+        help='also lesions_3d/<series>.nii.gz: every lesion in 3D (ground truth for '
+        'tools/froc3d_eval.py)')
     args = p.parse_args(argv)
     t0 = time.time()
     s = make_synthetic_deeplesion(
@@ -39,7 +44,8 @@ def main(argv=None):
         args.context_mm,
         progress=True,
         noisy_fraction=args.noisy_fraction,
-        lesion_mm=tuple(args.lesion_mm))
+        lesion_mm=tuple(args.lesion_mm),
+        lesion_maps=args.lesion_maps)
     print(f'wrote {s["series"]} series, {s["key_slices"]} key slices, {s["lesions"]} lesions '
           f'({s["noisy"]} possibly noisy; per split {s["per_split"]}) to {args.out} '
           f'in {time.time() - t0:.1f} s')

@@ -30,6 +30,31 @@ def _seed_and_scope():
     init_default_scope('mmdet')
 
 
+@pytest.fixture(scope='session')
+def model_files(tmp_path_factory):
+    """The demo config and a randomly initialised checkpoint of it (with its architecture
+    record): a model that is not symmetric in depth."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from acsdet.engine.architecture import ARCH_KEY, model_architecture
+    from mmdet.registry import MODELS
+    out = tmp_path_factory.mktemp('model')
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    cfg = Config.fromfile(CONFIG_DEMO)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = out / 'random.pth'
+    torch.save({
+        'state_dict': model.state_dict(),
+        'meta': {
+            ARCH_KEY: model_architecture(cfg.model)
+        }
+    }, path)
+    return CONFIG_DEMO, str(path)
+
+
 # ---- the end-to-end training run, shared by the end-to-end and the patient-CT tests ----------
 
 

@@ -4,14 +4,16 @@
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--device cpu]
         [--score-thr 0.5] [--batch-size 4] [--slices START:END] [--save-masks] [--save-overlays]
         [--series UID] [--spacing MM --slice-interval MM | --dl-info DL_info.csv]
-        [--volumetric [--depth-chunk N]]
+        [--volumetric [--depth-chunk N]] [--link-iou 0.5] [--max-gap 1] [--depth-ratio 2]
 
 INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage file, or a
 DeepLesion PNG series folder. --volumetric runs the backbone once over the whole CT on the
 config's slice grid (about one backbone pass per grid slice instead of D per slice; see the
-README, "Volumetric inference"). Each case goes to DIR/<case>/: lesions.json, lesions.csv,
-report.html, with --save-masks lesions.nii.gz (a label map in the input's exact geometry) and
-with --save-overlays lesion_NNN.png, and the manifest acsdet-case.json. <case> is the input's
+README, "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
+(--link-iou, --max-gap, --depth-ratio; README, "Grouping detections into lesions"). Each case
+goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with --save-masks lesions.nii.gz
+(a label map in the input's exact geometry) and with --save-overlays lesion_NNN.png, and the
+manifest acsdet-case.json. <case> is the input's
 base name, or <name>-<8 hex> when two inputs share it (stable across runs). An existing case
 folder is replaced only if acsdet wrote it for the same input; anything else there is refused
 before any work, as is an output folder that is or lies inside an input. A failing input is
@@ -69,6 +71,21 @@ def parse_args(argv=None):
         type=int,
         default=32,
         help='--volumetric: key slices per chunk of the 3D pass (lower it if memory runs out)')
+    p.add_argument(
+        '--link-iou',
+        type=float,
+        default=0.5,
+        help='grouping: IoU that links detections on adjacent slices into one lesion')
+    p.add_argument(
+        '--max-gap',
+        type=int,
+        default=1,
+        help='grouping: slices without a detection that a lesion may bridge')
+    p.add_argument(
+        '--depth-ratio',
+        type=float,
+        default=2.0,
+        help='grouping: cut lesions deeper than this times their in-plane size (0: no bound)')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
     if not 0 <= args.score_thr <= 1:
@@ -119,8 +136,9 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    from acsdet.apis import LesionDetector, write_case
+    from acsdet.apis import GroupingRule, LesionDetector, write_case
     try:
+        grouping = GroupingRule(args.link_iou, args.max_gap, args.depth_ratio or None)
         detector = LesionDetector(
             args.config,
             args.checkpoint,
@@ -128,7 +146,8 @@ def main(argv=None) -> int:
             args.score_thr,
             args.batch_size,
             volumetric=args.volumetric,
-            depth_chunk=args.depth_chunk)
+            depth_chunk=args.depth_chunk,
+            grouping=grouping)
     except (ValueError, OSError, pickle.UnpicklingError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

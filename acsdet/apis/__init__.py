@@ -2,11 +2,11 @@
 lesions in the input's geometry (:mod:`.restore`), write (:mod:`.report`)."""
 from .lesion_detector import LesionDetector
 from .lesion_record import DetectionResult, LesionFinding
-from .lesions import Lesion, SliceDetection, box_iou, group_detections, recist
+from .lesions import GroupingRule, Lesion, SliceDetection, box_iou, group_detections, recist
 from .report import write_case
 from .restore import restore_lesions
 
 __all__ = [
-    'DetectionResult', 'LesionDetector', 'LesionFinding', 'Lesion', 'SliceDetection', 'box_iou',
-    'group_detections', 'recist', 'restore_lesions', 'write_case'
+    'DetectionResult', 'GroupingRule', 'LesionDetector', 'LesionFinding', 'Lesion',
+    'SliceDetection', 'box_iou', 'group_detections', 'recist', 'restore_lesions', 'write_case'
 ]

@@ -30,6 +30,7 @@ from ..engine.architecture import (CheckpointMismatch, check_architecture, check
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from .lesion_record import RESULT_VERSION, DetectionResult  # noqa: F401  (re-exported)
+from .lesions import GroupingRule
 from .restore import restore_lesions
 
 
@@ -78,6 +79,16 @@ def _predict_from_features(model, feats: Tuple[torch.Tensor, ...], samples: list
     return model.add_pred_to_datasample(samples, results)
 
 
+def _skip_masks_below(cfg: Config, score_thr: float) -> None:
+    """Raise the second stage's ``score_thr`` (a low one keeps boxes for the FROC curve) to just
+    under the detector's, so no mask is made for a box that is dropped anyway: the same kept
+    detections (NMS lets a box suppress only lower ones; MMDetection keeps scores strictly
+    above its threshold, hence the margin), less time in the mask head."""
+    rcnn = cfg.model.get('test_cfg', {}).get('rcnn')
+    if rcnn is not None and rcnn.get('score_thr', 0.0) < score_thr - 1e-6:
+        rcnn['score_thr'] = score_thr - 1e-6
+
+
 def _loading_step(pipeline) -> dict:
     for step in pipeline:
         if step.get('type') == 'LoadDeepLesionSlices':
@@ -96,7 +107,11 @@ class LesionDetector:
         score_thr: keep detections with at least this score.
         batch_size: key slices per forward pass (per-slice mode) or per pass of the neck and
             heads (volumetric mode).
-        iou_thr: IoU that links detections on adjacent slices into one lesion.
+        iou_thr: IoU that links detections on adjacent slices into one lesion (the default
+            grouping rule's).
+        grouping: how detections become 3D lesions (:class:`~acsdet.apis.lesions.GroupingRule`:
+            one-to-one links, gaps bridged, depth bounded by size); default
+            ``GroupingRule(iou_thr)``.
         volumetric: run the backbone once over the whole CT (:meth:`predict_volume`) instead of
             once per key slice's stack (:meth:`predict_slices`).
         depth_chunk: volumetric mode: key slices per step of the 3D pass (memory grows with
@@ -111,7 +126,8 @@ class LesionDetector:
                  batch_size: int = 4,
                  iou_thr: float = 0.5,
                  volumetric: bool = False,
-                 depth_chunk: int = 32):
+                 depth_chunk: int = 32,
+                 grouping: Optional[GroupingRule] = None):
         import acsdet  # noqa: F401  (registers acsdet's modules)
         from mmdet.registry import MODELS
         device = check_device(device)
@@ -120,6 +136,7 @@ class LesionDetector:
         self.cfg = cfg
         if depth_chunk < 1:
             raise ValueError(f'depth_chunk must be >= 1, got {depth_chunk}')
+        _skip_masks_below(cfg, score_thr)
         self.model = MODELS.build(cfg.model)
         if volumetric:  # before the checkpoint is read
             if not hasattr(self.model.backbone, 'forward_volume'):
@@ -129,7 +146,8 @@ class LesionDetector:
         _load_strictly(self.model, checkpoint, cfg, config if isinstance(config, str) else None)
         self.model.to(device).eval()
         self.device = device
-        self.score_thr, self.batch_size, self.iou_thr = score_thr, batch_size, iou_thr
+        self.score_thr, self.batch_size = score_thr, batch_size
+        self.grouping = grouping or GroupingRule(iou_thr)
         self.volumetric, self.depth_chunk = volumetric, depth_chunk
         test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
         load = _loading_step(test_pipeline)
@@ -308,7 +326,7 @@ class LesionDetector:
             preds, timing = self.predict_slices(vol, list(range(start, end)), progress)
             inference = dict(mode='per-slice')
         t_model = time.perf_counter()
-        result = restore_lesions(vol, preds, (start, end), self.score_thr, self.iou_thr)
+        result = restore_lesions(vol, preds, (start, end), self.score_thr, rule=self.grouping)
         result.inference = inference
         t_end = time.perf_counter()
         result.seconds = dict(

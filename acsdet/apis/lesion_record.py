@@ -70,3 +70,5 @@ class DetectionResult:
     #: how the detections were made: ``mode`` 'per-slice' or 'volumetric' (then the grid step,
     #: the key slices run and each stored slice's key position, mm below the first slice)
     inference: dict = field(default_factory=dict)
+    #: the grouping rule that made the lesions (:class:`~acsdet.apis.lesions.GroupingRule`)
+    grouping: dict = field(default_factory=dict)

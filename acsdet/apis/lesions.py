@@ -1,10 +1,23 @@
 """From per-slice detections to 3D lesions, and RECIST on a mask (pure numpy / OpenCV).
 
-Grouping rule: two detections on *adjacent* processed slices belong to one lesion when their
-boxes overlap with IoU >= ``iou_thr`` (0.5 by default); lesions are the connected components of
-that relation (union-find). A slice without a matching detection ends a lesion: the same
-structure seen again after a gap is a second lesion. Two detections on one slice are never
-merged directly (only through neighbours, if both match the same box there).
+Grouping rule (:class:`GroupingRule`):
+
+1. **Link** detections on adjacent processed slices whose boxes overlap with IoU >= ``iou_thr``
+   (0.5), one to one: on each pair of slices the best-overlapping pairs link first, and a
+   detection links to at most one detection on the slice below and one above. A lesion is a
+   chain; two lesions side by side never merge through a larger box next to both.
+2. **Bridge** gaps of up to ``max_gap`` slices (1): a chain that ends and one that starts
+   ``1 + max_gap`` slices further, overlapping with IoU >= ``iou_thr``, are one lesion (a
+   detection missed on one slice does not split a lesion in two).
+3. **Bound** a lesion's depth by its size: a chain spanning more than ``depth_ratio`` (2) times
+   its largest in-plane box side, plus one slice each end (partial volume), is cut at its
+   weakest link until every piece fits: where box and score change most (the lowest IoU x
+   lower / higher score of the two slices joined; the middle on a tie). A structure detected
+   slice after slice (the scanner table, a vessel) is no longer one lesion hundreds of
+   millimetres long. Needs the slice and pixel
+   spacing; without them (``slice_mm=None``) nothing is cut.
+
+Two detections on one slice are never one lesion.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -67,33 +80,92 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(iou_plus1(a[:, None], b[None]))
 
 
-def group_detections(detections: Sequence[SliceDetection], iou_thr: float = 0.5) -> List[Lesion]:
-    """3D lesions from per-slice detections (the module's rule), by descending score."""
+@dataclass(frozen=True)
+class GroupingRule:
+    """How per-slice detections become 3D lesions (the module doc): link at IoU >= ``iou_thr``
+    one to one, bridge gaps of up to ``max_gap`` slices, cut lesions deeper than
+    ``depth_ratio`` x their in-plane size (``None``: no bound)."""
+    iou_thr: float = 0.5
+    max_gap: int = 1
+    depth_ratio: Optional[float] = 2.0
+
+    def __post_init__(self):
+        if not 0 < self.iou_thr <= 1:
+            raise ValueError(f'grouping iou_thr must be in (0, 1], got {self.iou_thr}')
+        if self.max_gap < 0:
+            raise ValueError(f'grouping max_gap must be >= 0 slices, got {self.max_gap}')
+        if self.depth_ratio is not None and not self.depth_ratio > 0:
+            raise ValueError(f'grouping depth_ratio must be > 0 (or None), got {self.depth_ratio}')
+
+
+def _link(dets, a_idx, b_idx, iou_thr, nxt, prv):
+    """One-to-one links from detections ``a_idx`` to ``b_idx``, best IoU first."""
+    if not a_idx or not b_idx:
+        return
+    iou = box_iou([dets[i].box for i in a_idx], [dets[j].box for j in b_idx])
+    pairs = np.argwhere(iou >= iou_thr)
+    for a, b in sorted(pairs.tolist(), key=lambda ab: -iou[ab[0], ab[1]]):
+        i, j = a_idx[a], b_idx[b]
+        if nxt[i] is None and prv[j] is None:
+            nxt[i], prv[j] = j, i
+
+
+def group_detections(
+    detections: Sequence[SliceDetection],
+    iou_thr: float = 0.5,
+    rule: Optional[GroupingRule] = None,
+    slice_mm: Optional[float] = None,
+    pixel_mm: Tuple[float, float] = (1.0, 1.0)) -> List[Lesion]:
+    """3D lesions from per-slice detections by ``rule`` (default: ``GroupingRule(iou_thr)``),
+    by descending score. ``slice_mm`` and ``pixel_mm`` (x, y) size a lesion for the depth
+    bound."""
+    rule = rule or GroupingRule(iou_thr)
     dets = list(detections)
-    parent = list(range(len(dets)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    nxt: List[Optional[int]] = [None] * len(dets)
+    prv: List[Optional[int]] = [None] * len(dets)
     by_slice: Dict[int, List[int]] = {}
     for i, d in enumerate(dets):
         by_slice.setdefault(d.slice_index, []).append(i)
-    for k, idx in by_slice.items():
-        nxt = by_slice.get(k + 1)
-        if not nxt:
-            continue
-        iou = box_iou([dets[i].box for i in idx], [dets[j].box for j in nxt])
-        for a, b in zip(*np.nonzero(iou >= iou_thr)):
-            ra, rb = find(idx[a]), find(nxt[b])
-            if ra != rb:
-                parent[rb] = ra
-    groups: Dict[int, Lesion] = {}
-    for i, d in enumerate(dets):
-        groups.setdefault(find(i), Lesion()).members.append(d)
-    return sorted(groups.values(), key=lambda les: -les.score)
+    for k in sorted(by_slice):
+        _link(dets, by_slice[k], by_slice.get(k + 1, []), rule.iou_thr, nxt, prv)
+    for gap in range(1, rule.max_gap + 1):  # chain ends to chain starts across the gap
+        for k in sorted(by_slice):
+            ends = [i for i in by_slice[k] if nxt[i] is None]
+            starts = [j for j in by_slice.get(k + 1 + gap, []) if prv[j] is None]
+            _link(dets, ends, starts, rule.iou_thr, nxt, prv)
+    chains = []
+    for i in range(len(dets)):
+        if prv[i] is None:
+            chain = [i]
+            while nxt[chain[-1]] is not None:
+                chain.append(nxt[chain[-1]])
+            chains.append(chain)
+    if rule.depth_ratio is not None and slice_mm is not None:
+        chains = [p for c in chains for p in _bounded(dets, c, rule, slice_mm, pixel_mm)]
+    lesions = [Lesion([dets[i] for i in c]) for c in chains]
+    return sorted(lesions, key=lambda les: -les.score)
+
+
+def _bounded(dets, chain: List[int], rule: GroupingRule, slice_mm: float,
+             pixel_mm: Tuple[float, float]) -> List[List[int]]:
+    """``chain`` cut at its weakest links until each piece's depth fits its size."""
+    members = [dets[i] for i in chain]
+    depth = (members[-1].slice_index - members[0].slice_index + 1) * slice_mm
+    size = max(
+        max((d.box[2] - d.box[0]) * pixel_mm[0], (d.box[3] - d.box[1]) * pixel_mm[1])
+        for d in members)
+    if len(chain) < 3 or depth <= rule.depth_ratio * size + 2 * slice_mm:
+        return [chain]
+    mid = (len(chain) - 2) / 2
+
+    def strength(n):  # the link between members n and n + 1: alike in box and score
+        a, b = members[n], members[n + 1]
+        ratio = min(a.score, b.score) / max(a.score, b.score, 1e-12)
+        return float(box_iou([a.box], [b.box])[0, 0]) * ratio, abs(n - mid)
+
+    n = min(range(len(chain) - 1), key=strength)
+    return (_bounded(dets, chain[:n + 1], rule, slice_mm, pixel_mm) +
+            _bounded(dets, chain[n + 1:], rule, slice_mm, pixel_mm))
 
 
 def _hull_width(hull_uv: np.ndarray, us: np.ndarray):

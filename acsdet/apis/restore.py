@@ -2,21 +2,28 @@
 the volume's voxels, the input file's own voxel indices and physical LPS millimetres, with their
 RECIST diameters, volume and a label map in the volume's grid (as nnDetection's ``restore``
 follows its ``predictor``). Pure numpy on a :class:`~acsdet.io.CTVolume`; no model."""
-from typing import Tuple
+import dataclasses
+from typing import Optional, Tuple
 
 import numpy as np
 
 from ..io import CTVolume
 from .lesion_record import DetectionResult, LesionFinding
-from .lesions import Lesion, SliceDetection, group_detections, recist
+from .lesions import GroupingRule, Lesion, SliceDetection, group_detections, recist
 
 
-def restore_lesions(vol: CTVolume, preds, slices: Tuple[int, int], score_thr: float,
-                    iou_thr: float) -> DetectionResult:
+def restore_lesions(vol: CTVolume,
+                    preds,
+                    slices: Tuple[int, int],
+                    score_thr: float,
+                    iou_thr: float = 0.5,
+                    rule: Optional[GroupingRule] = None) -> DetectionResult:
     """Per-slice predictions ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W) or
-    None)]`` in the volume's grid -> :class:`DetectionResult`: detections linked into 3D lesions
-    (IoU >= ``iou_thr`` on adjacent slices), each a :class:`LesionFinding` with its geometry in
-    the volume's voxels, the input file's own indices and LPS mm, and the label map."""
+    None)]`` in the volume's grid -> :class:`DetectionResult`: detections grouped into 3D
+    lesions by ``rule`` (default ``GroupingRule(iou_thr)``, sized with the volume's slice and
+    pixel spacing), each a :class:`LesionFinding` with its geometry in the volume's voxels, the
+    input file's own indices and LPS mm, and the label map."""
+    rule = rule or GroupingRule(iou_thr)
     dets, per_slice = [], []
     h, w = vol.hu.shape[1:]
     for k, boxes, scores, masks in preds:
@@ -25,7 +32,8 @@ def restore_lesions(vol: CTVolume, preds, slices: Tuple[int, int], score_thr: fl
             x1, y1 = int(np.ceil(min(box[2], w))), int(np.ceil(min(box[3], h)))
             crop = masks[j, y0:y1, x0:x1].astype(bool) if masks is not None else None
             dets.append(SliceDetection(k, np.asarray(box, float), float(score), crop, (x0, y0)))
-    lesions = group_detections(dets, iou_thr)
+    lesions = group_detections(
+        dets, rule=rule, slice_mm=_slice_mm(vol), pixel_mm=vol.pixel_spacing_xy)
     label_map = np.zeros(vol.hu.shape, np.uint16)
     records = []
     for i, les in enumerate(lesions, start=1):
@@ -37,7 +45,14 @@ def restore_lesions(vol: CTVolume, preds, slices: Tuple[int, int], score_thr: fl
                     slice=d.slice_index,
                     box=[round(float(v), 2) for v in d.box],
                     score=round(d.score, 4)))
-    return DetectionResult(vol, records, per_slice, label_map, slices, score_thr)
+    return DetectionResult(
+        vol, records, per_slice, label_map, slices, score_thr, grouping=dataclasses.asdict(rule))
+
+
+def _slice_mm(vol: CTVolume) -> float:
+    """The volume's slice spacing: the median gap between its slices."""
+    gaps = np.diff(vol.z_positions)
+    return float(np.median(gaps)) if len(gaps) else float(vol.spacing[0])
 
 
 def lesion_finding(vol: CTVolume, les: Lesion, i: int, label_map: np.ndarray) -> LesionFinding:
@@ -59,8 +74,7 @@ def lesion_finding(vol: CTVolume, les: Lesion, i: int, label_map: np.ndarray) ->
     lps = vol.to_lps(corners)
     kb = key.box
     centre = np.array([(kb[0] + kb[2] - 1) / 2, (kb[1] + kb[3] - 1) / 2, key.slice_index])
-    gaps = np.diff(vol.z_positions)
-    slice_mm = float(np.median(gaps)) if len(gaps) else vol.spacing[0]
+    slice_mm = _slice_mm(vol)
     return LesionFinding(
         id=i,
         score=round(les.score, 4),

@@ -25,7 +25,7 @@ The walk is computed without a Python loop: each lesion is hit by the first (bes
 detection overlapping it, so hits after k detections = lesions whose first overlapping rank < k.
 """
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, List, Optional, Sequence
+from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 
@@ -45,6 +45,8 @@ class FROCResult:
     curve_sensitivities: np.ndarray = field(repr=False)
     num_images: int = 0
     num_lesions: int = 0
+    average_fps: tuple = AVERAGE_FPS
+    unit: str = 'image'  # what the FPs are counted per: 'image' (2D) or 'volume' (3D)
 
     def as_dict(self, prefix: str = '') -> Dict[str, float]:
         out = {
@@ -56,11 +58,12 @@ class FROCResult:
 
     def table(self, title: str = 'FROC') -> str:
         """The paper-style one-row table, in %."""
-        head = [f'{_fmt_fp(fp)}' for fp in self.fps] + ['Avg(0.5-4)']
+        span = f'{_fmt_fp(self.average_fps[0])}-{_fmt_fp(self.average_fps[-1])}'
+        head = [f'{_fmt_fp(fp)}' for fp in self.fps] + [f'Avg({span})']
         vals = [f'{100 * s:.2f}' for s in self.sensitivities] + [f'{100 * self.average:.2f}']
         width = max(8, *(len(h) for h in head))
         lines = [
-            f'{title}: sensitivity (%) at FPs per image ({self.num_images} images, '
+            f'{title}: sensitivity (%) at FPs per {self.unit} ({self.num_images} {self.unit}s, '
             f'{self.num_lesions} lesions)', ' | '.join(h.rjust(width) for h in head),
             ' | '.join(v.rjust(width) for v in vals)
         ]
@@ -86,12 +89,22 @@ def froc_curve(detections: Sequence, gt_boxes: Sequence, iou_thr: float = 0.5):
     Returns ``(fps_per_image, sensitivity)``, each of length (number of detections + 1), starting
     at the origin.
     """
+    return walk_ranking(detections, gt_boxes, 4, lambda det, gt: iou_plus1(det, gt) >= iou_thr)
+
+
+def walk_ranking(detections: Sequence, gt_boxes: Sequence, cols: int,
+                 hits: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+    """The protocol's walk (steps 1, 2 and 4) for boxes of ``cols`` numbers: ``detections`` one
+    ``(n_i, cols + 1)`` array per image or volume (the score last), ``gt_boxes`` one
+    ``(m_i, cols)`` array; ``hits(det (T, 1, cols), gt (T, M, cols)) -> (T, M)`` bool says
+    which GT each detection overlaps enough. Returns ``(FPs per image, sensitivity)`` after
+    each detection of the ranking, from the origin."""
     if len(detections) != len(gt_boxes):
         raise ValueError(f'{len(detections)} detection lists for {len(gt_boxes)} GT lists: '
                          'give one entry per evaluated image to both')
     n_img = len(gt_boxes)
-    dets = [_as_boxes(d, 5, 'detections', i) for i, d in enumerate(detections)]
-    gts = [_as_boxes(g, 4, 'gt_boxes', i) for i, g in enumerate(gt_boxes)]
+    dets = [_as_boxes(d, cols + 1, 'detections', i) for i, d in enumerate(detections)]
+    gts = [_as_boxes(g, cols, 'gt_boxes', i) for i, g in enumerate(gt_boxes)]
     n_det = np.array([len(d) for d in dets])
     n_gt = np.array([len(g) for g in gts])
     total_gt = int(n_gt.sum())
@@ -105,18 +118,18 @@ def froc_curve(detections: Sequence, gt_boxes: Sequence, iou_thr: float = 0.5):
 
     all_dets = np.concatenate(dets)
     img_of_det = np.repeat(np.arange(n_img), n_det)
-    order = np.argsort(-all_dets[:, 4], kind='stable')
+    order = np.argsort(-all_dets[:, cols], kind='stable')
     rank = np.empty(total_det, dtype=np.int64)
     rank[order] = np.arange(total_det)
 
-    # IoU of every detection with every GT of its own image, padded to the largest GT count.
+    # overlap of every detection with every GT of its own image, padded to the largest GT count
     max_gt = int(n_gt.max())
-    gt_pad = np.zeros((n_img, max(max_gt, 1), 4))
+    gt_pad = np.zeros((n_img, max(max_gt, 1), cols))
     valid = np.zeros((n_img, max(max_gt, 1)), dtype=bool)
     for i, g in enumerate(gts):
         gt_pad[i, :len(g)] = g
         valid[i, :len(g)] = True
-    overlap = (iou_plus1(all_dets[:, None, :4], gt_pad[img_of_det]) >= iou_thr) & valid[img_of_det]
+    overlap = hits(all_dets[:, None, :cols], gt_pad[img_of_det]) & valid[img_of_det]
 
     is_fp = ~overlap.any(axis=1)
     det_idx, gt_col = np.nonzero(overlap)

@@ -29,6 +29,12 @@ def _positive(value, what: str, folder: str) -> float:
     return v
 
 
+def png_slice_numbers(folder: str) -> list:
+    """The slice numbers of a DeepLesion series folder's ``<i>.png`` files, increasing (the
+    order the reader stacks them in)."""
+    return sorted(int(m.group(1)) for n in os.listdir(folder) for m in [_PNG_NAME.match(n)] if m)
+
+
 def _read_png_series(folder: str, spacing: Optional[float], thickness: Optional[float],
                      dl_info: Optional[str]) -> CTVolume:
     """A DeepLesion series folder: slice ``i`` (``<i>.png``) sits ``i x thickness`` mm towards

@@ -13,38 +13,12 @@ import SimpleITK as sitk
 import torch
 
 from acsdet.apis.case_folder import MANIFEST
-from acsdet.engine.architecture import ARCH_KEY, model_architecture
+from acsdet.engine.architecture import ARCH_KEY
 from acsdet.io import read_ct
 from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, write_dicom_series,
                                      write_png_series)
 
-from ..helpers import CONFIG_DEMO
-
 SPACING = (2.0, 0.8, 0.8)
-
-
-@pytest.fixture(scope='module')
-def model_files(tmp_path_factory):
-    """The demo config and a randomly initialised checkpoint of it (with its architecture
-    record): a model that is not symmetric in depth."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    from mmdet.registry import MODELS
-    out = tmp_path_factory.mktemp('model')
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    cfg = Config.fromfile(CONFIG_DEMO)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    path = out / 'random.pth'
-    torch.save({
-        'state_dict': model.state_dict(),
-        'meta': {
-            ARCH_KEY: model_architecture(cfg.model)
-        }
-    }, path)
-    return CONFIG_DEMO, str(path)
 
 
 @pytest.fixture(scope='module')

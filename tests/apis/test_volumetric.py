@@ -101,3 +101,25 @@ def test_a_chunk_that_does_not_fit_names_the_setting(random_2_5d, monkeypatch, c
     with pytest.raises(SystemExit) as e:
         infer.parse_args([CONFIG_DEMO, ckpt, 'x.nii.gz', '--out-dir', 'o', '--depth-chunk', '0'])
     assert e.value.code == 2 and '--depth-chunk must be >= 1, got 0' in capsys.readouterr().err
+
+
+def test_a_ct_thinner_than_d_slices_repeats_its_end_slices_in_both_modes(random_2_5d):
+    """3 slices of 2 mm for D = 7: every stack repeats the nearest existing slice past the CT's
+    ends (the per-slice loader's rule), so for '2.5d' both modes give the same detections."""
+    import dataclasses
+    cfg, ckpt, vol = random_2_5d
+    thin = dataclasses.replace(
+        vol,
+        hu=vol.hu[4:7].copy(),
+        spacing=(2.0, ) + tuple(vol.spacing[1:]),
+        z_positions=np.arange(3) * 2.0,
+        to_stored=(vol.to_stored[0], vol.to_stored[1], (64, 64, 3)),
+        warnings=[])
+    a, _ = LesionDetector(cfg, ckpt, score_thr=0.0).predict_slices(thin, [0, 1, 2])
+    b, _, info = LesionDetector(
+        cfg, ckpt, score_thr=0.0, volumetric=True).predict_volume(thin, [0, 1, 2])
+    assert info['key_slices'] == 3 and len(a) == len(b) == 3
+    for (_, boxes_a, scores_a, _), (_, boxes_b, scores_b, _) in zip(a, b):
+        assert len(boxes_a) > 0
+        np.testing.assert_allclose(boxes_a, boxes_b, atol=1e-3)
+        np.testing.assert_allclose(scores_a, scores_b, atol=1e-5)

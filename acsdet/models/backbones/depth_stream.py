@@ -88,7 +88,7 @@ class DepthNode:
     def trim(self):
         """Keep this step's window only; the next step's lies further on."""
         if self.need is not None and self.cache is not None and self.need[0] > self.start:
-            self.cache = self.cache[:, :, self.need[0] - self.start:].clone()
+            self.cache = self.cache[:, :, self.need[0] - self.start:]  # freed at the next cat
             self.start = self.need[0]
         self.need = None
 

@@ -48,8 +48,10 @@ def generate_series(index: int,
                     split: int,
                     out_dir: str,
                     noisy_fraction: float = 0.03,
-                    lesion_mm: Tuple[float, float] = (3.0, 60.0)):
-    """Write one series' PNGs; return its CSV rows (dicts) and truth entries."""
+                    lesion_mm: Tuple[float, float] = (3.0, 60.0),
+                    lesion_maps: bool = False):
+    """Write one series' PNGs; return its CSV rows (dicts) and truth entries. ``lesion_maps``:
+    also every lesion in 3D, annotated or not (:func:`write_lesion_map`)."""
     rng = np.random.default_rng([seed, index])
     px = float(rng.uniform(0.6, 0.98)) * 512 / image_size
     t = float(rng.choice(THICKNESSES, p=THICKNESS_P))
@@ -95,6 +97,10 @@ def generate_series(index: int,
         png = np.clip(np.round(img) + 32768, 0, 65535).astype(np.uint16)
         if not cv2.imwrite(osp.join(sdir, f'{s_first + n:03d}.png'), png):
             raise OSError(f'cannot write {sdir}/{s_first + n:03d}.png')
+    if lesion_maps:  # no random draws: the data stay the same with or without the maps
+        write_lesion_map(sdir, osp.join(out_dir, LESION_MAPS,
+                                        f'{series}.nii.gz'), [les for _, les in lesions],
+                         [z_lo + n * t for n in range(n_slices)], coords, px, t)
     gender = str(rng.choice(['M', 'F']))
     age = '' if rng.random() < 0.05 else str(int(rng.integers(20, 90)))
     info = SeriesInfo(series, patient, study, index % 100, split, s_first, n_slices, px, t,
@@ -114,20 +120,51 @@ def generate_series(index: int,
     return rows, truth
 
 
-def make_synthetic_deeplesion(
-    out_dir: str,
-    num_series: int,
-    seed: int = 0,
-    image_size: int = 512,
-    context_mm: float = 30.0,
-    progress: bool = False,
-    noisy_fraction: float = 0.03,
-    lesion_mm: Tuple[float, float] = (3.0, 60.0)) -> dict:
+LESION_MAPS = 'lesions_3d'
+
+
+def write_lesion_map(series_dir: str, path: str, lesions, z_mm, coords, px: float,
+                     t: float) -> None:
+    """The label map of a series' lesions (lesion ``i`` = the ``i``-th, 1-based; a voxel at
+    least half covered belongs to it, the first lesion keeping a shared voxel), in the
+    geometry acsdet reads the PNG series folder in: the 3D ground truth of
+    ``tools/froc3d_eval.py --gt-label-maps``."""
+    import SimpleITK as sitk
+
+    from ...io import read_ct
+    from ...io.volume import image_in_volume_geometry
+    from ...utils import atomic_save
+    size = len(coords)
+    labels = np.zeros((len(z_mm), size, size), np.uint16)
+    for i, les in enumerate(lesions, start=1):
+        for n, z in enumerate(z_mm):
+            cov = les.coverage(z, coords, coords, px)
+            if cov is not None:
+                c, (r0, r1, c0, c1) = cov
+                region = labels[n, r0:r1, c0:c1]
+                region[(c >= 0.5) & (region == 0)] = i
+    vol = read_ct(series_dir, spacing=px, slice_interval=t)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    image = image_in_volume_geometry(labels, vol)
+    atomic_save(path, lambda tmp: sitk.WriteImage(image, tmp, True), '.nii.gz')
+
+
+def make_synthetic_deeplesion(out_dir: str,
+                              num_series: int,
+                              seed: int = 0,
+                              image_size: int = 512,
+                              context_mm: float = 30.0,
+                              progress: bool = False,
+                              noisy_fraction: float = 0.03,
+                              lesion_mm: Tuple[float, float] = (3.0, 60.0),
+                              lesion_maps: bool = False) -> dict:
     """Write a synthetic DeepLesion of ``num_series`` series into ``out_dir``; return a summary.
 
     ``context_mm``: slices kept on each side of the key slices; ``noisy_fraction``: share of
     lesions marked ``Possibly_noisy`` (their measurement is displaced, as annotation errors are);
-    ``lesion_mm``: range of the lesions' long diameters (log-uniform; DeepLesion: 3-60 mm).
+    ``lesion_mm``: range of the lesions' long diameters (log-uniform; DeepLesion: 3-60 mm);
+    ``lesion_maps``: also ``lesions_3d/<series>.nii.gz``, every lesion of a series in 3D (the
+    same images and annotations either way).
     """
     rng = np.random.default_rng(seed)
     n_patients = max(1, (num_series + 1) // 2)
@@ -140,7 +177,7 @@ def make_synthetic_deeplesion(
     for i in it:
         patient = i // 2 + 1
         r, t = generate_series(i + 1, seed, image_size, context_mm, patient, i % 2 + 1,
-                               splits[patient], out_dir, noisy_fraction, lesion_mm)
+                               splits[patient], out_dir, noisy_fraction, lesion_mm, lesion_maps)
         rows += r
         truth += t
     for line, (row, tr) in enumerate(zip(rows, truth), start=2):
