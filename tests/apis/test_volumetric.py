@@ -123,3 +123,22 @@ def test_a_ct_thinner_than_d_slices_repeats_its_end_slices_in_both_modes(random_
         assert len(boxes_a) > 0
         np.testing.assert_allclose(boxes_a, boxes_b, atol=1e-3)
         np.testing.assert_allclose(scores_a, scores_b, atol=1e-5)
+
+
+def test_no_mask_is_made_below_the_score_threshold_and_nothing_kept_changes(
+        random_2_5d, monkeypatch):
+    from acsdet.apis import lesion_detector
+    cfg, ckpt, vol = random_2_5d
+    fast = LesionDetector(cfg, ckpt, score_thr=0.3)
+    assert fast.model.roi_head.test_cfg.score_thr == pytest.approx(0.3 - 1e-6)
+    assert cfg.model.test_cfg.rcnn.score_thr == 0.005  # the caller's config stays as it is
+    monkeypatch.setattr(lesion_detector, '_skip_masks_below', lambda cfg, thr: None)
+    full = LesionDetector(cfg, ckpt, score_thr=0.3)
+    assert full.model.roi_head.test_cfg.score_thr == 0.005
+    a, _ = fast.predict_slices(vol, list(range(12)))
+    b, _ = full.predict_slices(vol, list(range(12)))
+    assert sum(len(boxes) for _, boxes, _, _ in a) > 10
+    for (_, boxes_a, scores_a, masks_a), (_, boxes_b, scores_b, masks_b) in zip(a, b):
+        np.testing.assert_array_equal(boxes_a, boxes_b)
+        np.testing.assert_array_equal(scores_a, scores_b)
+        np.testing.assert_array_equal(masks_a, masks_b)
