@@ -2,6 +2,7 @@
 DeepLesion's manual 3D test set, in any storage orientation of the CT."""
 import csv
 import json
+import os.path as osp
 import pickle
 
 import numpy as np
@@ -270,3 +271,43 @@ def test_tools_infer_then_3d_evaluation_agree_across_ground_truth_forms(
         np.testing.assert_array_equal(r.curve_fps, results[0].curve_fps)
         np.testing.assert_array_equal(r.curve_sensitivities, results[0].curve_sensitivities)
     assert len(results[0].curve_fps) == len(doc['lesions']) + 1
+
+
+def test_a_manifest_names_cases_and_nrrd_label_maps_read_alike(cases, tmp_path, capsys):
+    """Detections listed in a manifest CSV (paths relative to it, a case column) and ground
+    truth as NRRD score as the case folder and the NIfTI do."""
+    nrrd = tmp_path / 'gt'
+    nrrd.mkdir()
+    img = sitk.ReadImage(f'{cases["gt_dir"]}/scan.nii.gz')
+    sitk.WriteImage(img, str(nrrd / 'ct-7.nrrd'))
+    manifest = tmp_path / 'runs.csv'
+    rel = osp.relpath(cases['out'] / 'shifted' / 'scan' / 'lesions.json', tmp_path)
+    manifest.write_text(f'case,lesions_json\nct-7,{rel}\n')
+    a = _eval(manifest, '--gt-label-maps', nrrd, '--overlap', 'iou', '--thr', '0.5')[0]
+    b = _eval(cases['out'] / 'shifted', '--gt-label-maps', cases['gt_dir'], '--overlap', 'iou',
+              '--thr', '0.5')[0]
+    assert a.num_images == 1 and a.num_lesions == 3 and a.average == b.average == 1.0
+    np.testing.assert_array_equal(a.curve_sensitivities, b.curve_sensitivities)
+    manifest.write_text('path\nx\n')
+    with pytest.raises(SystemExit):
+        _eval(manifest, '--gt-label-maps', nrrd)
+    assert 'runs.csv: a manifest needs a lesions_json column' in capsys.readouterr().err
+
+
+def test_p3d_scores_ground_truth_drawn_on_one_slice(cases, tmp_path, capsys):
+    """Each lesion boxed on its middle slice only (as a DeepLesion key-slice mark): P3D finds
+    all three with the 3D detections; a CSV box on several slices is refused in P3D."""
+    rows = [r.split(',') for r in open(cases['csv']['voxel']).read().split()[1:]]
+    one = tmp_path / 'one_slice.csv'
+    lines = ['case,x1,y1,z1,x2,y2,z2']
+    for case, x1, y1, z1, x2, y2, z2 in rows:
+        # stored coronally: stored y is the slice axis (S); the middle slice of the lesion
+        mid = (int(y1) + int(y2)) // 2
+        lines.append(f'{case},{x1},{mid},{z1},{x2},{mid},{z2}')
+    one.write_text('\n'.join(lines) + '\n')
+    res = _eval(cases['out'] / 'perfect', '--gt-csv', one, '--mode', 'p3d', '--overlap', 'iou',
+                '--thr', '0.5')[0]
+    assert res.num_lesions == 3 and res.average == 1.0
+    with pytest.raises(SystemExit):
+        _eval(cases['out'] / 'perfect', '--gt-csv', cases['csv']['voxel'], '--mode', 'p3d')
+    assert 'P3D ground truth lies on one slice' in capsys.readouterr().err
