@@ -3,9 +3,11 @@
 Grouping rule (:class:`GroupingRule`):
 
 1. **Link** detections on adjacent processed slices whose boxes overlap with IoU >= ``iou_thr``
-   (0.5), one to one: on each pair of slices the best-overlapping pairs link first, and a
-   detection links to at most one detection on the slice below and one above. A lesion is a
-   chain; two lesions side by side never merge through a larger box next to both.
+   (0.5), or where the smaller box lies inside the larger (intersection over the smaller >=
+   ``contain_thr``, 0.8: the shrinking cross-sections at a lesion's ends), one to one: on each
+   pair of slices the best-overlapping pairs link first, and a detection links to at most one
+   detection on the slice below and one above. A lesion is a chain; two lesions side by side
+   never merge through a larger box next to both.
 2. **Bridge** gaps of up to ``max_gap`` slices (1): a chain that ends and one that starts
    ``1 + max_gap`` slices further, overlapping with IoU >= ``iou_thr``, are one lesion (a
    detection missed on one slice does not split a lesion in two).
@@ -83,11 +85,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class GroupingRule:
     """How per-slice detections become 3D lesions (the module doc): link at IoU >= ``iou_thr``
-    one to one, bridge gaps of up to ``max_gap`` slices, cut lesions deeper than
-    ``depth_ratio`` x their in-plane size (``None``: no bound)."""
+    or containment >= ``contain_thr`` (``None``: IoU only), one to one, bridge gaps of up to
+    ``max_gap`` slices, cut lesions deeper than ``depth_ratio`` x their in-plane size
+    (``None``: no bound)."""
     iou_thr: float = 0.5
     max_gap: int = 1
     depth_ratio: Optional[float] = 2.0
+    contain_thr: Optional[float] = 0.8
 
     def __post_init__(self):
         if not 0 < self.iou_thr <= 1:
@@ -96,14 +100,27 @@ class GroupingRule:
             raise ValueError(f'grouping max_gap must be >= 0 slices, got {self.max_gap}')
         if self.depth_ratio is not None and not self.depth_ratio > 0:
             raise ValueError(f'grouping depth_ratio must be > 0 (or None), got {self.depth_ratio}')
+        if self.contain_thr is not None and not 0 < self.contain_thr <= 1:
+            raise ValueError(f'grouping contain_thr must be in (0, 1] (or None), got '
+                             f'{self.contain_thr}')
 
 
-def _link(dets, a_idx, b_idx, iou_thr, nxt, prv):
+def _link(dets, a_idx, b_idx, rule, nxt, prv):
     """One-to-one links from detections ``a_idx`` to ``b_idx``, best IoU first."""
     if not a_idx or not b_idx:
         return
-    iou = box_iou([dets[i].box for i in a_idx], [dets[j].box for j in b_idx])
-    pairs = np.argwhere(iou >= iou_thr)
+    a = np.array([dets[i].box for i in a_idx], float).reshape(-1, 4)
+    b = np.array([dets[j].box for j in b_idx], float).reshape(-1, 4)
+    iou = box_iou(a, b)
+    linked = iou >= rule.iou_thr
+    if rule.contain_thr is not None:  # the smaller box inside the larger: a lesion's end
+        area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), 1)[:, None]
+        area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), 1)[None]
+        inter = iou * (area_a + area_b) / (1 + iou)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            inside = np.nan_to_num(inter / np.minimum(area_a, area_b))
+        linked |= inside >= rule.contain_thr
+    pairs = np.argwhere(linked)
     for a, b in sorted(pairs.tolist(), key=lambda ab: -iou[ab[0], ab[1]]):
         i, j = a_idx[a], b_idx[b]
         if nxt[i] is None and prv[j] is None:
@@ -127,12 +144,12 @@ def group_detections(
     for i, d in enumerate(dets):
         by_slice.setdefault(d.slice_index, []).append(i)
     for k in sorted(by_slice):
-        _link(dets, by_slice[k], by_slice.get(k + 1, []), rule.iou_thr, nxt, prv)
+        _link(dets, by_slice[k], by_slice.get(k + 1, []), rule, nxt, prv)
     for gap in range(1, rule.max_gap + 1):  # chain ends to chain starts across the gap
         for k in sorted(by_slice):
             ends = [i for i in by_slice[k] if nxt[i] is None]
             starts = [j for j in by_slice.get(k + 1 + gap, []) if prv[j] is None]
-            _link(dets, ends, starts, rule.iou_thr, nxt, prv)
+            _link(dets, ends, starts, rule, nxt, prv)
     chains = []
     for i in range(len(dets)):
         if prv[i] is None:

@@ -98,6 +98,13 @@ class CaseGeometry:
             direction=direction)
 
 
+def inclusive_box(x, y, z) -> list:
+    """A lesion's ``box_voxel`` (x, y: continuous edges ``[first, last)``; z: inclusive slices)
+    as an inclusive voxel box ``[x1, y1, z1, x2, y2, z2]``: the voxel centres ``x1 .. x2 - 1``,
+    at least one (a box narrower than a voxel covers the one it starts in)."""
+    return [x[0], y[0], z[0], max(x[1] - 1, x[0]), max(y[1] - 1, y[0]), z[1]]
+
+
 @dataclass
 class CaseDetections:
     """One ``lesions.json``: its case name, file, geometry and boxes ``(n, 7)`` with scores."""
@@ -121,7 +128,7 @@ def read_lesions_json(path: str, case: Optional[str] = None) -> CaseDetections:
     for n, les in enumerate(doc['lesions']):
         try:
             b, score = les['box_voxel'], float(les['score'])
-            row = [b['x'][0], b['y'][0], b['z'][0], b['x'][1] - 1, b['y'][1] - 1, b['z'][1], score]
+            row = [*inclusive_box(b['x'], b['y'], b['z']), score]
         except (KeyError, TypeError, IndexError, ValueError):
             raise LesionBoxError(f'{path}: lesion {n} has no 3D box (box_voxel x, y, z and '
                                  'score): written by an older tools/infer.py?') from None

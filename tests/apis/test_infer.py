@@ -219,6 +219,16 @@ def test_grouping_bridges_a_missed_slice_but_not_two():
     assert len(group_detections(two_gap, rule=GroupingRule(max_gap=2))) == 1
 
 
+def test_grouping_keeps_a_lesions_small_end_sections_by_containment():
+    """A lesion's last slice shows a small section inside the previous box (IoU 0.16 < 0.5):
+    linked by containment (intersection over the smaller 1.0 >= 0.8), not without it."""
+    dets = [_d(3, [10, 10, 30, 30], 0.9), _d(4, [16, 16, 24, 24], 0.6)]
+    assert len(group_detections(dets)) == 1
+    assert len(group_detections(dets, rule=GroupingRule(contain_thr=None))) == 2
+    beside = [_d(3, [10, 10, 30, 30], 0.9), _d(4, [26, 16, 34, 24], 0.6)]  # half outside
+    assert len(group_detections(beside)) == 2
+
+
 def test_grouping_links_one_to_one_so_two_lesions_never_merge_through_a_big_box():
     """Slice 4 holds two small lesions side by side; slice 5 one box spanning both (IoU 0.5
     with each): union-find made one lesion of all three; one-to-one links the better pair."""

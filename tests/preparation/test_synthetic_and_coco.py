@@ -65,6 +65,33 @@ def test_generator_layout_encoding_and_determinism(synth, tmp_path):
     assert _digest(other) == _digest(root)
 
 
+def test_lesion_maps_leave_the_data_as_it_was_and_hold_every_annotated_lesion(synth, tmp_path):
+    import shutil
+
+    import SimpleITK as sitk
+    root, _ = synth
+    maps = tmp_path / 'maps'
+    make_synthetic_deeplesion(
+        str(maps),
+        num_series=8,
+        seed=5,
+        image_size=160,
+        context_mm=6,
+        noisy_fraction=0.5,
+        lesion_maps=True)
+    shutil.move(str(maps / 'lesions_3d'), str(tmp_path / 'lesions_3d'))
+    assert _digest(maps) == _digest(root)  # the same images, CSV and truth
+    records, _ = read_dl_info(str(root / 'DL_info.csv'))
+    for r in records:
+        if r.noisy:  # its marks are displaced on purpose
+            continue
+        labels = sitk.GetArrayFromImage(
+            sitk.ReadImage(str(tmp_path / 'lesions_3d' / f'{r.series_dir}.nii.gz')))
+        assert labels.shape == (r.slice_range[1] - r.slice_range[0] + 1, 160, 160)
+        x, y = np.round(r.recist.mean(0)).astype(int)  # the lesion's middle on its key slice
+        assert labels[r.key_slice - r.slice_range[0], y, x] > 0, r.file_name
+
+
 def test_recist_measurement_on_a_known_ellipse():
     mask = np.zeros((100, 100), np.uint8)
     cv2.ellipse(mask, (50, 50), (30, 12), 30, 0, 360, 1, -1)
