@@ -4,13 +4,14 @@
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--device cpu]
         [--score-thr 0.5] [--batch-size 4] [--slices START:END] [--save-masks] [--save-overlays]
         [--series UID] [--spacing MM --slice-interval MM | --dl-info DL_info.csv]
-        [--volumetric [--depth-chunk N]] [--link-iou 0.5] [--max-gap 1] [--depth-ratio 2]
+        [--volumetric [--depth-chunk N]] [--link-iou 0.5] [--link-contain 0.8] [--max-gap 1]
+        [--depth-ratio 2]
 
 INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage file, or a
 DeepLesion PNG series folder. --volumetric runs the backbone once over the whole CT on the
 config's slice grid (about one backbone pass per grid slice instead of D per slice; see the
 README, "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
-(--link-iou, --max-gap, --depth-ratio; README, "Grouping detections into lesions"). Each case
+(--link-iou, --link-contain, --max-gap, --depth-ratio; README, "Grouping detections into lesions"). Each case
 goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with --save-masks lesions.nii.gz
 (a label map in the input's exact geometry) and with --save-overlays lesion_NNN.png, and the
 manifest acsdet-case.json. <case> is the input's
@@ -86,6 +87,11 @@ def parse_args(argv=None):
         type=float,
         default=2.0,
         help='grouping: cut lesions deeper than this times their in-plane size (0: no bound)')
+    p.add_argument(
+        '--link-contain',
+        type=float,
+        default=0.8,
+        help='grouping: also link a box lying this much inside the next slice\'s (0: IoU only)')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
     if not 0 <= args.score_thr <= 1:
@@ -138,7 +144,8 @@ def main(argv=None) -> int:
         return 2
     from acsdet.apis import GroupingRule, LesionDetector, write_case
     try:
-        grouping = GroupingRule(args.link_iou, args.max_gap, args.depth_ratio or None)
+        grouping = GroupingRule(args.link_iou, args.max_gap, args.depth_ratio or None,
+                                args.link_contain or None)
         detector = LesionDetector(
             args.config,
             args.checkpoint,

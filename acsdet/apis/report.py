@@ -14,7 +14,7 @@ manifest ``acsdet-case.json``, and only such a folder of the same input is ever 
   ``origin_lps_mm``, ``direction`` (row-major 3 x 3, columns = index axes in LPS),
   ``stored_axes`` (``perm``, ``flip``, ``size_xyz`` of the file as stored);
 - ``grouping``: the rule that made lesions of the detections (``iou_thr``, ``max_gap``,
-  ``depth_ratio``; :class:`~acsdet.apis.lesions.GroupingRule`);
+  ``depth_ratio``, ``contain_thr``; :class:`~acsdet.apis.lesions.GroupingRule`);
 - ``label_map`` (with ``--save-masks``): the file and how it relates to the input (a note when
   the input's slice gaps are uneven, which a NIfTI header cannot hold);
 - ``lesions``: ``id``, ``score``, ``key_slice`` (the LPI-ordered volume) and ``key_slice_stored``,

@@ -294,3 +294,14 @@ def test_label_map_of_an_unevenly_spaced_series_says_how_it_relates(model_files,
         np.abs(header_z - true_z).max(), abs=2e-3)
     assert lm['max_slice_position_error_mm'] > 0.1
     assert any('uneven' in w for w in saved['warnings'])
+
+
+def test_grouping_options_reach_lesions_json_and_bad_ones_are_refused(model_files, ct, tmp_path,
+                                                                      capsys):
+    out = tmp_path / 'out'
+    assert _infer(model_files, ct['nifti'], '--out-dir', out, '--score-thr', '0.9', '--max-gap',
+                  '0', '--depth-ratio', '0', '--link-contain', '0.6') == 0
+    doc = json.loads((out / 'scan' / 'lesions.json').read_text())
+    assert doc['grouping'] == dict(iou_thr=0.5, max_gap=0, depth_ratio=None, contain_thr=0.6)
+    assert _infer(model_files, ct['nifti'], '--out-dir', out, '--max-gap', '-1') == 2
+    assert 'grouping max_gap must be >= 0 slices, got -1' in capsys.readouterr().err
