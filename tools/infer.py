@@ -11,8 +11,8 @@ INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage 
 DeepLesion PNG series folder. --volumetric runs the backbone once over the whole CT on the
 config's slice grid (about one backbone pass per grid slice instead of D per slice; see the
 README, "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
-(--link-iou, --link-contain, --max-gap, --depth-ratio; README, "Grouping detections into lesions"). Each case
-goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with --save-masks lesions.nii.gz
+(--link-iou, --link-contain, --max-gap, --depth-ratio; README, "Grouping detections into
+lesions"). Each case goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with --save-masks lesions.nii.gz
 (a label map in the input's exact geometry) and with --save-overlays lesion_NNN.png, and the
 manifest acsdet-case.json. <case> is the input's
 base name, or <name>-<8 hex> when two inputs share it (stable across runs). An existing case
