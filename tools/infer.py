@@ -12,9 +12,9 @@ DeepLesion PNG series folder. --volumetric runs the backbone once over the whole
 config's slice grid (about one backbone pass per grid slice instead of D per slice; see the
 README, "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
 (--link-iou, --link-contain, --max-gap, --depth-ratio; README, "Grouping detections into
-lesions"). Each case goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with --save-masks lesions.nii.gz
-(a label map in the input's exact geometry) and with --save-overlays lesion_NNN.png, and the
-manifest acsdet-case.json. <case> is the input's
+lesions"). Each case goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with
+--save-masks lesions.nii.gz (a label map in the input's exact geometry) and with
+--save-overlays lesion_NNN.png, and the manifest acsdet-case.json. <case> is the input's
 base name, or <name>-<8 hex> when two inputs share it (stable across runs). An existing case
 folder is replaced only if acsdet wrote it for the same input; anything else there is refused
 before any work, as is an output folder that is or lies inside an input. A failing input is
