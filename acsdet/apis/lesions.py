@@ -8,16 +8,16 @@ Grouping rule (:class:`GroupingRule`):
    pair of slices the best-overlapping pairs link first, and a detection links to at most one
    detection on the slice below and one above. A lesion is a chain; two lesions side by side
    never merge through a larger box next to both.
-2. **Bridge** gaps of up to ``max_gap`` slices (1): a chain that ends and one that starts
-   ``1 + max_gap`` slices further, overlapping with IoU >= ``iou_thr``, are one lesion (a
+2. **Bridge** gaps of up to ``max_gap`` slices (1): a chain that ends and one that starts up to
+   ``1 + max_gap`` slices further, their end boxes linked by the same test, are one lesion (a
    detection missed on one slice does not split a lesion in two).
 3. **Bound** a lesion's depth by its size: a chain spanning more than ``depth_ratio`` (2) times
    its largest in-plane box side, plus one slice each end (partial volume), is cut at its
    weakest link until every piece fits: where box and score change most (the lowest IoU x
    lower / higher score of the two slices joined; the middle on a tie). A structure detected
    slice after slice (the scanner table, a vessel) is no longer one lesion hundreds of
-   millimetres long. Needs the slice and pixel
-   spacing; without them (``slice_mm=None``) nothing is cut.
+   millimetres long. Needs the slice and pixel spacing; without them (``slice_mm=None``)
+   nothing is cut.
 
 Two detections on one slice are never one lesion.
 """

@@ -111,3 +111,14 @@ def test_a_new_layer_declares_its_depth_radius():
     layer = bb.features.denseblock1.denselayer1.conv2
     layer.depth_radius = 2  # e.g. a registered mode's slice-mixing operator
     assert bb.depth_radius() == 2
+
+
+def test_a_layer_that_changes_depth_is_refused_not_misaligned():
+    from acsdet.models.backbones.depth_stream import LayerNode, VolumeNode, stream
+    vol = VolumeNode(torch.randn(1, 2, 10, 4, 4))
+    keep = LayerNode(lambda x: x * 2, [vol], radius=1)
+    torch.testing.assert_close(
+        stream([keep], [keep], range(10), 3)[0], vol.cache[0].transpose(0, 1) * 2)
+    drop = LayerNode(lambda x: x[:, :, 1:], [vol], radius=1)  # loses a slice
+    with pytest.raises(RuntimeError, match='gave 3 slices for 4 .* must keep depth'):
+        stream([drop], [drop], range(10), 3)

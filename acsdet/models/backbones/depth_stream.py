@@ -125,13 +125,17 @@ class LayerNode(DepthNode):
             super().__init__(length, sources, (radius, radius))
         else:
             super().__init__(length - window + 1, sources, (0, window - 1))
-        self.fn = fn
+        self.fn, self.window = fn, window
 
     def compute(self, a: int, b: int) -> torch.Tensor:
         """Slices ``a .. b - 1``: ``fn`` on the sources' slices they depend on."""
         left, right = self.reach
         lo, hi = max(a - left, 0), min(b + right, self.sources[0].length)
         out = self.fn(*[s.view(lo, hi) for s in self.sources])
+        want = hi - lo - (self.window - 1 if self.window else 0)
+        if out.shape[2] != want:
+            raise RuntimeError(f'depth stream: a layer gave {out.shape[2]} slices for {hi - lo} '
+                               f'(expected {want}): it must keep depth (stride 1, same padding)')
         return out[:, :, a - lo:b - lo]
 
 
