@@ -100,11 +100,8 @@ class VolumeNode(DepthNode):
         super().__init__(volume.shape[2])
         self.cache = volume
 
-    def advance(self):
-        pass
-
-    def trim(self):
-        self.need = None
+    def plan(self, a: int, b: int):
+        """Nothing to plan: every slice is held."""
 
 
 class LayerNode(DepthNode):
@@ -161,7 +158,4 @@ def stream(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Seque
             part.append(node.view(lo, hi)[0, :, sel - lo].transpose(0, 1))
         for node in nodes:
             node.trim()
-        for node in nodes:  # the input's plan too
-            for s in node.sources:
-                s.need = None
     return [torch.cat(p) for p in parts]
