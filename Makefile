@@ -8,12 +8,15 @@ export ACSDET_WHEELHOUSE
 setup:
 	bash tools/setup_env.sh
 
+# Two pytest-xdist workers: one trains the end-to-end model and runs the tests on it (the
+# `e2e` group, tests/conftest.py), the other runs the rest of the suite beside it.
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 test:
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(PYTEST_PARALLEL)
 
 # Without the tests that train the end-to-end model or use it (marked slow; about 2 minutes).
 test-fast:
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_PARALLEL)
 
 # The tree is kept isort / yapf / flake8 clean (settings in pyproject.toml and setup.cfg; the
 # versions are pinned in requirements/constraints.txt and installed by make setup).

@@ -41,7 +41,7 @@ setup(
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'flake8', 'isort', 'yapf'],  # make lint
+        'tests': ['pytest>=7', 'pytest-xdist>=3', 'flake8', 'isort', 'yapf'],  # make test, lint
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -1,3 +1,4 @@
+import os
 import sys
 
 import pytest
@@ -8,24 +9,40 @@ from .helpers import CONFIG_DEMO, EPOCHS, ROOT
 if ROOT not in sys.path:  # tools/ and data_converters/ are scripts, importable from the root
     sys.path.insert(0, ROOT)
 
-torch.set_num_threads(2)
-
 SLOW_FIXTURES = {'e2e_trained', 'dist_training'}  # minutes of CPU training each
+#: The tests on the end-to-end run's data or model: one pytest-xdist group, so that one worker
+#: trains the model once while the other runs the rest of the suite (``make test``: ``-n 2
+#: --dist loadgroup``).
+E2E_FIXTURES = {'e2e_trained', 'e2e_data'}
+E2E_GROUP = 'e2e'
+#: Torch threads: the end-to-end chain (the longest path) keeps 2, the tests beside it take 1 when
+#: two workers share the 2 cores; a plain ``pytest`` run gives every test 2.
+E2E_THREADS = 2
+OTHER_THREADS = 1 if os.environ.get('PYTEST_XDIST_WORKER') else 2
+
+torch.set_num_threads(E2E_THREADS)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's loadgroup reads the groups
 def pytest_collection_modifyitems(config, items):
     """Every test that needs a trained model (directly or through another fixture) is
-    ``slow``: ``make test-fast`` (``-m 'not slow'``) leaves them out."""
+    ``slow``: ``make test-fast`` (``-m 'not slow'``) leaves them out. Every test on the
+    end-to-end data or model is in the xdist group ``e2e`` (one worker, one training run)."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
+        names = set(getattr(item, 'fixturenames', ()))
+        if SLOW_FIXTURES & names:
             item.add_marker(pytest.mark.slow)
+        if E2E_FIXTURES & names:
+            item.add_marker(pytest.mark.xdist_group(E2E_GROUP))
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_scope():
-    """Every test starts seeded and in MMDetection's registry scope (a Runner built by an earlier
-    test may have left another scope current)."""
+def _seed_and_scope(request):
+    """Every test starts seeded, with its torch threads, and in MMDetection's registry scope (a
+    Runner built by an earlier test may have left another scope current)."""
     from mmengine.registry import init_default_scope
+    e2e = bool(E2E_FIXTURES & set(request.fixturenames))
+    torch.set_num_threads(E2E_THREADS if e2e else OTHER_THREADS)
     torch.manual_seed(0)
     init_default_scope('mmdet')
 
@@ -92,6 +109,7 @@ def e2e_trained(e2e_data, tmp_path_factory):
     from tools import test as test_tool
     from tools import train as train_tool
     init_default_scope('mmdet')
+    torch.set_num_threads(E2E_THREADS)  # the model and README figures were made with 2 threads
     work = tmp_path_factory.mktemp('work')
     # the untrained model, saved as a checkpoint and tested through tools/test.py
     runner = Runner.from_cfg(
