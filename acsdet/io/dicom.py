@@ -1,24 +1,28 @@
-"""DICOM CT inputs: a classic series (one file a slice) and an enhanced multi-frame CT (one file).
+"""DICOM CT inputs: a classic series (one file a slice) and an enhanced multi-frame CT (one file),
+in a folder at any depth or a ``.zip`` (series found by :mod:`acsdet.io.dicom_discovery`).
 
-Classic series: SimpleITK (GDCM) finds the series and reads the pixels (RescaleSlope/Intercept
-applied); acsdet reads each file's header first to leave out localizer / scout images (ImageType
-``LOCALIZER``, or an orientation other than the series'), to refuse two slices at one position
-naming the files, and to keep the real slice positions. Enhanced CT (SOP class
+Classic series: pydicom reads each file's header to leave out localizer / scout images (ImageType
+``LOCALIZER``, or an orientation other than the series'), to refuse two slices at one position,
+slices of mixed sizes and missing slices (a gap in both the positions and the instance numbers)
+naming the files, and to keep the real slice positions; SimpleITK (GDCM) reads the pixels
+(RescaleSlope/Intercept applied; every transfer syntax GDCM decodes: JPEG lossless and baseline,
+JPEG-LS, JPEG 2000, RLE, deflate). The headers stay with the volume (``CTVolume.dicom``,
+:class:`DicomSource`) for the DICOM SEG and SR that reference them. Enhanced CT (SOP class
 1.2.840.10008.5.1.4.1.1.2.1): pydicom reads the frames and their functional groups (per-frame
 Image Position, shared or per-frame orientation, pixel spacing and rescale); frames whose values
 are not HU (a Real World Value Mapping in another unit, e.g. a perfusion map) are refused.
 """
-import glob
 import os.path as osp
 from collections import Counter
+from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
 
+from .dicom_discovery import ENHANCED_CT, dicom_folder, find_ct_series, is_zip, pick_series
 from .readers import CTReader, case_name, register_ct_reader
 from .volume import CTReadError, _warn, check_slice_positions, from_image, sitk
 
-ENHANCED_CT = '1.2.840.10008.5.1.4.1.1.2.1'
 _HU_UNITS = {"[hnsf'U]", 'HU', '[HU]'}
 
 
@@ -32,37 +36,76 @@ def is_dicom_file(path: str) -> bool:
         return False
 
 
+@dataclass
+class DicomSource:
+    """The DICOM instances a volume was read from: what derived objects (DICOM SEG, SR) reference.
+
+    Attributes:
+        datasets: the headers (no pixel data) of the stored slices in the order of the read image
+            (``CTVolume.reference``'s slice axis), or one enhanced-CT file's header.
+        frames: for an enhanced CT, the (0-based) frame of each stored slice; None for a classic
+            series (stored slice ``k`` is ``datasets[k]``).
+    """
+    datasets: list
+    frames: Optional[List[int]] = None
+
+    def instance(self, stored_slice: int):
+        """``(dataset, frame number (1-based) or None)`` of a stored slice."""
+        if self.frames is None:
+            return self.datasets[stored_slice], None
+        return self.datasets[0], self.frames[stored_slice] + 1
+
+
 class _Header:
     """The header fields of one classic-series file that the reader decides on."""
 
-    def __init__(self, path: str):
-        r = sitk().ImageFileReader()
-        r.SetFileName(path)
-        r.ReadImageInformation()
-        self.path = path
-
-        def get(tag):
-            return r.GetMetaData(tag).strip() if r.HasMetaDataKey(tag) else ''
-
-        self.modality = get('0008|0060')
-        self.image_type = get('0008|0008').upper()
-        self.frames = int(get('0028|0008') or 1)
-        self.sop_class = get('0008|0016')
-        self.pixel_spacing = get('0028|0030')
+    def __init__(self, path: str, ds):
+        self.path, self.ds = path, ds
+        self.image_type = '\\'.join(str(v) for v in getattr(ds, 'ImageType', [])).upper()
+        self.pixel_spacing = getattr(ds, 'PixelSpacing', None)
+        self.size = (getattr(ds, 'Rows', None), getattr(ds, 'Columns', None))
+        self.instance_number = getattr(ds, 'InstanceNumber', None)
         try:
-            self.iop = np.array([float(v) for v in get('0020|0037').split('\\')])
-            self.ipp = np.array([float(v) for v in get('0020|0032').split('\\')])
+            self.iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+            self.ipp = np.array([float(v) for v in ds.ImagePositionPatient])
             if self.iop.shape != (6, ) or self.ipp.shape != (3, ):
                 raise ValueError
-        except ValueError:
+        except (AttributeError, ValueError, TypeError):
             self.iop = self.ipp = None
 
 
-def _classic_series(folder: str, files: List[str], headers: List[_Header], source: str):
+def _check_sizes(keep: List[_Header], source: str) -> None:
+    sizes = Counter(h.size for h in keep)
+    if len(sizes) > 1:
+        common = sizes.most_common(1)[0][0]
+        odd = [h for h in keep if h.size != common]
+        raise CTReadError(f'{source}: slices of mixed sizes ({len(odd)} of {len(keep)} are not '
+                          f'{common[1]} x {common[0]} px: {osp.basename(odd[0].path)} is '
+                          f'{odd[0].size[1]} x {odd[0].size[0]}): not one CT volume')
+
+
+def _check_missing(keep: List[_Header], pos: np.ndarray, source: str) -> None:
+    """Refuse a series whose instance numbers and positions both say slices are missing."""
+    nums = [h.instance_number for h in keep]
+    if len(keep) < 3 or any(n is None for n in nums):
+        return
+    nums = np.array([int(n) for n in nums])
+    gaps = np.diff(pos)
+    med = float(np.median(gaps))
+    steps = np.abs(np.diff(nums))
+    for i in np.flatnonzero((gaps > 1.5 * med) & (steps > 1)):
+        lost = int(steps[i]) - 1
+        raise CTReadError(f'{source}: {lost} slice(s) missing between instance {nums[i]} and '
+                          f'{nums[i + 1]} ({osp.basename(keep[i].path)}, '
+                          f'{osp.basename(keep[i + 1].path)}; a {gaps[i]:.3g} mm gap where the '
+                          f'series steps {med:.3g} mm): copy the whole series again')
+
+
+def _classic_series(files: List[str], datasets: list, source: str, name: str):
     notes: List[str] = []
-    with_geometry = [h for h in headers if h.iop is not None]
-    if len(with_geometry) < len(headers):
-        missing = [osp.basename(h.path) for h in headers if h.iop is None]
+    headers = [_Header(f, ds) for f, ds in zip(files, datasets)]
+    missing = [osp.basename(h.path) for h in headers if h.iop is None]
+    if missing:
         raise CTReadError(f'{source}: {len(missing)} file(s) without Image Position / Orientation '
                           f'(Patient): {", ".join(missing[:5])}')
     common = Counter(tuple(np.round(h.iop, 3)) for h in headers).most_common(1)[0][0]
@@ -82,6 +125,7 @@ def _classic_series(folder: str, files: List[str], headers: List[_Header], sourc
     if not keep[0].pixel_spacing:
         raise CTReadError(f'{keep[0].path}: no Pixel Spacing (0028,0030): the pixel size is '
                           'unknown')
+    _check_sizes(keep, source)
     iop = np.array(common)
     normal = np.cross(iop[:3], iop[3:])
     pos = np.array([float(h.ipp @ normal) for h in keep])
@@ -89,6 +133,7 @@ def _classic_series(folder: str, files: List[str], headers: List[_Header], sourc
     keep = [keep[i] for i in order]
     pos = pos[order]
     notes += check_slice_positions(pos, source, [osp.basename(h.path) for h in keep])
+    _check_missing(keep, pos, source)
     reader = sitk().ImageSeriesReader()
     reader.SetFileNames([h.path for h in keep])
     try:
@@ -98,46 +143,34 @@ def _classic_series(folder: str, files: List[str], headers: List[_Header], sourc
     # the positions along the read image's slice axis (ITK orders by the files given)
     zdir = np.array(img.GetDirection()).reshape(3, 3)[:, 2]
     positions = np.array([float(h.ipp @ zdir) for h in keep])
-    return from_image(img, source, case_name(folder), positions, notes)
+    vol = from_image(img, source, name, positions, notes)
+    vol.dicom = DicomSource([h.ds for h in keep])
+    return vol
 
 
-def read_dicom_folder(folder: str, series: Optional[str] = None):
-    """The CT series in ``folder`` (``series``: its SeriesInstanceUID when there are several)."""
-    sitk_ = sitk()
-    ids = sitk_.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
-    if not ids:
-        raise CTReadError(f'{folder}: no DICOM series found in this folder')
-    if series is None:
-        if len(ids) > 1:
-            raise CTReadError(f'{folder}: holds {len(ids)} DICOM series, pick one with --series: ' +
-                              ', '.join(ids))
-        series = ids[0]
-    elif series not in ids:
-        raise CTReadError(f'{folder}: no series {series}; it holds ' + ', '.join(ids))
-    files = list(sitk_.ImageSeriesReader.GetGDCMSeriesFileNames(folder, series))
-    source = f'DICOM series {series} in {folder}'
+def read_dicom_folder(folder: str, series: Optional[str] = None, where: Optional[str] = None):
+    """The CT series under ``folder`` (searched recursively; ``series``: its SeriesInstanceUID
+    when there are several). ``where``: how messages name the input (default ``folder``)."""
+    import pydicom
+    where = where or folder
+    ct, note = find_ct_series(folder, where)
+    chosen = pick_series(ct, series, where)
+    source = f'DICOM series {chosen.uid} in {where}'
     notes: List[str] = []
-    in_series = set(map(osp.abspath, files))
-    bad = []
-    for f in sorted(glob.glob(osp.join(glob.escape(folder), '*'))):
-        if osp.isfile(f) and osp.abspath(f) not in in_series:  # another series, or not DICOM
-            try:
-                _Header(f)
-            except RuntimeError:
-                bad.append(osp.basename(f))
-    if bad:
-        _warn(notes, f'{folder}: skipped {len(bad)} unreadable file(s): {", ".join(bad[:10])}')
-    try:
-        headers = [_Header(f) for f in files]
-    except RuntimeError as e:
-        raise CTReadError(f'{source}: unreadable header ({str(e).strip()[-200:]})') from None
-    modality = headers[0].modality
-    if modality and modality.upper() != 'CT':
-        raise CTReadError(f'{files[0]}: Modality is {modality!r}, not CT')
-    if len(files) == 1 and (headers[0].frames > 1 or headers[0].sop_class == ENHANCED_CT):
-        vol = read_enhanced_ct(files[0])
+    if note:
+        _warn(notes, note)
+    name = case_name(where)
+    if chosen.kind == 'enhanced-ct':
+        if len(chosen.files) > 1:
+            raise CTReadError(f'{source}: {len(chosen.files)} enhanced-CT files in one series '
+                              '(several stacks): pass one file')
+        vol = read_enhanced_ct(chosen.files[0], name)
     else:
-        vol = _classic_series(folder, files, headers, source)
+        try:
+            datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in chosen.files]
+        except Exception as e:  # pydicom raises several types for a damaged file
+            raise CTReadError(f'{source}: unreadable header ({e})') from None
+        vol = _classic_series(chosen.files, datasets, source, name)
     vol.warnings[:0] = notes
     return vol
 
@@ -161,7 +194,7 @@ def _not_hu(ds, groups) -> Optional[str]:
     return None
 
 
-def read_enhanced_ct(path: str):
+def read_enhanced_ct(path: str, name: Optional[str] = None):
     """An enhanced (multi-frame) CT file as a :class:`~acsdet.io.volume.CTVolume`, frames
     ordered by their Image Position (Patient) along the slice normal."""
     try:
@@ -234,7 +267,10 @@ def read_enhanced_ct(path: str):
     img.SetSpacing((spacings[0][1], spacings[0][0], float(np.median(np.diff(pos[order])))))
     img.SetOrigin(tuple(ipps[order[0]]))  # PixelSpacing above is (row, column)
     img.SetDirection(tuple(np.column_stack([iops[0][:3], iops[0][3:], normal]).reshape(-1)))
-    return from_image(img, source, osp.splitext(osp.basename(path))[0], pos[order], notes)
+    vol = from_image(img, source, name or osp.splitext(osp.basename(path))[0], pos[order], notes)
+    del ds.PixelData  # the header stays for derived objects, the pixels go
+    vol.dicom = DicomSource([ds], [frames[i] for i in order])
+    return vol
 
 
 @register_ct_reader
@@ -250,6 +286,24 @@ class DicomSeriesReader(CTReader):
 
     def read(self, path: str, series: Optional[str] = None):
         return read_dicom_folder(path, series)
+
+
+@register_ct_reader
+class DicomZipReader(CTReader):
+    """A ``.zip`` of a DICOM study (any folder layout inside; ``series`` as for a folder). The
+    zip is extracted into a temporary folder, read, and the temporary removed."""
+    name = 'dicom-zip'
+    description = 'a .zip of a DICOM study'
+    extensions = ('.zip', )
+    options = ('series', )
+    priority = 55
+
+    def accepts(self, path: str) -> bool:
+        return is_zip(path)
+
+    def read(self, path: str, series: Optional[str] = None):
+        with dicom_folder(path) as folder:
+            return read_dicom_folder(folder, series, where=path)
 
 
 @register_ct_reader

@@ -62,6 +62,8 @@ class CTVolume:
         source: what was read (format and path); ``name``: a name for the case.
         warnings: what the reading noticed (also issued as ``UserWarning``).
         input_key: what identifies the input across runs (:func:`input_key`), set by ``read_ct``.
+        dicom: for a DICOM input, the instances read (:class:`acsdet.io.dicom.DicomSource`:
+            headers per stored slice) for the derived DICOM objects; None otherwise.
 
     Built volumes are checked (see the module doc): :class:`CTReadError` naming ``source`` for
     what cannot be a CT; non-finite voxels replaced by air, with a warning.
@@ -77,6 +79,7 @@ class CTVolume:
     name: str
     warnings: List[str] = field(default_factory=list)
     input_key: Optional[str] = None
+    dicom: Optional[object] = None
 
     def __post_init__(self):
         src = self.source

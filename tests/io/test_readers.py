@@ -62,7 +62,7 @@ def test_read_ct_by_reader_name_and_unknown_options(tmp_path):
     vol = read_ct(folder, reader='deeplesion-png', spacing=0.8, slice_interval=2.5)
     np.testing.assert_array_equal(vol.hu, hu)
     assert vol.spacing == (2.5, 0.8, 0.8)
-    with pytest.raises(CTReadError, match='no DICOM series'):  # forced onto the other reader
+    with pytest.raises(CTReadError, match='holds no DICOM file'):  # forced onto the other reader
         read_ct(folder, reader='dicom-series')
     with pytest.raises(TypeError, match=r"option\(s\) \['spacng'\]"):
         read_ct(folder, spacng=0.8)

@@ -1,0 +1,226 @@
+"""Finding the CT series in a DICOM archive: a folder at any depth, or a ``.zip`` of a study.
+
+Every file is read once, header only (pydicom, ``stop_before_pixels``), and sorted into series
+by SeriesInstanceUID. What is not a CT image is left out with a note, never read as one:
+secondary captures (screenshots, dose reports), localizer / scout series (every image
+``LOCALIZER``), other modalities and non-image objects (SEG, SR, PR, ...), files that are not
+DICOM. A CT series keeps its single localizer images here; the reader leaves them out with its
+own note (:mod:`acsdet.io.dicom`).
+
+``python tools/infer.py ... INPUT --list`` prints :func:`describe_series` of each input.
+"""
+import contextlib
+import os
+import os.path as osp
+import tempfile
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from .volume import CTReadError
+
+ENHANCED_CT = '1.2.840.10008.5.1.4.1.1.2.1'
+CT_IMAGE = '1.2.840.10008.5.1.4.1.1.2'
+#: Secondary Capture Image Storage and its multi-frame variants.
+SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7'
+
+
+def is_zip(path: str) -> bool:
+    """A ``.zip`` file (by name and signature)."""
+    return (not osp.isdir(path) and path.lower().endswith('.zip') and zipfile.is_zipfile(path))
+
+
+@dataclass
+class DicomSeries:
+    """One series found in an archive.
+
+    Attributes:
+        uid: SeriesInstanceUID; ``number``: SeriesNumber (or None); ``description``.
+        kind: ``'ct'`` (classic, one file a slice), ``'enhanced-ct'`` (one multi-frame file),
+            or why it is left out: ``'localizer'``, ``'secondary-capture'``, ``'not-ct'``.
+        files: its files (absolute paths); ``images``: how many CT images (frames for enhanced).
+        thickness_mm: SliceThickness of its first image (None if not given).
+        modality, study_uid, patient_id: of its first file.
+    """
+    uid: str
+    kind: str
+    files: List[str] = field(default_factory=list)
+    images: int = 0
+    number: Optional[int] = None
+    description: str = ''
+    thickness_mm: Optional[float] = None
+    modality: str = ''
+    study_uid: str = ''
+    patient_id: str = ''
+
+    @property
+    def is_ct(self) -> bool:
+        return self.kind in ('ct', 'enhanced-ct')
+
+    def why_left_out(self) -> str:
+        """Why a series that is not CT is left out, in words."""
+        return {
+            'localizer': 'localizer / scout images',
+            'secondary-capture': 'secondary capture',
+        }.get(self.kind, f'modality {self.modality or "unknown"}, not a CT image')
+
+    def label(self) -> str:
+        """``#<number> '<description>'`` for messages."""
+        num = f'#{self.number} ' if self.number is not None else ''
+        return f"{num}'{self.description}'" if self.description else (num.strip() or self.uid)
+
+
+def _kind(ds) -> str:
+    sop = str(getattr(ds, 'SOPClassUID', ''))
+    if sop.startswith(SECONDARY_CAPTURE):
+        return 'secondary-capture'
+    if str(getattr(ds, 'Modality', '')).upper() != 'CT' or 'Rows' not in ds:
+        return 'not-ct'  # another modality, or not an image (SEG, SR, PR, ...)
+    if sop == ENHANCED_CT or int(getattr(ds, 'NumberOfFrames', 1) or 1) > 1:
+        return 'enhanced-ct'
+    types = [str(v).upper() for v in getattr(ds, 'ImageType', [])]
+    return 'localizer' if 'LOCALIZER' in types else 'ct'
+
+
+def _number(v) -> Optional[int]:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v) -> Optional[float]:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
+    """The series under ``folder`` (recursively), CT first, then by series number; and the names
+    of the files that are not readable DICOM (``DICOMDIR`` and hidden files are not counted)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    groups: Dict[str, List[Tuple[str, object, str]]] = defaultdict(list)
+    skipped = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        for name in sorted(files):
+            if name.startswith('.') or name.upper() == 'DICOMDIR':
+                continue
+            path = osp.join(root, name)
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                uid = str(ds.SeriesInstanceUID)
+            except (InvalidDicomError, AttributeError, OSError, ValueError, EOFError):
+                skipped.append(osp.relpath(path, folder))
+                continue
+            groups[uid].append((path, ds, _kind(ds)))
+    out = []
+    for uid, members in groups.items():
+        kinds = [k for _, _, k in members]
+        if 'ct' in kinds:  # its single localizer images are the reader's to leave out
+            kind = 'ct'
+        elif 'enhanced-ct' in kinds:
+            kind = 'enhanced-ct'
+        else:
+            kind = max(set(kinds), key=kinds.count)
+        first = members[0][1]
+        if kind == 'enhanced-ct':
+            images = sum(
+                int(getattr(ds, 'NumberOfFrames', 1) or 1) for _, ds, k in members
+                if k == 'enhanced-ct')
+        else:
+            images = sum(1 for k in kinds if k == kind)
+        out.append(
+            DicomSeries(
+                uid=uid,
+                kind=kind,
+                files=sorted(p for p, _, _ in members),
+                images=images,
+                number=_number(getattr(first, 'SeriesNumber', None)),
+                description=str(getattr(first, 'SeriesDescription', '') or '').strip(),
+                thickness_mm=_float(getattr(first, 'SliceThickness', None)),
+                modality=str(getattr(first, 'Modality', '') or ''),
+                study_uid=str(getattr(first, 'StudyInstanceUID', '') or ''),
+                patient_id=str(getattr(first, 'PatientID', '') or '')))
+    out.sort(key=lambda s: (not s.is_ct, s.number if s.number is not None else 1 << 30, s.uid))
+    return out, skipped
+
+
+@contextlib.contextmanager
+def dicom_folder(path: str) -> Iterator[str]:
+    """A folder holding the archive ``path``: the folder itself, or a ``.zip`` extracted into a
+    temporary folder that is removed afterwards."""
+    if osp.isdir(path):
+        yield path
+        return
+    if not is_zip(path):
+        raise CTReadError(f'{path}: not a DICOM folder or a .zip of one')
+    with tempfile.TemporaryDirectory(prefix='acsdet-zip-') as tmp:
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+                if bad is not None:
+                    raise CTReadError(f'{path}: damaged zip (member {bad} fails its CRC check)')
+                z.extractall(tmp)  # member names are sanitised: nothing lands outside tmp
+        except (zipfile.BadZipFile, OSError, RuntimeError) as e:  # RuntimeError: encrypted
+            raise CTReadError(f'{path}: cannot extract the zip ({e})') from None
+        yield tmp
+
+
+def left_out_note(series: List[DicomSeries], skipped: List[str], where: str) -> Optional[str]:
+    """One note naming what is not a CT series (or not DICOM), or None."""
+    parts = [f'{s.label()} ({s.why_left_out()}, {s.images} image(s))' for s in series if not s.is_ct]
+    if skipped:
+        parts.append(f'{len(skipped)} non-DICOM file(s) ({", ".join(skipped[:3])}'
+                     f'{", ..." if len(skipped) > 3 else ""})')
+    return f'{where}: left out {"; ".join(parts)}' if parts else None
+
+
+def find_ct_series(folder: str, where: str) -> Tuple[List[DicomSeries], Optional[str]]:
+    """The CT series under ``folder`` and a note on what was left out; a :class:`CTReadError`
+    naming ``where`` when there is none."""
+    series, skipped = scan_folder(folder)
+    note = left_out_note(series, skipped, where)
+    ct = [s for s in series if s.is_ct]
+    if not ct:
+        if not series:
+            raise CTReadError(f'{where}: holds no DICOM file' +
+                              (f' ({len(skipped)} other file(s))' if skipped else ''))
+        raise CTReadError(f'{where}: no CT series; ' + (note or '').split(': ', 1)[-1])
+    return ct, note
+
+
+def pick_series(ct: List[DicomSeries], series: Optional[str], where: str) -> DicomSeries:
+    """The series ``series`` (its SeriesInstanceUID) of ``ct``, or the only one."""
+    if series is None:
+        if len(ct) > 1:
+            raise CTReadError(f'{where}: holds {len(ct)} CT series, pick one with --series UID '
+                              '(or run each with --all-series; --list describes them): ' +
+                              ', '.join(f'{s.uid} {s.label()}' for s in ct))
+        return ct[0]
+    for s in ct:
+        if s.uid == series:
+            return s
+    raise CTReadError(f'{where}: no CT series {series}; it holds ' +
+                      ', '.join(f'{s.uid} {s.label()}' for s in ct))
+
+
+def describe_series(path: str) -> str:
+    """The ``--list`` table of the series in a DICOM folder or zip."""
+    with dicom_folder(path) as folder:
+        series, skipped = scan_folder(folder)
+        rows = [('series', 'number', 'description', 'kind', 'images', 'thickness_mm', 'folder')]
+        for s in series:
+            where = osp.relpath(osp.dirname(s.files[0]), folder) if s.files else ''
+            rows.append((s.uid, '' if s.number is None else str(s.number), s.description or '-',
+                         s.kind if s.is_ct else f'{s.kind} (left out)', str(s.images),
+                         '' if s.thickness_mm is None else f'{s.thickness_mm:g}', where))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f'{path}: {sum(s.is_ct for s in series)} CT series, {len(series)} in all']
+    lines += ['  ' + '  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if skipped:
+        lines.append(f'  {len(skipped)} file(s) are not DICOM: {", ".join(skipped[:5])}')
+    return '\n'.join(lines)
