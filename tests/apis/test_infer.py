@@ -301,7 +301,7 @@ def test_bad_inputs_are_clear_errors(phantom, tmp_path):
     with pytest.raises(CTReadError, match='mr: no CT series; left out .*modality MR, not a CT image'):
         read_ct(str(tmp_path / 'mr'))
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(CTReadError, match='no DICOM series'):
+    with pytest.raises(CTReadError, match='empty: holds no DICOM file'):
         read_ct(str(tmp_path / 'empty'))
 
 
