@@ -37,11 +37,14 @@ setup(
         'matplotlib',
         'tqdm',
         'SimpleITK>=2.2',
-        'pydicom>=2.3',  # enhanced (multi-frame) CT
+        'pydicom>=3.0',  # DICOM headers, enhanced (multi-frame) CT
+        'python-gdcm',  # pydicom's decoder of JPEG lossless / JPEG-LS / JPEG 2000 pixel data
+        'highdicom>=0.23',  # DICOM SEG and TID 1500 SR outputs
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'pytest-xdist>=3', 'flake8', 'isort', 'yapf'],  # make test, lint
+        # make test (dcmqi: the second, independent reader of the DICOM outputs), make lint
+        'tests': ['pytest>=7', 'pytest-xdist>=3', 'dcmqi', 'flake8', 'isort', 'yapf'],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

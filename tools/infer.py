@@ -1,31 +1,45 @@
 #!/usr/bin/env python
 """Detect lesions in patients' CTs with a trained acsdet model.
 
-    python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR [--device cpu]
-        [--score-thr 0.5] [--batch-size 4] [--slices START:END] [--save-masks] [--save-overlays]
-        [--series UID] [--spacing MM --slice-interval MM | --dl-info DL_info.csv]
+    python tools/infer.py CONFIG CHECKPOINT [INPUT ...] [--manifest CSV] --out-dir DIR
+        [--output-type json nifti dicom-seg dicom-sr] [--series UID | --all-series]
+        [--skip-done] [--device cpu] [--score-thr 0.5] [--batch-size 4] [--slices START:END]
+        [--save-masks] [--save-overlays] [--spacing MM --slice-interval MM | --dl-info CSV]
         [--volumetric [--depth-chunk N]] [--link-iou 0.5] [--link-contain 0.8] [--max-gap 1]
         [--depth-ratio 2]
+    python tools/infer.py --list INPUT [INPUT ...]
 
-INPUT: a DICOM folder (one series, or --series UID), a NIfTI / NRRD / MetaImage file, or a
-DeepLesion PNG series folder. --volumetric runs the backbone once over the whole CT on the
-config's slice grid (about one backbone pass per grid slice instead of D per slice; see the
-README, "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
+INPUT: a DICOM folder (series found at any depth; --series UID picks one of several,
+--all-series runs each), a .zip of a DICOM study, an enhanced-CT file, a NIfTI / NRRD /
+MetaImage file, or a DeepLesion PNG series folder; --manifest adds the rows of a CSV (column
+path, optional series and case). --list prints the series of DICOM inputs (description,
+images, slice thickness; what is not CT is marked left out) and runs nothing.
+
+Outputs per case in DIR/<case>/: lesions.json, lesions.csv, report.html, and with
+--output-type nifti (or --save-masks) lesions.nii.gz (a label map in the input's exact
+geometry), dicom-seg lesions_seg.dcm (a DICOM SEG, one segment per lesion), dicom-sr
+lesions_sr.dcm (a TID 1500 measurement report referencing the SEG; DICOM inputs only);
+--save-overlays lesion_NNN.png; the manifest acsdet-case.json. DIR/summary.csv lists every
+case of the run (done, skipped, failed). <case> is the input's base name (DICOM series of
+--all-series: <name>_s<series number>), or <name>-<8 hex> when two inputs share it (stable
+across runs). --skip-done skips cases whose folder is complete with every output asked for.
+--volumetric runs the backbone once over the whole CT on the config's slice grid (README,
+"Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
 (--link-iou, --link-contain, --max-gap, --depth-ratio; README, "Grouping detections into
-lesions"). Each case goes to DIR/<case>/: lesions.json, lesions.csv, report.html, with
---save-masks lesions.nii.gz (a label map in the input's exact geometry) and with
---save-overlays lesion_NNN.png, and the manifest acsdet-case.json. <case> is the input's
-base name, or <name>-<8 hex> when two inputs share it (stable across runs). An existing case
-folder is replaced only if acsdet wrote it for the same input; anything else there is refused
-before any work, as is an output folder that is or lies inside an input. A failing input is
-reported on one line and the others go on; the exit status is 1 if any input failed, 2 if
-nothing could run (output folder, checkpoint, device).
+lesions"). An existing case folder is replaced only if acsdet wrote it for the same input;
+anything else there is refused before any work, as is an output folder that is or lies inside
+an input. A failing input is reported on one line and the others go on; the exit status is 1
+if any input failed, 2 if nothing could run (output folder, checkpoint, device, manifest).
 """
 import argparse
 import math
 import os.path as osp
 import pickle
 import sys
+
+#: ``--output-type`` choices (acsdet.apis.report.OUTPUT_TYPES without overlays, which
+#: --save-overlays asks for).
+OUTPUT_CHOICES = ('json', 'nifti', 'dicom-seg', 'dicom-sr')
 
 
 def _slices(text: str):
@@ -47,8 +61,20 @@ def parse_args(argv=None):
         epilog=__doc__.split('\n\n', 2)[2])
     p.add_argument('config')
     p.add_argument('checkpoint')
-    p.add_argument('inputs', nargs='+', metavar='INPUT')
+    p.add_argument('inputs', nargs='*', metavar='INPUT')
+    p.add_argument('--manifest', help='CSV of inputs: column path, optional series and case')
     p.add_argument('--out-dir', required=True)
+    p.add_argument(
+        '--output-type',
+        nargs='+',
+        default=['json'],
+        choices=OUTPUT_CHOICES,
+        help='json (always) and any of nifti, dicom-seg, dicom-sr (DICOM inputs)')
+    p.add_argument('--all-series', action='store_true', help='run every CT series of a DICOM input')
+    p.add_argument(
+        '--skip-done',
+        action='store_true',
+        help='skip cases whose folder is complete with every output asked for')
     p.add_argument('--device', default='cpu')
     p.add_argument('--score-thr', type=float, default=0.5)
     p.add_argument('--batch-size', type=int, default=4)
@@ -94,6 +120,10 @@ def parse_args(argv=None):
         help='grouping: also link a box lying this much inside the next slice\'s (0: IoU only)')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
+    if not args.inputs and not args.manifest:
+        p.error('give at least one INPUT or --manifest')
+    if args.series and args.all_series:
+        p.error('--series picks one series, --all-series runs each: give one of them')
     if not 0 <= args.score_thr <= 1:
         p.error(f'--score-thr must be in [0, 1], got {args.score_thr}')
     if args.batch_size < 1:
@@ -107,42 +137,121 @@ def parse_args(argv=None):
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             p.error(f'no such file: {path}')
+    from acsdet.apis.report import output_types
+    args.outputs = output_types(args.output_type, args.save_masks, args.save_overlays)
     return args
 
 
+def list_series(argv) -> int:
+    """``--list INPUT ...``: the series of each DICOM input."""
+    from acsdet.apis.batch import is_dicom_input
+    from acsdet.io import CTReadError
+    from acsdet.io.dicom_discovery import describe_series
+    paths = [a for a in argv if a != '--list']
+    if not paths:
+        print('usage: python tools/infer.py --list INPUT [INPUT ...]', file=sys.stderr)
+        return 2
+    status = 0
+    for path in paths:
+        if not is_dicom_input(path):
+            print(f'{path}: not a DICOM folder or zip (nothing to list)')
+            continue
+        try:
+            print(describe_series(path))
+        except CTReadError as e:
+            print(f'error: {e}', file=sys.stderr)
+            status = 1
+    return status
+
+
 def plan_cases(args):
-    """``[(input, case name)]`` with every input once, and the checks that need no model: the
-    output folder is writable, no case folder is or holds an input, and every existing case
-    folder may be replaced (raises ``OSError`` naming the problem)."""
+    """``(cases, names, failed)``: the cases to run (each input once; ``--all-series``
+    expanded) with their case names, and ``[(case, reason)]`` of inputs that fail before any
+    work (a DICOM output asked of a non-DICOM input, an archive without CT). Raises ``OSError``
+    naming the problem when the run cannot go on: the output folder is not writable, a case
+    folder is or holds an input, or an existing case folder may not be replaced."""
+    from acsdet.apis.batch import Case, expand_series, is_dicom_input, read_manifest_csv
     from acsdet.apis.case_folder import assign_case_names, check_output_location, check_replaceable
-    from acsdet.io import case_name, input_key
+    from acsdet.io import case_name
     from acsdet.utils import check_writable_dir
     check_writable_dir(args.out_dir)
-    inputs, keys = [], []
-    for path in args.inputs:
-        key = input_key(path, args.series)
-        if key in keys:
-            print(f'note: {path} is given twice; it runs once')
+    given = [Case(p, args.series, case_name(p)) for p in args.inputs]
+    if args.manifest:
+        given += [
+            c if c.series or not args.series else Case(c.path, args.series, c.name)
+            for c in read_manifest_csv(args.manifest)
+        ]
+    cases, failed, keys = [], [], set()
+    dicom_out = any(t.startswith('dicom') for t in args.outputs)
+    for case in given:
+        try:
+            expanded = expand_series(case) if args.all_series else [case]
+        except ValueError as e:
+            failed.append((case, str(e)))
             continue
-        inputs.append(path)
-        keys.append(key)
-    names = assign_case_names(args.out_dir, [(k, case_name(p)) for p, k in zip(inputs, keys)])
+        for c in expanded:
+            if c.key in keys:
+                print(f'note: {c.path}{" series " + c.series if c.series else ""} is given '
+                      'twice; it runs once')
+                continue
+            keys.add(c.key)
+            if dicom_out and osp.exists(c.path) and not is_dicom_input(c.path):
+                failed.append((c, f'{c.path}: DICOM SEG / SR outputs reference the source CT\'s '
+                               'DICOM instances and this input is not DICOM: use --output-type '
+                               'json nifti for it'))
+                continue
+            cases.append(c)
+    names = assign_case_names(args.out_dir, [(c.key, c.name) for c in cases])
     folders = [osp.join(args.out_dir, n) for n in names]
-    check_output_location(args.out_dir, folders, [p for p in inputs if osp.exists(p)])
-    for folder, key in zip(folders, keys):
+    check_output_location(args.out_dir, folders,
+                          sorted({c.path
+                                  for c in cases if osp.exists(c.path)}))
+    for folder, c in zip(folders, cases):
         if osp.lexists(folder):
-            check_replaceable(folder, key)
-    return list(zip(inputs, names))
+            check_replaceable(folder, c.key)
+    return cases, names, failed
+
+
+def _one_line(e: Exception, path: str) -> str:
+    why = ' '.join(str(e).split()) or type(e).__name__
+    if not isinstance(e, (ValueError, OSError)):
+        why = f'{type(e).__name__}: {why}'
+    if path not in why:
+        why = f'{path}: {why}'
+    return why[:500]
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if '--list' in argv:
+        return list_series(argv)
     args = parse_args(argv)
+    from acsdet.apis.batch import ManifestError, Summary
     try:
-        cases = plan_cases(args)
-    except OSError as e:
+        cases, names, failed = plan_cases(args)
+    except (OSError, ManifestError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
     from acsdet.apis import GroupingRule, LesionDetector, write_case
+    from acsdet.apis.case_folder import is_done
+    summary = Summary(args.out_dir, names)
+    for case, why in failed:
+        print(f'error: {why}', file=sys.stderr)
+    todo = []
+    for case, name in zip(cases, names):
+        folder = osp.join(args.out_dir, name)
+        if args.skip_done and is_done(folder, case.key, args.outputs):
+            summary.record(
+                name,
+                input=case.path,
+                series=case.series or '',
+                status='skipped',
+                folder=folder,
+                error='done before (--skip-done)')
+        else:
+            todo.append((case, name))
     try:
         grouping = GroupingRule(args.link_iou, args.max_gap, args.depth_ratio or None,
                                 args.link_contain or None)
@@ -158,39 +267,47 @@ def main(argv=None) -> int:
     except (ValueError, OSError, pickle.UnpicklingError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    done, failed = [], []
-    for path, case in cases:
+    done, bad = [], [(c.path, why) for c, why in failed]
+    bar = tqdm(total=len(todo), desc='CTs', unit='CT', disable=args.no_progress)
+    for case, name in todo:
+        row = dict(input=case.path, series=case.series or '')
         try:
             result = detector(
-                path,
+                case.path,
                 args.slices,
                 progress=not args.no_progress,
-                series=args.series,
+                series=case.series,
                 spacing=args.spacing,
                 slice_interval=args.slice_interval,
                 dl_info=args.dl_info)
             folder = write_case(
                 result,
                 args.out_dir,
-                case,
-                save_masks=args.save_masks,
-                save_overlays=args.save_overlays,
-                meta=dict(config=args.config, checkpoint=args.checkpoint))
-            done.append((path, folder, len(result.lesions), result.seconds['total']))
+                name,
+                meta=dict(config=args.config, checkpoint=args.checkpoint),
+                outputs=args.outputs)
+            done.append((case.path, folder, len(result.lesions), result.seconds['total']))
+            row.update(
+                status='done',
+                lesions=len(result.lesions),
+                seconds=round(result.seconds['total'], 2),
+                folder=folder)
         except Exception as e:  # one case never stops the others; each failure on one line
-            why = ' '.join(str(e).split()) or type(e).__name__
-            if not isinstance(e, (ValueError, OSError)):
-                why = f'{type(e).__name__}: {why}'
-            if path not in why:
-                why = f'{path}: {why}'
-            print(f'error: {why[:500]}', file=sys.stderr)
-            failed.append((path, why[:500]))
-    print(f'\n{len(done)} case(s) done, {len(failed)} failed')
+            why = _one_line(e, case.path)
+            print(f'error: {why}', file=sys.stderr)
+            bad.append((case.path, why))
+            row.update(status='failed', error=why)
+        summary.record(name, **row)
+        bar.update(1)
+    bar.close()
+    skipped = len(cases) - len(todo)
+    print(f'\n{len(done)} case(s) done, {len(bad)} failed' +
+          (f', {skipped} skipped (done before)' if skipped else '') + f'; summary: {summary.path}')
     for path, folder, n, sec in done:
         print(f'  {path}: {n} lesion(s) in {sec:.1f} s -> {osp.join(folder, "report.html")}')
-    for path, why in failed:
+    for path, why in bad:
         print(f'  {path}: FAILED: {why}')
-    return 1 if failed else 0
+    return 1 if bad else 0
 
 
 if __name__ == '__main__':

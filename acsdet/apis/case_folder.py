@@ -102,8 +102,12 @@ def new_case_dir(out_dir: str, case: str, key: Optional[str], source: str) -> st
     return tmp
 
 
-def write_manifest(folder: str, key: Optional[str], source: str, files: List[str],
-                   complete: bool) -> None:
+def write_manifest(folder: str,
+                   key: Optional[str],
+                   source: str,
+                   files: List[str],
+                   complete: bool,
+                   outputs: Sequence[str] = ()) -> None:
     with open(osp.join(folder, MANIFEST), 'w') as f:
         json.dump(
             dict(
@@ -112,6 +116,7 @@ def write_manifest(folder: str, key: Optional[str], source: str, files: List[str
                 input=key,
                 source=source,
                 complete=complete,
+                outputs=list(outputs),
                 files=sorted(files)),
             f,
             indent=1,
@@ -137,12 +142,18 @@ def check_replaceable(final: str, key: Optional[str]) -> None:
                               ': refusing to replace it; move them or choose another --out-dir')
 
 
-def commit_case(tmp: str, out_dir: str, case: str, key: Optional[str], source: str) -> str:
-    """Mark the finished temporary folder complete and swap it in as ``out_dir/<case>``
-    (replacing only what :func:`check_replaceable` allows). Returns the case folder."""
+def commit_case(tmp: str,
+                out_dir: str,
+                case: str,
+                key: Optional[str],
+                source: str,
+                outputs: Sequence[str] = ()) -> str:
+    """Mark the finished temporary folder complete (with the output types it holds) and swap it
+    in as ``out_dir/<case>`` (replacing only what :func:`check_replaceable` allows). Returns the
+    case folder."""
     final = osp.join(out_dir, case)
     files = [n for n in os.listdir(tmp) if n != MANIFEST]
-    write_manifest(tmp, key, source, files, complete=True)
+    write_manifest(tmp, key, source, files, complete=True, outputs=outputs)
     if not osp.lexists(final):
         os.replace(tmp, final)
         return final
@@ -156,3 +167,15 @@ def commit_case(tmp: str, out_dir: str, case: str, key: Optional[str], source: s
     os.replace(tmp, final)
     shutil.rmtree(old)
     return final
+
+
+def is_done(folder: str, key: Optional[str], outputs: Sequence[str]) -> bool:
+    """Whether ``folder`` holds finished results of input ``key`` with every output type in
+    ``outputs`` (``--skip-done``): a complete acsdet case folder (written whole, then swapped in)
+    of that input whose manifest lists those types and whose listed files are all there."""
+    man = read_manifest(folder) if osp.isdir(folder) else None
+    if man is None or man.get('complete') is not True or man.get('input') != key:
+        return False
+    if not set(outputs) <= set(man.get('outputs') or ()):
+        return False
+    return all(osp.isfile(osp.join(folder, n)) for n in man.get('files', []))

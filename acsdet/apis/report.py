@@ -15,8 +15,11 @@ manifest ``acsdet-case.json``, and only such a folder of the same input is ever 
   ``stored_axes`` (``perm``, ``flip``, ``size_xyz`` of the file as stored);
 - ``grouping``: the rule that made lesions of the detections (``iou_thr``, ``max_gap``,
   ``depth_ratio``, ``contain_thr``; :class:`~acsdet.apis.lesions.GroupingRule`);
-- ``label_map`` (with ``--save-masks``): the file and how it relates to the input (a note when
-  the input's slice gaps are uneven, which a NIfTI header cannot hold);
+- ``label_map`` (with ``--output-type nifti``): the file and how it relates to the input (a note
+  when the input's slice gaps are uneven, which a NIfTI header cannot hold);
+- ``dicom`` (with ``--output-type dicom-seg`` / ``dicom-sr``): the files and their series and
+  SOP instance UIDs, and per lesion its ``segment_number`` and ``tracking_uid`` (shared by its
+  segment and its SR measurement groups);
 - ``lesions``: ``id``, ``score``, ``key_slice`` (the LPI-ordered volume) and ``key_slice_stored``,
   ``slices`` [first, last], ``num_slices``, ``key_box_px`` (continuous x1, y1, x2, y2 on the key
   slice), ``box_voxel``, ``box_stored_index`` (voxel centres, the input file's own indices),
@@ -32,7 +35,7 @@ import io
 import json
 import os.path as osp
 import shutil
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import cv2
 
@@ -88,23 +91,89 @@ def _label_map_info(vol) -> dict:
     return info
 
 
+#: What ``write_case`` can write: ``json`` (always: lesions.json, lesions.csv, report.html),
+#: ``nifti`` (lesions.nii.gz), ``dicom-seg`` (lesions_seg.dcm), ``dicom-sr`` (lesions_sr.dcm, with
+#: the SEG its groups reference), ``overlays`` (lesion_NNN.png).
+OUTPUT_TYPES = ('json', 'nifti', 'dicom-seg', 'dicom-sr', 'overlays')
+
+
+def output_types(requested: Sequence[str] = (),
+                 save_masks: bool = False,
+                 save_overlays: bool = False) -> Tuple[str, ...]:
+    """The output types to write, in :data:`OUTPUT_TYPES` order: ``json`` always, ``dicom-seg``
+    with ``dicom-sr`` (its measurement groups reference the segments)."""
+    want = set(requested) | {'json'}
+    unknown = sorted(want - set(OUTPUT_TYPES))
+    if unknown:
+        raise ValueError(f'unknown output type(s) {unknown}; choose from {list(OUTPUT_TYPES)}')
+    if save_masks:
+        want.add('nifti')
+    if save_overlays:
+        want.add('overlays')
+    if 'dicom-sr' in want:
+        want.add('dicom-seg')
+    return tuple(t for t in OUTPUT_TYPES if t in want)
+
+
+def _write_dicom(result: DetectionResult, tmp: str, types, meta: dict, warnings: list) -> dict:
+    """Write lesions_seg.dcm / lesions_sr.dcm into ``tmp``; ``lesions.json``'s ``dicom``."""
+    from pydicom.uid import generate_uid
+
+    from .dicom_seg import AlgorithmInfo, lesion_segmentation
+    from .dicom_sr import lesion_report
+    if not result.lesions:
+        note = ('no lesion scored at least the threshold: no DICOM SEG / SR written (a SEG needs '
+                'a segment, a TID 1500 report a measurement group)')
+        warnings.append(f'{result.volume.source}: {note}')
+        return dict(note=note)
+    algorithm = AlgorithmInfo(meta.get('config', ''), meta.get('checkpoint', ''))
+    uids = [generate_uid() for _ in result.lesions]
+    seg = lesion_segmentation(result, uids, algorithm)
+    seg.save_as(osp.join(tmp, 'lesions_seg.dcm'))
+    info = dict(
+        seg=dict(
+            file='lesions_seg.dcm',
+            series_instance_uid=str(seg.SeriesInstanceUID),
+            sop_instance_uid=str(seg.SOPInstanceUID)),
+        lesions=[
+            dict(id=les.id, segment_number=n, tracking_uid=uid)
+            for n, (les, uid) in enumerate(zip(result.lesions, uids), 1)
+        ])
+    if 'dicom-sr' in types:
+        sr = lesion_report(result, seg, uids, algorithm)
+        sr.save_as(osp.join(tmp, 'lesions_sr.dcm'))
+        info['sr'] = dict(
+            file='lesions_sr.dcm',
+            series_instance_uid=str(sr.SeriesInstanceUID),
+            sop_instance_uid=str(sr.SOPInstanceUID))
+    return info
+
+
 def write_case(result: DetectionResult,
                out_dir: str,
                case: Optional[str] = None,
                save_masks: bool = False,
                save_overlays: bool = False,
                meta: Optional[dict] = None,
-               visualizer: Optional[LesionVisualizer] = None) -> str:
+               visualizer: Optional[LesionVisualizer] = None,
+               outputs: Sequence[str] = ()) -> str:
     """Write the case folder ``out_dir/<case>`` (atomically, see the module doc); returns it.
 
-    Overlays (``save_overlays``) are drawn by ``visualizer`` (default: a
-    :class:`~acsdet.visualization.LesionVisualizer`, the soft-tissue window).
+    ``outputs``: output types (:data:`OUTPUT_TYPES`); ``save_masks`` adds ``nifti``,
+    ``save_overlays`` adds ``overlays``. DICOM outputs need a DICOM input (else
+    :class:`~acsdet.apis.dicom_seg.DicomOutputError`, before anything is written). Overlays are
+    drawn by ``visualizer`` (default: a :class:`~acsdet.visualization.LesionVisualizer`, the
+    soft-tissue window).
 
     An existing ``out_dir/<case>`` is replaced only if it is acsdet's case folder of the same
     input (:mod:`acsdet.apis.case_folder`); anything else raises
     :class:`~acsdet.apis.case_folder.CaseFolderError` and is left as it is.
     """
     vol = result.volume
+    types = output_types(outputs, save_masks, save_overlays)
+    if 'dicom-seg' in types:
+        from .dicom_seg import dicom_source
+        dicom_source(result)  # a DICOM input, or an error before any work
     case = case or vol.name
     final = osp.join(out_dir, case)
     key = vol.input_key
@@ -115,7 +184,7 @@ def write_case(result: DetectionResult,
     tmp = new_case_dir(out_dir, case, key, vol.source)
     try:
         overlays = {}
-        if save_overlays:
+        if 'overlays' in types:
             visualizer = visualizer or LesionVisualizer()
             for les in result.lesions:
                 k = les.key_slice
@@ -124,13 +193,15 @@ def write_case(result: DetectionResult,
                 cv2.imwrite(osp.join(tmp, name), visualizer.finding(vol.hu[k], les, mask))
                 overlays[les.id] = name
         extra, warnings = {}, list(vol.warnings)
-        if save_masks:
+        if 'nifti' in types:
             import SimpleITK as sitk
             sitk.WriteImage(
                 vol.as_input_image(result.label_map), osp.join(tmp, 'lesions.nii.gz'), True)
             extra['label_map'] = _label_map_info(vol)
             if extra['label_map'].get('uneven_slices'):
                 warnings.append(f'{vol.source}: {extra["label_map"]["note"]}')
+        if 'dicom-seg' in types:
+            extra['dicom'] = _write_dicom(result, tmp, types, meta or {}, warnings)
         payload = dict(
             version=RESULT_VERSION,
             source=vol.source,
@@ -168,7 +239,7 @@ def write_case(result: DetectionResult,
             f.write(buf.getvalue())
         with open(osp.join(tmp, 'report.html'), 'w') as f:
             f.write(_html(result, case, overlays))
-        return commit_case(tmp, out_dir, case, key, vol.source)
+        return commit_case(tmp, out_dir, case, key, vol.source, types)
     finally:
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

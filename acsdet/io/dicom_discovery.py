@@ -172,7 +172,9 @@ def dicom_folder(path: str) -> Iterator[str]:
 
 def left_out_note(series: List[DicomSeries], skipped: List[str], where: str) -> Optional[str]:
     """One note naming what is not a CT series (or not DICOM), or None."""
-    parts = [f'{s.label()} ({s.why_left_out()}, {s.images} image(s))' for s in series if not s.is_ct]
+    parts = [
+        f'{s.label()} ({s.why_left_out()}, {s.images} image(s))' for s in series if not s.is_ct
+    ]
     if skipped:
         parts.append(f'{len(skipped)} non-DICOM file(s) ({", ".join(skipped[:3])}'
                      f'{", ..." if len(skipped) > 3 else ""})')
@@ -215,9 +217,10 @@ def describe_series(path: str) -> str:
         rows = [('series', 'number', 'description', 'kind', 'images', 'thickness_mm', 'folder')]
         for s in series:
             where = osp.relpath(osp.dirname(s.files[0]), folder) if s.files else ''
-            rows.append((s.uid, '' if s.number is None else str(s.number), s.description or '-',
-                         s.kind if s.is_ct else f'{s.kind} (left out)', str(s.images),
-                         '' if s.thickness_mm is None else f'{s.thickness_mm:g}', where))
+            rows.append(
+                (s.uid, '' if s.number is None else str(s.number), s.description
+                 or '-', s.kind if s.is_ct else f'left out: {s.why_left_out()}', str(s.images),
+                 '' if s.thickness_mm is None else f'{s.thickness_mm:g}', where))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f'{path}: {sum(s.is_ct for s in series)} CT series, {len(series)} in all']
     lines += ['  ' + '  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

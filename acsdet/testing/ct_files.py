@@ -118,9 +118,15 @@ def _ct_dataset(modality: str, study: str, series_uid: str, sop_class: str):
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID, ds.PatientName = modality, 'SYNTHETIC', 'Phantom'
+    ds.Modality, ds.PatientID, ds.PatientName = modality, 'SYNTHETIC', 'Phantom^Test'
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
-    ds.FrameOfReferenceUID = study
+    ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[study, 'frame'])  # one per study
+    # the patient / study / series attributes an archive's CT carries (Type 1 and 2)
+    ds.PatientBirthDate, ds.PatientSex = '19700101', 'O'
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = '20260101', '120000', '1', 'A1'
+    ds.ReferringPhysicianName, ds.Manufacturer = '', 'acsdet test series'
+    ds.SeriesNumber, ds.SeriesDescription = 2, 'synthetic CT'
+    ds.PositionReferenceIndicator = ''
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
     return ds
@@ -223,3 +229,44 @@ def write_enhanced_ct(hu,
     ds.PixelData = frames.astype(np.int16).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+#: Transfer syntaxes :func:`transcode` writes (names as pydicom's ``pydicom.uid`` constants).
+TRANSFER_SYNTAXES = ('JPEGLosslessSV1', 'JPEG2000Lossless', 'JPEGLSLossless', 'RLELossless',
+                     'DeflatedExplicitVRLittleEndian')
+
+
+def transcode(src: str, dst: str, syntax: str) -> str:
+    """Rewrite the DICOM file ``src`` as ``dst`` in transfer syntax ``syntax`` (one of
+    :data:`TRANSFER_SYNTAXES`): the pixel data compressed by GDCM (python-gdcm), deflate written
+    by pydicom; every other attribute kept."""
+    if syntax == 'DeflatedExplicitVRLittleEndian':
+        import pydicom
+        from pydicom.uid import DeflatedExplicitVRLittleEndian
+        ds = pydicom.dcmread(src)
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(dst, enforce_file_format=True)
+        return dst
+    import gdcm
+    ts = {
+        'JPEGLosslessSV1': gdcm.TransferSyntax.JPEGLosslessProcess14_1,
+        'JPEG2000Lossless': gdcm.TransferSyntax.JPEG2000Lossless,
+        'JPEGLSLossless': gdcm.TransferSyntax.JPEGLSLossless,
+        'RLELossless': gdcm.TransferSyntax.RLELossless,
+    }[syntax]
+    reader = gdcm.ImageReader()
+    reader.SetFileName(src)
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(ts))
+    if not reader.Read():
+        raise OSError(f'{src}: GDCM cannot read it')
+    change.SetInput(reader.GetImage())
+    if not change.Change():
+        raise OSError(f'{src}: GDCM cannot transcode it to {syntax}')
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(dst)
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    if not writer.Write():
+        raise OSError(f'{dst}: GDCM cannot write it')
+    return dst

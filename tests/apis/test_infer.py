@@ -298,7 +298,8 @@ def test_bad_inputs_are_clear_errors(phantom, tmp_path):
         read_ct(str(tmp_path / '2d.nrrd'))
     hu = phantom['volume'].hu[:5]
     write_dicom_series(hu, (2.0, 1.0, 1.0), tmp_path / 'mr', modality='MR')
-    with pytest.raises(CTReadError, match='mr: no CT series; left out .*modality MR, not a CT image'):
+    with pytest.raises(
+            CTReadError, match='mr: no CT series; left out .*modality MR, not a CT image'):
         read_ct(str(tmp_path / 'mr'))
     (tmp_path / 'empty').mkdir()
     with pytest.raises(CTReadError, match='empty: holds no DICOM file'):

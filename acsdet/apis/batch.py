@@ -1,0 +1,117 @@
+"""Batch runs of :func:`tools/infer.py`: which cases an input list makes, which are done, and the
+run's ``summary.csv``.
+
+- **Cases.** Each input (a path, or a row of a CSV manifest with ``path`` and optional
+  ``series`` and ``case``) is one case; with ``all_series`` a DICOM folder or zip holding several
+  CT series is one case per series, named ``<input>_s<SeriesNumber>`` (``<input>_<8 hex of the
+  series UID>`` where numbers repeat). Names are then made unique and stable by
+  :func:`~acsdet.apis.case_folder.assign_case_names` (two ``scan.nii.gz`` in different folders
+  never share a folder).
+- **Done.** With ``--skip-done`` a case whose folder is complete for its input with every output
+  type asked for (:func:`~acsdet.apis.case_folder.is_done`) is not run again; a folder left by a
+  killed run is never complete (cases are written whole and swapped in).
+- **Summary.** ``summary.csv`` (:data:`SUMMARY_FIELDS`), one row per case of the run in input
+  order, rewritten atomically after every case, so a killed run leaves the rows it finished.
+"""
+import csv
+import hashlib
+import io
+import os.path as osp
+from collections import Counter
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+from ..io import case_name, input_key
+from ..io.dicom_discovery import dicom_folder, find_ct_series, is_zip
+from ..io.readers import readers
+from ..utils import atomic_write
+
+SUMMARY_FIELDS = ('case', 'input', 'series', 'status', 'lesions', 'seconds', 'folder', 'error')
+
+
+@dataclass
+class Case:
+    """One CT to run: its input path, DICOM series (or None), base name and input key."""
+    path: str
+    series: Optional[str]
+    name: str
+
+    @property
+    def key(self) -> str:
+        return input_key(self.path, self.series)
+
+
+class ManifestError(ValueError):
+    """A manifest CSV that cannot be read; the message names the file and row."""
+
+
+def read_manifest_csv(path: str) -> List[Case]:
+    """The cases of a CSV manifest: column ``path`` (relative paths are relative to the CSV's
+    folder), optional ``series`` (SeriesInstanceUID) and ``case`` (the case folder's name)."""
+    try:
+        with open(path, newline='', encoding='utf-8-sig') as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ManifestError(f'{path}: cannot read the manifest ({e})') from None
+    if not rows or 'path' not in rows[0]:
+        raise ManifestError(f'{path}: a manifest is a CSV with a header row holding a "path" '
+                            'column (and optionally "series", "case")')
+    out = []
+    base = osp.dirname(osp.abspath(path))
+    for i, row in enumerate(rows, 2):
+        p = (row.get('path') or '').strip()
+        if not p:
+            raise ManifestError(f'{path}: row {i} has no path')
+        name = (row.get('case') or '').strip()
+        if name and (osp.basename(name) != name or name.startswith('.')):
+            raise ManifestError(f'{path}: row {i}: case {name!r} must be a plain folder name')
+        full = p if osp.isabs(p) else osp.join(base, p)
+        out.append(Case(full, (row.get('series') or '').strip() or None, name or case_name(full)))
+    return out
+
+
+def expand_series(case: Case) -> List[Case]:
+    """``--all-series``: a DICOM folder or zip as one case per CT series (others unchanged).
+    Raises :class:`~acsdet.io.CTReadError` for an archive without a CT series."""
+    archive = osp.isdir(case.path) or is_zip(case.path)
+    if case.series is not None or not archive or not is_dicom_input(case.path):
+        return [case]
+    with dicom_folder(case.path) as folder:
+        ct, _ = find_ct_series(folder, case.path)
+    if len(ct) == 1:
+        return [Case(case.path, ct[0].uid, case.name)]
+    numbers = Counter(s.number for s in ct)
+
+    def suffix(s):
+        if s.number is not None and numbers[s.number] == 1:
+            return f's{s.number}'
+        return hashlib.sha1(s.uid.encode()).hexdigest()[:8]
+
+    return [Case(case.path, s.uid, f'{case.name}_{suffix(s)}') for s in ct]
+
+
+def is_dicom_input(path: str) -> bool:
+    """Whether ``path`` is read as DICOM (a DICOM folder, a zip, an enhanced-CT file): the
+    first registered reader that accepts it is a DICOM one."""
+    if not osp.exists(path):
+        return False
+    chosen = next((r for r in readers() if r.accepts(path)), None)
+    return chosen is not None and chosen.name.startswith('dicom')
+
+
+class Summary:
+    """``summary.csv`` of a run: one row per case, rewritten atomically after each."""
+
+    def __init__(self, out_dir: str, cases: Sequence[str]):
+        self.path = osp.join(out_dir, 'summary.csv')
+        self.rows = {c: None for c in cases}
+
+    def record(self, case: str, **row) -> None:
+        self.rows[case] = dict(case=case, **row)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, SUMMARY_FIELDS, extrasaction='raise')
+        w.writeheader()
+        for r in self.rows.values():
+            if r is not None:
+                w.writerow({k: r.get(k, '') for k in SUMMARY_FIELDS})
+        atomic_write(self.path, lambda f: f.write(buf.getvalue()), newline='')

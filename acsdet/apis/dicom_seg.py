@@ -1,0 +1,117 @@
+"""``lesions_seg.dcm``: the lesions of a DICOM CT as a DICOM Segmentation (highdicom).
+
+One binary segment per lesion (segment ``n`` is ``lesions.json``'s ``n``-th lesion, labelled
+``lesion <id>``, coded as SCT "Lesion" in "Morphologically abnormal structure", automatic,
+algorithm acsdet with its version, config and checkpoint), its frames the source CT's instances
+(classic series) or frames (enhanced CT) that hold it, in the source's frame of reference, with
+the voxels of ``lesions.nii.gz``. Patient and study attributes are copied from the source by
+highdicom as the Segmentation IOD requires; the series and instance UIDs are new each run.
+"""
+import os.path as osp
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from ..version import __version__
+
+#: The series numbers of acsdet's derived series (SEG, SR), high to stay clear of a scanner's.
+SEG_SERIES_NUMBER = 9901
+SR_SERIES_NUMBER = 9902
+
+
+class DicomOutputError(ValueError):
+    """A DICOM output that cannot be made for this input; the message says why."""
+
+
+def dicom_source(result):
+    """The :class:`~acsdet.io.dicom.DicomSource` of a result's volume, or an error saying that
+    DICOM outputs need a DICOM input."""
+    src = result.volume.dicom
+    if src is None:
+        raise DicomOutputError(
+            f'{result.volume.source}: DICOM SEG / SR outputs reference the source CT\'s DICOM '
+            'instances, and this input is not DICOM: use --output-type json nifti (lesions.nii.gz '
+            'in the input\'s geometry)')
+    return src
+
+
+@dataclass
+class AlgorithmInfo:
+    """What made the objects: acsdet's version, the config and checkpoint file names."""
+    config: str = ''
+    checkpoint: str = ''
+
+    def parameters(self) -> dict:
+        return {
+            k: osp.basename(v)
+            for k, v in (('config', self.config), ('checkpoint', self.checkpoint)) if v
+        }
+
+
+def stored_label_map(result) -> np.ndarray:
+    """The label map ``(frames, rows, columns)`` in the source's own frame order: a classic
+    series' stored slices, or every frame of an enhanced CT (its localizer frames empty)."""
+    import SimpleITK as sitk
+    vol = result.volume
+    src = dicom_source(result)
+    stored = sitk.GetArrayFromImage(vol.as_input_image(result.label_map))  # (k, rows, cols)
+    if src.frames is None:
+        return stored
+    ds = src.datasets[0]
+    full = np.zeros((int(ds.NumberOfFrames), ) + stored.shape[1:], stored.dtype)
+    full[np.asarray(src.frames)] = stored
+    return full
+
+
+def lesion_segment_descriptions(result, tracking_uids: List[str], algorithm: AlgorithmInfo):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    algo = hd.AlgorithmIdentificationSequence(
+        name='acsdet',
+        family=codes.cid7162.ArtificialIntelligence,
+        version=__version__,
+        parameters=algorithm.parameters() or None)
+    return [
+        hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=f'lesion {les.id}',
+            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=codes.SCT.Lesion,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algo,
+            tracking_uid=uid,
+            tracking_id=f'lesion {les.id}')
+        for n, (les, uid) in enumerate(zip(result.lesions, tracking_uids), 1)
+    ]
+
+
+def lesion_segmentation(result, tracking_uids: List[str], algorithm: AlgorithmInfo):
+    """The ``highdicom.seg.Segmentation`` of ``result``'s lesions (at least one)."""
+    import highdicom as hd
+    from pydicom.uid import generate_uid
+    src = dicom_source(result)
+    if not result.lesions:
+        raise DicomOutputError(f'{result.volume.source}: no lesion, no segment: a DICOM SEG '
+                               'needs at least one')
+    labels = stored_label_map(result)
+    segment_of = np.zeros(int(labels.max()) + 1, np.uint16)  # lesion id -> segment number
+    for n, les in enumerate(result.lesions, 1):
+        segment_of[les.id] = n
+    pixels = segment_of[labels]
+    return hd.seg.Segmentation(
+        source_images=src.datasets,
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=lesion_segment_descriptions(result, tracking_uids, algorithm),
+        series_instance_uid=generate_uid(),
+        series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer='acsdet',
+        manufacturer_model_name='acsdet lesion detection',
+        software_versions=__version__,
+        device_serial_number='0',
+        series_description='acsdet lesions',
+        content_label='LESIONS',
+        content_description='Lesions detected by acsdet (research use, not a diagnosis)')

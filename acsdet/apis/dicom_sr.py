@@ -1,0 +1,111 @@
+"""``lesions_sr.dcm``: the lesions of a DICOM CT as a Comprehensive 3D SR holding a TID 1500
+Measurement Report (highdicom).
+
+Per lesion, three measurement groups that share its tracking identifier (``lesion <id>``) and
+tracking UID (the UID of its SEG segment), each with finding "Lesion" and algorithm acsdet:
+
+- TID 1411 (volumetric ROI): the lesion's segment in ``lesions_seg.dcm``; its volume (mL) and
+  detection score (``99ACSDET`` code, no unit);
+- TID 1410 (planar ROI) x 2: the RECIST long / short axis as a two-point SCOORD POLYLINE on the key
+  slice's CT instance (and frame, for an enhanced CT), and its length (mm).
+
+Why three groups: a TID 1411/1410 group has exactly one region of interest, and TID 1419 forbids
+coordinates on the measurements inside it; the tracking UID ties the groups of one lesion, as
+viewers (OHIF, 3D Slicer) expect. Values are ``lesions.json``'s; a polyline point is its
+``recist_*_axis_px`` point mapped to the instance's pixel grid (column, row), pixel centres at
++0.5 as DICOM counts them. ``recist_*_mm`` includes the pixel the end points stand in (one pixel
+longer than the centre-to-centre distance of the polyline, see :func:`acsdet.apis.recist`).
+"""
+from typing import List
+
+import numpy as np
+
+from ..version import __version__
+from .dicom_seg import SR_SERIES_NUMBER, AlgorithmInfo, DicomOutputError, dicom_source
+
+#: The detection score's concept (a private coding scheme: DICOM has no code for it).
+SCORE_CODE = ('lesion-score', '99ACSDET', 'Lesion detection score')
+
+
+def axis_on_instance(vol, key_slice: int, axis_px) -> np.ndarray:
+    """``(2, 2)`` SCOORD (column, row) points on the stored slice of ``key_slice`` for an axis
+    ``[[x, y], [x, y]]`` on the volume's key slice; DICOM pixel centres sit at +0.5."""
+    pts = np.array([[x, y, key_slice] for x, y in axis_px], dtype=np.float64)
+    stored = vol.to_stored_index(pts)
+    return stored[:, :2] + 0.5
+
+
+def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInfo):
+    """The ``highdicom.sr.Comprehensive3DSR`` of ``result``'s lesions, referencing ``seg``."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+    vol = result.volume
+    src = dicom_source(result)
+    if vol.to_stored[0][2] != 2:
+        raise DicomOutputError(f'{vol.source}: the series is not stored as axial slices, so a '
+                               'key slice is not one of its instances and the RECIST axes cannot '
+                               'be drawn on one: use --output-type dicom-seg (and lesions.json)')
+    algo = hd.sr.AlgorithmIdentification(
+        name='acsdet',
+        version=__version__,
+        parameters=[f'{k}={v}' for k, v in algorithm.parameters().items()] or None)
+    mm = codes.UCUM.Millimeter
+    score_code = hd.sr.CodedConcept(*SCORE_CODE)
+    no_unit = hd.sr.CodedConcept('1', 'UCUM', 'no units')
+    ml = hd.sr.CodedConcept('mL', 'UCUM', 'milliliter')
+    groups = []
+    for n, (les, uid) in enumerate(zip(result.lesions, tracking_uids), 1):
+        tracking = hd.sr.TrackingIdentifier(uid=uid, identifier=f'lesion {les.id}')
+        common = dict(
+            tracking_identifier=tracking,
+            finding_type=codes.SCT.Lesion,
+            finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+            algorithm_id=algo)
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, n),
+                measurements=[
+                    hd.sr.Measurement(name=codes.SCT.Volume, value=les.volume_ml, unit=ml),
+                    hd.sr.Measurement(name=score_code, value=les.score, unit=no_unit),
+                ],
+                **common))
+        ds, frame = src.instance(les.key_slice_stored)
+        image = hd.sr.SourceImageForRegion.from_source_image(
+            ds, referenced_frame_numbers=[frame] if frame else None)
+        for name, length, axis in ((codes.SCT.LongAxis, les.recist_long_mm,
+                                    les.recist_long_axis_px),
+                                   (codes.SCT.ShortAxis, les.recist_short_mm,
+                                    les.recist_short_axis_px)):
+            if length is None or axis is None:
+                continue
+            groups.append(
+                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    referenced_region=hd.sr.ImageRegion(
+                        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                        graphic_data=axis_on_instance(vol, les.key_slice, axis),
+                        source_image=image),
+                    measurements=[hd.sr.Measurement(name=name, value=length, unit=mm)],
+                    **common))
+    if not groups:
+        raise DicomOutputError(f'{vol.source}: no lesion, nothing to report in a DICOM SR')
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(), name='acsdet', model_name='acsdet lesion detection'))
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups)
+    return hd.sr.Comprehensive3DSR(
+        evidence=list(src.datasets) + [seg],
+        content=report,
+        series_instance_uid=generate_uid(),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer='acsdet',
+        series_description='acsdet lesion measurements',
+        is_complete=True,
+        is_final=False,
+        is_verified=False)
