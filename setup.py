@@ -44,7 +44,7 @@ setup(
     ],
     extras_require={
         # make test (dcmqi: the second, independent reader of the DICOM outputs), make lint
-        'tests': ['pytest>=7', 'pytest-xdist>=3', 'dcmqi', 'flake8', 'isort', 'yapf'],
+        'tests': ['pytest>=7,<9', 'pytest-xdist>=3', 'dcmqi', 'flake8', 'isort', 'yapf'],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -75,3 +75,12 @@ def test_amp_on_cpu_warns_and_keeps_fp32(monkeypatch):
     with pytest.warns(UserWarning, match='fp32'):
         assert enable_amp(cfg) is False
     assert cfg.optim_wrapper.type == 'OptimWrapper'
+
+
+def test_end_to_end_tests_share_one_xdist_worker(data, request):
+    """``make test`` trains the end-to-end model once: every test on it is in the xdist group
+    ``e2e`` (tests/conftest.py), which pytest-xdist's loadgroup marks in the node id (a pytest
+    that ignores the mark would train it once per worker)."""
+    if getattr(request.config.option, 'loadgroup', False):  # an xdist worker of make test
+        assert request.node.nodeid.endswith('@e2e'), request.node.nodeid
+    assert request.node.get_closest_marker('xdist_group').args == ('e2e', )

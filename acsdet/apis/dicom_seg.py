@@ -9,7 +9,7 @@ highdicom as the Segmentation IOD requires; the series and instance UIDs are new
 """
 import os.path as osp
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 

@@ -19,7 +19,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .dicom_discovery import ENHANCED_CT, dicom_folder, find_ct_series, is_zip, pick_series
+from .dicom_discovery import dicom_folder, find_ct_series, is_zip, pick_series
 from .readers import CTReader, case_name, register_ct_reader
 from .volume import CTReadError, _warn, check_slice_positions, from_image, sitk
 

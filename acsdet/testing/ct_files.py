@@ -125,7 +125,6 @@ def _ct_dataset(modality: str, study: str, series_uid: str, sop_class: str):
     ds.PatientBirthDate, ds.PatientSex = '19700101', 'O'
     ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = '20260101', '120000', '1', 'A1'
     ds.ReferringPhysicianName, ds.Manufacturer = '', 'acsdet test series'
-    ds.SeriesNumber, ds.SeriesDescription = 2, 'synthetic CT'
     ds.PositionReferenceIndicator = ''
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
@@ -141,19 +140,23 @@ def write_dicom_series(hu,
                        slope: float = 0.5,
                        intercept: float = -1024.0,
                        seed: int = 0,
-                       image_types=None) -> str:
+                       image_types=None,
+                       study_uid: Optional[str] = None,
+                       series_number: int = 2,
+                       description: str = 'synthetic CT') -> str:
     """An axial DICOM series of ``hu`` ``(Z, Y, X)`` with shuffled file names: slice ``k`` at
     ``positions[k]`` mm along S (default ``-k x spacing[0]``: DeepLesion's order, head first).
     ``image_types``: per-slice ImageType (e.g. a ``LOCALIZER``). Returns the series UID."""
     from pydicom.uid import CTImageStorage, generate_uid
     os.makedirs(folder, exist_ok=True)
     series_uid = series_uid or generate_uid()
-    study = generate_uid()
+    study = study_uid or generate_uid()
     sz, sy, sx = spacing
     positions = -np.arange(len(hu)) * sz if positions is None else positions
     rng = np.random.default_rng(seed)
     for k in rng.permutation(len(hu)):
         ds = _ct_dataset(modality, study, series_uid, CTImageStorage)
+        ds.SeriesNumber, ds.SeriesDescription = series_number, description
         ds.ImageType = (image_types[k] if image_types else ['ORIGINAL', 'PRIMARY', 'AXIAL'])
         ds.InstanceNumber = int(k) + 1
         ds.ImagePositionPatient = [0.0, 0.0, float(positions[k])]
@@ -165,6 +168,20 @@ def write_dicom_series(hu,
         ds.PixelData = np.round((hu[k] - intercept) / slope).astype(np.int16).tobytes()
         ds.save_as(osp.join(folder, f'{uuid.uuid4().hex[:12]}.dcm'), enforce_file_format=True)
     return series_uid
+
+
+def write_secondary_capture(path: str, study_uid: str, size: int = 64) -> str:
+    """A secondary capture (a screenshot: SOP class 1.2.840.10008.5.1.4.1.1.7, modality OT) in
+    study ``study_uid``, as archives hold beside the CT series (dose reports, key images)."""
+    from pydicom.uid import generate_uid
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    ds = _ct_dataset('OT', study_uid, generate_uid(), '1.2.840.10008.5.1.4.1.1.7')
+    ds.SeriesNumber, ds.SeriesDescription, ds.ConversionType = 999, 'dose report', 'WSD'
+    ds.Rows = ds.Columns = size
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.zeros((size, size), np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def write_enhanced_ct(hu,
@@ -189,6 +206,7 @@ def write_enhanced_ct(hu,
     frame_order = list(range(n))[::-1] if frame_order is None else list(frame_order)
     ds = _ct_dataset('CT', generate_uid(), generate_uid(), '1.2.840.10008.5.1.4.1.1.2.1')
     ds.ImageType = ['ORIGINAL', 'PRIMARY', 'AXIAL', 'NONE']
+    ds.SeriesNumber, ds.SeriesDescription = 3, 'synthetic enhanced CT'
     ds.NumberOfFrames = n
     ds.Rows, ds.Columns = hu.shape[1:]
 

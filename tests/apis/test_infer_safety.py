@@ -134,7 +134,7 @@ def test_only_acsdet_case_folders_of_the_same_input_are_replaced(model_files, ct
     os.symlink(tmp_path / 'kept', out / 'scan')
     assert _infer(model_files, ct['nifti'], '--out-dir', out, '--slices', '6:8') == 0
     assert not (out / 'scan').is_symlink() and (tmp_path / 'kept' / MANIFEST).exists()
-    assert sorted(os.listdir(out)) == ['scan']
+    assert sorted(os.listdir(out)) == ['scan', 'summary.csv']
 
 
 def test_two_inputs_with_one_base_name_get_two_stable_case_folders(model_files, ct, tmp_path,
@@ -152,6 +152,7 @@ def test_two_inputs_with_one_base_name_get_two_stable_case_folders(model_files, 
     assert _infer(model_files, a, b, '--out-dir', out, '--slices', '6:8') == 0
     lines = capsys.readouterr().out
     names = sorted(os.listdir(out))
+    assert names.pop() == 'summary.csv'
     assert len(names) == 2 and names[0] == 'scan' and names[1].startswith('scan-')
     for n in names:
         man = json.loads((out / n / MANIFEST).read_text())
@@ -160,7 +161,7 @@ def test_two_inputs_with_one_base_name_get_two_stable_case_folders(model_files, 
     # later runs: each input keeps its folder, alone or together, in any order
     assert _infer(model_files, b, '--out-dir', out, '--slices', '6:8') == 0
     assert _infer(model_files, b, a, '--out-dir', out, '--slices', '6:8') == 0
-    assert sorted(os.listdir(out)) == names
+    assert sorted(os.listdir(out)) == names + ['summary.csv']
     for n in names:
         assert json.loads(
             (out / n / MANIFEST).read_text())['input'] == osp.realpath(a if n == 'scan' else b)
@@ -190,6 +191,7 @@ def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files,
             os._exit(3)  # never reached when the kill came where it should
     assert os.waitpid(pid, 0)[1] >> 8 == 9
     left = sorted(os.listdir(out))
+    left.remove('summary.csv')
     assert 'scan' not in left and any(n.endswith('.old')
                                       for n in left) and any(n.endswith('.tmp') for n in left)
     # a temporary of a live run (this process) is not touched
@@ -197,7 +199,7 @@ def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files,
     live = temporary_name(str(out / '.scan'))
     os.makedirs(live)
     assert _infer(model_files, ct['nifti'], '--out-dir', out, '--slices', '6:8') == 0
-    assert sorted(os.listdir(out)) == sorted(['scan', osp.basename(live)])
+    assert sorted(os.listdir(out)) == sorted(['scan', 'summary.csv', osp.basename(live)])
     os.rmdir(live)
 
 
@@ -229,7 +231,8 @@ def test_a_failing_case_is_one_line_and_the_others_go_on(model_files, ct, tmp_pa
     errors = [ln for ln in cap.err.splitlines() if ln.startswith('error: ')]
     assert len(errors) == 2 and 'thin.nii.gz: slices of 3 x 24 px' in errors[0]
     assert 'gone.nii.gz: no such file' in errors[1]
-    assert '1 case(s) done, 2 failed' in cap.out and sorted(os.listdir(out)) == ['scan']
+    assert '1 case(s) done, 2 failed' in cap.out
+    assert sorted(os.listdir(out)) == ['scan', 'summary.csv']
     # a range past the volume fails that case, naming the range
     assert _infer(model_files, ct['nifti'], '--out-dir', out, '--slices', '12:30') == 1
     assert "slices 12:30 are outside the volume's 16 slices" in capsys.readouterr().err

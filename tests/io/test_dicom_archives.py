@@ -1,0 +1,161 @@
+"""DICOM as archives hold it: compressed transfer syntaxes, enhanced CT, nested study folders with
+several series, localizers and secondary captures, a .zip of a study; and what is refused."""
+import glob
+import os
+import os.path as osp
+import tempfile
+import zipfile
+
+import numpy as np
+import pydicom
+import pytest
+
+from acsdet.io import CTReadError, read_ct
+from acsdet.io.dicom_discovery import describe_series, scan_folder
+from acsdet.testing.ct_files import (TRANSFER_SYNTAXES, head_to_feet_phantom, transcode,
+                                     write_dicom_series, write_enhanced_ct, write_secondary_capture)
+
+SPACING = (2.0, 0.8, 0.8)
+THICK = (5.0, 0.8, 0.8)
+
+
+@pytest.fixture(scope='module')
+def hu():
+    return head_to_feet_phantom(10, 48)[0]
+
+
+@pytest.mark.parametrize('syntax', TRANSFER_SYNTAXES)
+def test_a_compressed_series_reads_as_the_uncompressed_one(hu, tmp_path, syntax):
+    write_dicom_series(hu, SPACING, str(tmp_path / 'plain'))
+    os.makedirs(tmp_path / 'packed')
+    for f in glob.glob(str(tmp_path / 'plain' / '*.dcm')):
+        transcode(f, str(tmp_path / 'packed' / osp.basename(f)), syntax)
+    one = glob.glob(str(tmp_path / 'packed' / '*.dcm'))[0]
+    assert pydicom.dcmread(one).file_meta.TransferSyntaxUID == getattr(pydicom.uid, syntax)
+    plain, packed = read_ct(str(tmp_path / 'plain')), read_ct(str(tmp_path / 'packed'))
+    np.testing.assert_array_equal(packed.hu, plain.hu)
+    np.testing.assert_array_equal(packed.hu, hu)
+    np.testing.assert_allclose(packed.z_positions, plain.z_positions)
+    assert [d.SOPInstanceUID
+            for d in packed.dicom.datasets] == [d.SOPInstanceUID for d in plain.dicom.datasets]
+
+
+@pytest.mark.parametrize('syntax', TRANSFER_SYNTAXES)
+def test_a_compressed_enhanced_ct_reads_as_the_uncompressed_one(hu, tmp_path, syntax):
+    plain = write_enhanced_ct(hu, SPACING, str(tmp_path / 'ct.dcm'), slope=0.5)
+    packed = transcode(plain, str(tmp_path / 'packed.dcm'), syntax)
+    assert pydicom.dcmread(packed).file_meta.TransferSyntaxUID == getattr(pydicom.uid, syntax)
+    vol = read_ct(packed)
+    np.testing.assert_array_equal(vol.hu, hu)
+    # stored slices ascend along the slice normal (feet to head): the feet-first frames in order
+    assert vol.dicom.frames == list(range(len(hu)))
+
+
+@pytest.fixture
+def study(hu, tmp_path):
+    """patient/study/{thin, thick, scout, other}: a 2 mm and a 5 mm CT series, a localizer series,
+    a secondary capture and a text file, nested as an archive exports them."""
+    from pydicom.uid import generate_uid
+    root = tmp_path / 'PAT001'
+    base = root / 'STUDY_20260101'
+    uid = generate_uid()
+    thin = write_dicom_series(
+        hu, SPACING, str(base / 'SER1' / 'thin'), study_uid=uid, description='thin')
+    thick = write_dicom_series(
+        hu[::2], THICK, str(base / 'SER2'), study_uid=uid, series_number=3, description='thick')
+    write_dicom_series(
+        hu[:1],
+        SPACING,
+        str(base / 'SER0'),
+        study_uid=uid,
+        series_number=1,
+        description='scout',
+        image_types=[['ORIGINAL', 'PRIMARY', 'LOCALIZER']])
+    write_secondary_capture(str(base / 'SER9' / 'sc.dcm'), uid)
+    (base / 'notes.txt').write_text('not DICOM')
+    return dict(root=str(root), thin=thin, thick=thick)
+
+
+def test_series_are_found_at_any_depth_and_what_is_not_ct_is_named(study, hu):
+    series, skipped = scan_folder(study['root'])
+    kinds = {s.description: s.kind for s in series}
+    assert kinds == {
+        'thin': 'ct',
+        'thick': 'ct',
+        'scout': 'localizer',
+        'dose report': 'secondary-capture'
+    }
+    assert skipped == [osp.join('STUDY_20260101', 'notes.txt')]
+    with pytest.raises(
+            CTReadError, match=r'PAT001: holds 2 CT series, pick one with --series .*'
+            r'--all-series') as e:
+        read_ct(study['root'])
+    assert study['thin'] in str(e.value) and study['thick'] in str(e.value)
+    vol = read_ct(study['root'], series=study['thick'])
+    np.testing.assert_array_equal(vol.hu, hu[::2])
+    note = ' '.join(vol.warnings)
+    assert "#1 'scout' (localizer / scout images, 1 image(s))" in note
+    assert "#999 'dose report' (secondary capture, 1 image(s))" in note
+    assert '1 non-DICOM file(s)' in note
+    listing = describe_series(study['root'])
+    thin_row = next(ln for ln in listing.splitlines() if study['thin'] in ln).split()
+    assert thin_row[1:] == [
+        '2', 'thin', 'ct', '10', '2',
+        osp.join('STUDY_20260101', 'SER1', 'thin')
+    ]
+    thick_row = next(ln for ln in listing.splitlines() if study['thick'] in ln).split()
+    assert thick_row[4:6] == ['5', '5']
+    assert 'left out: localizer / scout images' in listing and 'left out: secondary capture' in (
+        listing) and listing.startswith(f'{study["root"]}: 2 CT series, 4 in all')
+
+
+def test_a_zip_of_the_study_reads_like_the_folder(study, hu, tmp_path):
+    zpath = tmp_path / 'study.zip'
+    with zipfile.ZipFile(zpath, 'w', zipfile.ZIP_DEFLATED) as z:
+        for d, _, files in os.walk(study['root']):
+            for f in files:
+                z.write(osp.join(d, f), osp.relpath(osp.join(d, f), tmp_path))
+    before = set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*')))
+    vol = read_ct(str(zpath), series=study['thin'])
+    np.testing.assert_array_equal(vol.hu, hu)
+    assert vol.name == 'study' and str(zpath) in vol.source
+    assert len(vol.dicom.datasets) == len(hu)  # headers kept after the extraction is gone
+    assert set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*'))) == before
+    assert describe_series(str(zpath)).startswith(f'{zpath}: 2 CT series, 4 in all')
+    empty = tmp_path / 'empty.zip'
+    with zipfile.ZipFile(empty, 'w') as z:
+        z.writestr('readme.txt', 'no images')
+    with pytest.raises(CTReadError, match=r'empty\.zip: holds no DICOM file \(1 other file'):
+        read_ct(str(empty))
+    (tmp_path / 'broken.zip').write_bytes(zpath.read_bytes()[:200])
+    with pytest.raises(CTReadError, match=r'broken\.zip: unsupported file type|broken\.zip: '):
+        read_ct(str(tmp_path / 'broken.zip'))
+
+
+def test_missing_slices_and_mixed_sizes_are_refused_naming_files(hu, tmp_path):
+    write_dicom_series(hu, SPACING, str(tmp_path / 'gap'))
+    files = {pydicom.dcmread(f).InstanceNumber: f for f in glob.glob(str(tmp_path / 'gap/*'))}
+    os.remove(files[5])
+    os.remove(files[6])
+    with pytest.raises(
+            CTReadError,
+            match=r'2 slice\(s\) missing between instance (4 and 7|7 and '
+            r'4) .*a 6 mm gap where the series steps 2 mm'):
+        read_ct(str(tmp_path / 'gap'))
+    # uneven on purpose (positions and instance numbers agree): read, with a note
+    pos = -np.array([0, 2, 4, 6, 8, 12, 14, 16, 18, 20], float)
+    write_dicom_series(hu, SPACING, str(tmp_path / 'uneven'), positions=pos)
+    assert any('inconsistent slice spacing' in w
+               for w in read_ct(str(tmp_path / 'uneven')).warnings)
+    uid = write_dicom_series(hu, SPACING, str(tmp_path / 'mixed'))
+    write_dicom_series(
+        np.zeros((1, 40, 40), np.float32),
+        SPACING,
+        str(tmp_path / 'mixed'),
+        series_uid=uid,
+        positions=[-30.0])
+    with pytest.raises(
+            CTReadError,
+            match=r'slices of mixed sizes \(1 of 11 are not 48 x 48 px: '
+            r'\w+\.dcm is 40 x 40\)'):
+        read_ct(str(tmp_path / 'mixed'))
