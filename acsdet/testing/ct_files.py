@@ -184,6 +184,38 @@ def write_secondary_capture(path: str, study_uid: str, size: int = 64) -> str:
     return path
 
 
+def write_study(root: str, hu: np.ndarray, spacing=(2.0, 0.8, 0.8)) -> dict:
+    """An archive's export of one study under ``root`` (``STUDY_20260101/...``): ``hu`` as a
+    thin series (#2 'thin', in a nested folder), every second slice as a thick one (#3 'thick',
+    twice the slice spacing), a localizer series (#1 'scout'), a secondary capture (#999) and a
+    text file. Returns ``root`` and the series UIDs ``thin`` and ``thick``."""
+    from pydicom.uid import generate_uid
+    base = osp.join(root, 'STUDY_20260101')
+    uid = generate_uid()
+    thick_spacing = (spacing[0] * 2, ) + tuple(spacing[1:])
+    thin = write_dicom_series(
+        hu, spacing, osp.join(base, 'SER1', 'thin'), study_uid=uid, description='thin')
+    thick = write_dicom_series(
+        hu[::2],
+        thick_spacing,
+        osp.join(base, 'SER2'),
+        study_uid=uid,
+        series_number=3,
+        description='thick')
+    write_dicom_series(
+        hu[:1],
+        spacing,
+        osp.join(base, 'SER0'),
+        study_uid=uid,
+        series_number=1,
+        description='scout',
+        image_types=[['ORIGINAL', 'PRIMARY', 'LOCALIZER']])
+    write_secondary_capture(osp.join(base, 'SER9', 'sc.dcm'), uid)
+    with open(osp.join(base, 'notes.txt'), 'w') as f:
+        f.write('not DICOM')
+    return dict(root=root, thin=thin, thick=thick)
+
+
 def write_enhanced_ct(hu,
                       spacing,
                       path: str,

@@ -13,10 +13,9 @@ import pytest
 from acsdet.io import CTReadError, read_ct
 from acsdet.io.dicom_discovery import describe_series, scan_folder
 from acsdet.testing.ct_files import (TRANSFER_SYNTAXES, head_to_feet_phantom, transcode,
-                                     write_dicom_series, write_enhanced_ct, write_secondary_capture)
+                                     write_dicom_series, write_enhanced_ct, write_study)
 
 SPACING = (2.0, 0.8, 0.8)
-THICK = (5.0, 0.8, 0.8)
 
 
 @pytest.fixture(scope='module')
@@ -53,27 +52,9 @@ def test_a_compressed_enhanced_ct_reads_as_the_uncompressed_one(hu, tmp_path, sy
 
 @pytest.fixture
 def study(hu, tmp_path):
-    """patient/study/{thin, thick, scout, other}: a 2 mm and a 5 mm CT series, a localizer series,
+    """patient/study/{thin, thick, scout, sc}: a 2 mm and a 4 mm CT series, a localizer series,
     a secondary capture and a text file, nested as an archive exports them."""
-    from pydicom.uid import generate_uid
-    root = tmp_path / 'PAT001'
-    base = root / 'STUDY_20260101'
-    uid = generate_uid()
-    thin = write_dicom_series(
-        hu, SPACING, str(base / 'SER1' / 'thin'), study_uid=uid, description='thin')
-    thick = write_dicom_series(
-        hu[::2], THICK, str(base / 'SER2'), study_uid=uid, series_number=3, description='thick')
-    write_dicom_series(
-        hu[:1],
-        SPACING,
-        str(base / 'SER0'),
-        study_uid=uid,
-        series_number=1,
-        description='scout',
-        image_types=[['ORIGINAL', 'PRIMARY', 'LOCALIZER']])
-    write_secondary_capture(str(base / 'SER9' / 'sc.dcm'), uid)
-    (base / 'notes.txt').write_text('not DICOM')
-    return dict(root=str(root), thin=thin, thick=thick)
+    return write_study(str(tmp_path / 'PAT001'), hu, SPACING)
 
 
 def test_series_are_found_at_any_depth_and_what_is_not_ct_is_named(study, hu):
@@ -104,7 +85,7 @@ def test_series_are_found_at_any_depth_and_what_is_not_ct_is_named(study, hu):
         osp.join('STUDY_20260101', 'SER1', 'thin')
     ]
     thick_row = next(ln for ln in listing.splitlines() if study['thick'] in ln).split()
-    assert thick_row[4:6] == ['5', '5']
+    assert thick_row[4:6] == ['5', '4']
     assert 'left out: localizer / scout images' in listing and 'left out: secondary capture' in (
         listing) and listing.startswith(f'{study["root"]}: 2 CT series, 4 in all')
 

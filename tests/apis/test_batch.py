@@ -1,0 +1,150 @@
+"""Batch runs of tools/infer.py: every CT series of a study (--list, --all-series), a CSV
+manifest, inputs with one base name, DICOM outputs asked of a non-DICOM input, summary.csv, and a
+run killed in the middle of a case resumed with --skip-done."""
+import csv
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import SimpleITK as sitk
+
+from acsdet.apis.case_folder import MANIFEST
+from acsdet.testing.ct_files import head_to_feet_phantom, lps_image, write_study
+
+from ..helpers import ROOT
+
+SPACING = (2.0, 0.8, 0.8)
+
+
+@pytest.fixture(scope='module')
+def hu():
+    return head_to_feet_phantom(10, 48)[0]
+
+
+def _infer(model_files, *args):
+    from tools import infer
+    return infer.main([str(a) for a in model_files] + [str(a) for a in args] + ['--no-progress'])
+
+
+def _summary(out):
+    with open(osp.join(out, 'summary.csv'), newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_series_of_a_study_is_listed_and_run(model_files, hu, tmp_path, capsys):
+    from tools import infer
+    study = write_study(str(tmp_path / 'PAT001'), hu, SPACING)
+    assert infer.main(['--list', study['root']]) == 0
+    listing = capsys.readouterr().out
+    assert f'{study["root"]}: 2 CT series, 4 in all' in listing
+    assert study['thin'] in listing and 'left out: secondary capture' in listing
+    out = tmp_path / 'out'
+    assert _infer(model_files, study['root'], '--out-dir', out, '--slices', '1:3') == 1
+    err = capsys.readouterr().err
+    assert 'PAT001: holds 2 CT series, pick one with --series' in err
+    assert infer.main([
+        *map(str, model_files), study['root'], '--all-series', '--out-dir',
+        str(out), '--slices', '1:3'
+    ]) == 0
+    bar = capsys.readouterr().err  # the progress bar counts CTs, with the time left
+    line = bar.replace('\r', '\n').splitlines()
+    done = [ln for ln in line if ln.startswith('CTs: 100%')][-1]  # "... 2/2 [00:04<00:00, ...]"
+    assert ' 2/2 [' in done and '<00:00' in done and ('s/CT' in done or 'CT/s' in done)
+    rows = _summary(out)
+    assert [(r['case'], r['series'], r['status'])
+            for r in rows] == [('PAT001_s2', study['thin'], 'done'),
+                               ('PAT001_s3', study['thick'], 'done')]
+    for r in rows:
+        with open(osp.join(r['folder'], MANIFEST)) as f:
+            assert json.load(f)['input'] == f'{osp.realpath(study["root"])}#{r["series"]}'
+        with open(osp.join(r['folder'], 'lesions.json')) as f:
+            assert r['series'] in json.load(f)['source']
+
+
+def test_a_manifest_runs_every_row_and_one_bad_case_never_stops_the_others(
+        model_files, hu, tmp_path, capsys):
+    for d in ('a', 'b'):
+        os.makedirs(tmp_path / d)
+        sitk.WriteImage(lps_image(hu, SPACING), str(tmp_path / d / 'scan.nii.gz'))
+    study = write_study(str(tmp_path / 'PAT001'), hu, SPACING)
+    manifest = tmp_path / 'cases.csv'
+    manifest.write_text('path,series,case\n'
+                        'a/scan.nii.gz,,\n'
+                        'b/scan.nii.gz,,\n'
+                        f'PAT001,{study["thick"]},patient1\n')
+    out = tmp_path / 'out'
+    code = _infer(model_files, '--manifest', manifest, '--out-dir', out, '--slices', '1:3',
+                  '--output-type', 'dicom-seg')
+    cap = capsys.readouterr()
+    assert code == 1
+    errors = [ln for ln in cap.err.splitlines() if ln.startswith('error: ')]
+    assert len(errors) == 2 and all('scan.nii.gz: DICOM SEG / SR outputs' in e for e in errors)
+    rows = _summary(out)
+    assert [(r['case'], r['status']) for r in rows] == [('patient1', 'done')]
+    with open(out / 'patient1' / MANIFEST) as f:
+        assert json.load(f)['outputs'] == ['json', 'dicom-seg']
+    assert _infer(model_files, '--manifest', manifest, '--out-dir', out, '--slices', '1:3') == 0
+    rows = _summary(out)
+    names = [r['case'] for r in rows]
+    assert names[0] == 'scan' and names[1].startswith('scan-') and names[2] == 'patient1'
+    assert all(r['status'] == 'done' for r in rows)
+    for r, d in zip(rows, 'ab'):
+        with open(osp.join(r['folder'], MANIFEST)) as f:
+            assert json.load(f)['input'] == osp.realpath(tmp_path / d / 'scan.nii.gz')
+    (tmp_path / 'bad.csv').write_text('file\nx.nii.gz\n')
+    assert _infer(model_files, '--manifest', tmp_path / 'bad.csv', '--out-dir', out) == 2
+    assert 'bad.csv: a manifest is a CSV with a header row holding a "path" column' in (
+        capsys.readouterr().err)
+
+
+KILLER = textwrap.dedent('''
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    import acsdet.apis.report as report
+    real, calls = report.commit_case, []
+
+    def commit_then_die(tmp, *args, **kwargs):
+        calls.append(tmp)
+        if len(calls) == 2:  # killed with the second case written but not yet in place
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(tmp, *args, **kwargs)
+
+    report.commit_case = commit_then_die
+    from tools import infer
+    sys.exit(infer.main(sys.argv[1:]))
+''')
+
+
+def test_a_batch_killed_in_a_case_resumes_with_skip_done(model_files, hu, tmp_path):
+    inputs = []
+    for name in ('one', 'two', 'three'):
+        inputs.append(str(tmp_path / f'{name}.nii.gz'))
+        sitk.WriteImage(lps_image(hu, SPACING), inputs[-1])
+    out = tmp_path / 'out'
+    args = [
+        *map(str, model_files), *inputs, '--out-dir',
+        str(out), '--slices', '1:3', '--no-progress'
+    ]
+    killer = tmp_path / 'killer.py'
+    killer.write_text(KILLER.format(root=ROOT))
+    run = subprocess.run([sys.executable, str(killer), *args], capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr[-2000:]
+    left = sorted(os.listdir(out))
+    assert 'one' in left and 'two' not in left and 'three' not in left
+    assert any(n.startswith('.two.') for n in left)  # the killed case's temporary
+    assert [(r['case'], r['status']) for r in _summary(out)] == [('one', 'done')]
+    stamp = os.stat(out / 'one' / MANIFEST).st_mtime_ns
+    from tools import infer
+    assert infer.main(args + ['--skip-done']) == 0
+    assert [(r['case'], r['status']) for r in _summary(out)] == [('one', 'skipped'),
+                                                                 ('two', 'done'), ('three', 'done')]
+    assert os.stat(out / 'one' / MANIFEST).st_mtime_ns == stamp  # not run again
+    assert sorted(os.listdir(out)) == ['one', 'summary.csv', 'three', 'two']  # temporaries gone
+    # a case done without an output asked for now is not done
+    assert infer.main(args + ['--skip-done', '--output-type', 'nifti']) == 0
+    assert [r['status'] for r in _summary(out)] == ['done'] * 3
+    assert all(osp.isfile(out / n / 'lesions.nii.gz') for n in ('one', 'two', 'three'))
