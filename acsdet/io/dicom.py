@@ -151,7 +151,6 @@ def _classic_series(files: List[str], datasets: list, source: str, name: str):
 def read_dicom_folder(folder: str, series: Optional[str] = None, where: Optional[str] = None):
     """The CT series under ``folder`` (searched recursively; ``series``: its SeriesInstanceUID
     when there are several). ``where``: how messages name the input (default ``folder``)."""
-    import pydicom
     where = where or folder
     ct, note = find_ct_series(folder, where)
     chosen = pick_series(ct, series, where)
@@ -166,11 +165,7 @@ def read_dicom_folder(folder: str, series: Optional[str] = None, where: Optional
                               '(several stacks): pass one file')
         vol = read_enhanced_ct(chosen.files[0], name)
     else:
-        try:
-            datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in chosen.files]
-        except Exception as e:  # pydicom raises several types for a damaged file
-            raise CTReadError(f'{source}: unreadable header ({e})') from None
-        vol = _classic_series(chosen.files, datasets, source, name)
+        vol = _classic_series(chosen.files, chosen.datasets, source, name)
     vol.warnings[:0] = notes
     return vol
 

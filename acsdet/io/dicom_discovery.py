@@ -53,6 +53,8 @@ class DicomSeries:
     modality: str = ''
     study_uid: str = ''
     patient_id: str = ''
+    #: the headers of ``files`` (pydicom, no pixel data), read once by :func:`scan_folder`
+    datasets: list = field(default_factory=list, repr=False)
 
     @property
     def is_ct(self) -> bool:
@@ -133,11 +135,13 @@ def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
                 if k == 'enhanced-ct')
         else:
             images = sum(1 for k in kinds if k == kind)
+        members.sort(key=lambda m: m[0])
         out.append(
             DicomSeries(
                 uid=uid,
                 kind=kind,
-                files=sorted(p for p, _, _ in members),
+                files=[p for p, _, _ in members],
+                datasets=[ds for _, ds, _ in members],
                 images=images,
                 number=_number(getattr(first, 'SeriesNumber', None)),
                 description=str(getattr(first, 'SeriesDescription', '') or '').strip(),
