@@ -49,6 +49,19 @@ class AlgorithmInfo:
         }
 
 
+def new_instance(series_number: int, description: str) -> dict:
+    """The identity of a new derived object (keyword arguments of highdicom's SOP classes):
+    new series and SOP instance UIDs every run, instance 1, manufacturer acsdet."""
+    from pydicom.uid import generate_uid
+    return dict(
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        series_description=description,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer='acsdet')
+
+
 def stored_label_map(result) -> np.ndarray:
     """The label map ``(frames, rows, columns)`` in the source's own frame order: a classic
     series' stored slices, or every frame of an enhanced CT (its localizer frames empty)."""
@@ -89,7 +102,6 @@ def lesion_segment_descriptions(result, tracking_uids: List[str], algorithm: Alg
 def lesion_segmentation(result, tracking_uids: List[str], algorithm: AlgorithmInfo):
     """The ``highdicom.seg.Segmentation`` of ``result``'s lesions (at least one)."""
     import highdicom as hd
-    from pydicom.uid import generate_uid
     src = dicom_source(result)
     if not result.lesions:
         raise DicomOutputError(f'{result.volume.source}: no lesion, no segment: a DICOM SEG '
@@ -104,14 +116,9 @@ def lesion_segmentation(result, tracking_uids: List[str], algorithm: AlgorithmIn
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=lesion_segment_descriptions(result, tracking_uids, algorithm),
-        series_instance_uid=generate_uid(),
-        series_number=SEG_SERIES_NUMBER,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer='acsdet',
         manufacturer_model_name='acsdet lesion detection',
         software_versions=__version__,
         device_serial_number='0',
-        series_description='acsdet lesions',
         content_label='LESIONS',
-        content_description='Lesions detected by acsdet (research use, not a diagnosis)')
+        content_description='Lesions detected by acsdet (research use, not a diagnosis)',
+        **new_instance(SEG_SERIES_NUMBER, 'acsdet lesions'))

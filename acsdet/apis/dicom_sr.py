@@ -21,7 +21,7 @@ from typing import List
 import numpy as np
 
 from ..version import __version__
-from .dicom_seg import SR_SERIES_NUMBER, AlgorithmInfo, DicomOutputError, dicom_source
+from .dicom_seg import SR_SERIES_NUMBER, AlgorithmInfo, DicomOutputError, dicom_source, new_instance
 
 #: The detection score's concept (a private coding scheme: DICOM has no code for it).
 SCORE_CODE = ('lesion-score', '99ACSDET', 'Lesion detection score')
@@ -100,12 +100,7 @@ def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInf
     return hd.sr.Comprehensive3DSR(
         evidence=list(src.datasets) + [seg],
         content=report,
-        series_instance_uid=generate_uid(),
-        series_number=SR_SERIES_NUMBER,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer='acsdet',
-        series_description='acsdet lesion measurements',
         is_complete=True,
         is_final=False,
-        is_verified=False)
+        is_verified=False,
+        **new_instance(SR_SERIES_NUMBER, 'acsdet lesion measurements'))
