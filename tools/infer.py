@@ -165,9 +165,10 @@ def list_series(argv) -> int:
 
 
 def plan_cases(args):
-    """``(cases, names, failed)``: the cases to run (each input once; ``--all-series``
-    expanded) with their case names, and ``[(case, reason)]`` of inputs that fail before any
-    work (a DICOM output asked of a non-DICOM input, an archive without CT). Raises ``OSError``
+    """``(cases, names, failed, order)``: the cases to run (each input once; ``--all-series``
+    expanded) with their case names, ``[(case, reason)]`` of inputs that fail before any
+    work (a DICOM output asked of a non-DICOM input, an archive without CT), and the input keys of
+    both in input order (``summary.csv``'s rows). Raises ``OSError``
     naming the problem when the run cannot go on: the output folder is not writable, a case
     folder is or holds an input, or an existing case folder may not be replaced."""
     from acsdet.apis.batch import Case, expand_series, is_dicom_input, read_manifest_csv
@@ -181,13 +182,14 @@ def plan_cases(args):
             c if c.series or not args.series else Case(c.path, args.series, c.name)
             for c in read_manifest_csv(args.manifest)
         ]
-    cases, failed, keys = [], [], set()
+    cases, failed, keys, order = [], [], set(), []
     dicom_out = any(t.startswith('dicom') for t in args.outputs)
     for case in given:
         try:
             expanded = expand_series(case) if args.all_series else [case]
         except ValueError as e:
             failed.append((case, str(e)))
+            order.append(case.key)
             continue
         for c in expanded:
             if c.key in keys:
@@ -195,6 +197,7 @@ def plan_cases(args):
                       'twice; it runs once')
                 continue
             keys.add(c.key)
+            order.append(c.key)
             if dicom_out and osp.exists(c.path) and not is_dicom_input(c.path):
                 failed.append((c, f'{c.path}: DICOM SEG / SR outputs reference the source CT\'s '
                                'DICOM instances and this input is not DICOM: use --output-type '
@@ -209,7 +212,7 @@ def plan_cases(args):
     for folder, c in zip(folders, cases):
         if osp.lexists(folder):
             check_replaceable(folder, c.key)
-    return cases, names, failed
+    return cases, names, failed, order
 
 
 def _one_line(e: Exception, path: str) -> str:
@@ -228,7 +231,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from acsdet.apis.batch import ManifestError, Summary
     try:
-        cases, names, failed = plan_cases(args)
+        cases, names, failed, order = plan_cases(args)
     except (OSError, ManifestError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -236,15 +239,23 @@ def main(argv=None) -> int:
 
     from acsdet.apis import GroupingRule, LesionDetector, write_case
     from acsdet.apis.case_folder import is_done
-    summary = Summary(args.out_dir, names)
+    summary = Summary(args.out_dir, order)
     for case, why in failed:
         print(f'error: {why}', file=sys.stderr)
+        summary.record(
+            case.key,
+            case=case.name,
+            input=case.path,
+            series=case.series or '',
+            status='failed',
+            error=why)
     todo = []
     for case, name in zip(cases, names):
         folder = osp.join(args.out_dir, name)
         if args.skip_done and is_done(folder, case.key, args.outputs):
             summary.record(
-                name,
+                case.key,
+                case=name,
                 input=case.path,
                 series=case.series or '',
                 status='skipped',
@@ -270,7 +281,7 @@ def main(argv=None) -> int:
     done, bad = [], [(c.path, why) for c, why in failed]
     bar = tqdm(total=len(todo), desc='CTs', unit='CT', disable=args.no_progress)
     for case, name in todo:
-        row = dict(input=case.path, series=case.series or '')
+        row = dict(case=name, input=case.path, series=case.series or '')
         try:
             result = detector(
                 case.path,
@@ -297,7 +308,7 @@ def main(argv=None) -> int:
             print(f'error: {why}', file=sys.stderr)
             bad.append((case.path, why))
             row.update(status='failed', error=why)
-        summary.record(name, **row)
+        summary.record(case.key, **row)
         bar.update(1)
     bar.close()
     skipped = len(cases) - len(todo)

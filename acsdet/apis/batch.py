@@ -100,14 +100,16 @@ def is_dicom_input(path: str) -> bool:
 
 
 class Summary:
-    """``summary.csv`` of a run: one row per case, rewritten atomically after each."""
+    """``summary.csv`` of a run: one row per case (in the order of ``keys``, the cases' input
+    keys), rewritten atomically after each."""
 
-    def __init__(self, out_dir: str, cases: Sequence[str]):
+    def __init__(self, out_dir: str, keys: Sequence[str]):
         self.path = osp.join(out_dir, 'summary.csv')
-        self.rows = {c: None for c in cases}
+        self.rows = {k: None for k in keys}
 
-    def record(self, case: str, **row) -> None:
-        self.rows[case] = dict(case=case, **row)
+    def record(self, key: str, **row) -> None:
+        """The row of the case with input key ``key`` (:data:`SUMMARY_FIELDS`)."""
+        self.rows[key] = row
         buf = io.StringIO()
         w = csv.DictWriter(buf, SUMMARY_FIELDS, extrasaction='raise')
         w.writeheader()

@@ -84,7 +84,9 @@ def test_a_manifest_runs_every_row_and_one_bad_case_never_stops_the_others(
     errors = [ln for ln in cap.err.splitlines() if ln.startswith('error: ')]
     assert len(errors) == 2 and all('scan.nii.gz: DICOM SEG / SR outputs' in e for e in errors)
     rows = _summary(out)
-    assert [(r['case'], r['status']) for r in rows] == [('patient1', 'done')]
+    assert [(r['case'], r['status']) for r in rows] == [('scan', 'failed'), ('scan', 'failed'),
+                                                        ('patient1', 'done')]
+    assert [r['error'] for r in rows[:2]] == [e[len('error: '):] for e in errors]
     with open(out / 'patient1' / MANIFEST) as f:
         assert json.load(f)['outputs'] == ['json', 'dicom-seg']
     assert _infer(model_files, '--manifest', manifest, '--out-dir', out, '--slices', '1:3') == 0
