@@ -305,3 +305,23 @@ def test_dicom_outputs_need_a_dicom_input_and_a_lesion(tmp_path):
         js = json.load(f)
     assert js['lesions'] == [] and 'no DICOM SEG / SR written' in js['dicom']['note']
     assert not [n for n in os.listdir(folder) if n.endswith('.dcm')]
+
+
+def test_an_sr_needs_a_series_stored_as_axial_slices(tmp_path):
+    """A series stored coronally has no instance holding an axial key slice: no RECIST polyline
+    can be drawn on one, so the SR is refused (the SEG is not: its frames are the instances)."""
+    from acsdet.apis.dicom_seg import AlgorithmInfo
+    from acsdet.apis.dicom_sr import lesion_report
+    from acsdet.io.dicom import DicomSource
+    from acsdet.testing.ct_files import ORIENTATIONS, stored_image
+    hu, lesions = head_to_feet_phantom(24, 64)
+    sitk.WriteImage(
+        stored_image(lps_image(hu, SPACING), *ORIENTATIONS['coronal']), str(tmp_path / 'c.nrrd'))
+    vol = read_ct(str(tmp_path / 'c.nrrd'))
+    vol.dicom = DicomSource([pydicom.Dataset()])  # what a coronal DICOM series would carry
+    result = phantom_result(vol, lesions)
+    assert vol.to_stored[0][2] != 2 and len(result.lesions) == 2
+    with pytest.raises(
+            DicomOutputError, match=r'c\.nrrd: the series is not stored as axial '
+            'slices'):
+        lesion_report(result, None, [], AlgorithmInfo())
