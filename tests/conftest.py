@@ -94,8 +94,8 @@ def _options(work):
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
         'test_dataloader.dataset.ann_file=annotations/deeplesion_train.json',
-        'param_scheduler.1.milestones=[12,13]', 'default_hooks.logger.interval=50',
-        'randomness.seed=0'
+        f'param_scheduler.1.milestones=[{EPOCHS - 2},{EPOCHS - 1}]',
+        'default_hooks.logger.interval=50', 'randomness.seed=0'
     ]
 
 

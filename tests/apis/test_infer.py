@@ -334,7 +334,7 @@ def test_infer_cli_keeps_going_past_a_bad_input(phantom, e2e_trained, tmp_path, 
     out = capsys.readouterr()
     assert code == 1
     assert 'bad.nii.gz: unreadable' in out.err and '1 case(s) done, 1 failed' in out.out
-    assert sorted(os.listdir(tmp_path / 'out')) == ['RAS']  # nothing partial for the bad one
+    assert sorted(os.listdir(tmp_path / 'out')) == ['RAS', 'summary.csv']  # nothing partial for it
     assert {'lesions.json', 'lesions.csv', 'report.html',
             'lesions.nii.gz'} <= set(os.listdir(tmp_path / 'out' / 'RAS'))
     saved = json.loads((tmp_path / 'out' / 'RAS' / 'lesions.json').read_text())

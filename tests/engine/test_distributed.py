@@ -56,7 +56,22 @@ def _run(cmd, **env):
 
 # ---- training ----------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
-def dist_training(e2e_data, tmp_path_factory):
+def dist_data(tmp_path_factory):
+    """A small synthetic DeepLesion of the training runs' own (not the end-to-end set: they run on
+    the other pytest-xdist worker, beside the end-to-end training)."""
+    from acsdet.preparation.deeplesion_coco import convert_deeplesion
+    from acsdet.testing.synthetic import make_synthetic_deeplesion
+    root = tmp_path_factory.mktemp('dist_data')
+    make_synthetic_deeplesion(
+        str(root), num_series=16, seed=7, image_size=192, context_mm=6, lesion_mm=(12, 50))
+    convert_deeplesion(str(root), str(root / 'annotations'))
+    images = json.loads((root / 'annotations' / 'deeplesion_train.json').read_text())['images']
+    assert len(images) >= TRAIN_IMAGES
+    return root
+
+
+@pytest.fixture(scope='module')
+def dist_training(dist_data, tmp_path_factory):
     """2 processes x 2 images for 2 epochs with --auto-scale-lr, then --resume to epoch 3."""
     tmp = tmp_path_factory.mktemp('dist_train')
     config = tmp / 'probe_config.py'
@@ -70,7 +85,7 @@ def dist_training(e2e_data, tmp_path_factory):
     common = [
         '--work-dir',
         str(work), '--data-root',
-        str(e2e_data), '--auto-scale-lr', '--cfg-options',
+        str(dist_data), '--auto-scale-lr', '--cfg-options',
         f'train_dataloader.dataset.indices={TRAIN_IMAGES}', 'train_dataloader.batch_size=2',
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'default_hooks.logger.interval=1', 'randomness.seed=0'
