@@ -232,6 +232,7 @@ def main(argv=None) -> int:
     from acsdet.apis.batch import ManifestError, Summary
     try:
         cases, names, failed, order = plan_cases(args)
+        summary = Summary(args.out_dir, order)
     except (OSError, ManifestError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -239,7 +240,6 @@ def main(argv=None) -> int:
 
     from acsdet.apis import GroupingRule, LesionDetector, write_case
     from acsdet.apis.case_folder import is_done
-    summary = Summary(args.out_dir, order)
     for case, why in failed:
         print(f'error: {why}', file=sys.stderr)
         summary.record(

@@ -106,6 +106,15 @@ class Summary:
     def __init__(self, out_dir: str, keys: Sequence[str]):
         self.path = osp.join(out_dir, 'summary.csv')
         self.rows = {k: None for k in keys}
+        if osp.lexists(self.path):  # replaced only if it is a summary acsdet wrote
+            try:
+                with open(self.path, newline='') as f:
+                    head = next(csv.reader(f), None)
+            except (OSError, UnicodeDecodeError, csv.Error):
+                head = None
+            if osp.islink(self.path) or head != list(SUMMARY_FIELDS):
+                raise OSError(f'{self.path} exists and is not a summary acsdet wrote: refusing '
+                              'to replace it; move it or choose another --out-dir')
 
     def record(self, key: str, **row) -> None:
         """The row of the case with input key ``key`` (:data:`SUMMARY_FIELDS`)."""

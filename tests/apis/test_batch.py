@@ -97,6 +97,10 @@ def test_a_manifest_runs_every_row_and_one_bad_case_never_stops_the_others(
     for r, d in zip(rows, 'ab'):
         with open(osp.join(r['folder'], MANIFEST)) as f:
             assert json.load(f)['input'] == osp.realpath(tmp_path / d / 'scan.nii.gz')
+    (out / 'summary.csv').write_text('my,own\nnotes,here\n')  # a user's file: never replaced
+    assert _infer(model_files, '--manifest', manifest, '--out-dir', out) == 2
+    assert 'summary.csv exists and is not a summary acsdet wrote' in capsys.readouterr().err
+    assert (out / 'summary.csv').read_text() == 'my,own\nnotes,here\n'
     (tmp_path / 'bad.csv').write_text('file\nx.nii.gz\n')
     assert _infer(model_files, '--manifest', tmp_path / 'bad.csv', '--out-dir', out) == 2
     assert 'bad.csv: a manifest is a CSV with a header row holding a "path" column' in (
