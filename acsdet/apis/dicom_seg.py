@@ -107,7 +107,9 @@ def lesion_segmentation(result, tracking_uids: List[str], algorithm: AlgorithmIn
         raise DicomOutputError(f'{result.volume.source}: no lesion, no segment: a DICOM SEG '
                                'needs at least one')
     labels = stored_label_map(result)
-    segment_of = np.zeros(int(labels.max()) + 1, np.uint16)  # lesion id -> segment number
+    # lesion id -> segment number (a lesion may own no voxel: no mask, or covered by another)
+    segment_of = np.zeros(
+        max(int(labels.max()), max(les.id for les in result.lesions)) + 1, np.uint16)
     for n, les in enumerate(result.lesions, 1):
         segment_of[les.id] = n
     pixels = segment_of[labels]

@@ -54,8 +54,22 @@ def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInf
     score_code = hd.sr.CodedConcept(*SCORE_CODE)
     no_unit = hd.sr.CodedConcept('1', 'UCUM', 'no units')
     ml = hd.sr.CodedConcept('mL', 'UCUM', 'milliliter')
+    series = hd.sr.SourceSeriesForSegmentation(str(src.datasets[0].SeriesInstanceUID))
+    filled = {
+        int(v)
+        for item in seg.PerFrameFunctionalGroupsSequence
+        for v in [item.SegmentIdentificationSequence[0].ReferencedSegmentNumber]
+    }
     groups = []
     for n, (les, uid) in enumerate(zip(result.lesions, tracking_uids), 1):
+        if n in filled:  # the segment's frames and the source images they come from
+            segment = hd.sr.ReferencedSegment.from_segmentation(seg, n)
+        else:  # a lesion without voxels (no mask): its empty segment, on the source series
+            segment = hd.sr.ReferencedSegment(
+                sop_class_uid=seg.SOPClassUID,
+                sop_instance_uid=seg.SOPInstanceUID,
+                segment_number=n,
+                source_series=series)
         tracking = hd.sr.TrackingIdentifier(uid=uid, identifier=f'lesion {les.id}')
         common = dict(
             tracking_identifier=tracking,
@@ -64,7 +78,7 @@ def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInf
             algorithm_id=algo)
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, n),
+                referenced_segment=segment,
                 measurements=[
                     hd.sr.Measurement(name=codes.SCT.Volume, value=les.volume_ml, unit=ml),
                     hd.sr.Measurement(name=score_code, value=les.score, unit=no_unit),

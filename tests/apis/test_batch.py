@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import pydicom
 import pytest
 import SimpleITK as sitk
 
@@ -48,7 +49,7 @@ def test_every_series_of_a_study_is_listed_and_run(model_files, hu, tmp_path, ca
     assert 'PAT001: holds 2 CT series, pick one with --series' in err
     assert infer.main([
         *map(str, model_files), study['root'], '--all-series', '--out-dir',
-        str(out), '--slices', '1:3'
+        str(out), '--slices', '1:3', '--score-thr', '0', '--output-type', 'dicom-sr'
     ]) == 0
     bar = capsys.readouterr().err  # the progress bar counts CTs, with the time left
     line = bar.replace('\r', '\n').splitlines()
@@ -62,7 +63,13 @@ def test_every_series_of_a_study_is_listed_and_run(model_files, hu, tmp_path, ca
         with open(osp.join(r['folder'], MANIFEST)) as f:
             assert json.load(f)['input'] == f'{osp.realpath(study["root"])}#{r["series"]}'
         with open(osp.join(r['folder'], 'lesions.json')) as f:
-            assert r['series'] in json.load(f)['source']
+            js = json.load(f)
+        assert r['series'] in js['source'] and int(r['lesions']) == len(js['lesions']) > 0
+        seg = pydicom.dcmread(osp.join(r['folder'], 'lesions_seg.dcm'), stop_before_pixels=True)
+        sr = pydicom.dcmread(osp.join(r['folder'], 'lesions_sr.dcm'), stop_before_pixels=True)
+        assert len(seg.SegmentSequence) == len(js['lesions'])  # one segment a lesion
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == r['series']
+        assert sr.SOPInstanceUID == js['dicom']['sr']['sop_instance_uid']
 
 
 def test_a_manifest_runs_every_row_and_one_bad_case_never_stops_the_others(

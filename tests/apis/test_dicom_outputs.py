@@ -1,6 +1,7 @@
 """DICOM SEG and TID 1500 SR outputs of a DICOM CT, read back by highdicom and by dcmqi (an
 independent reader) and validated by dciodvfy: the voxels are lesions.nii.gz's, every value and
 coordinate is lesions.json's, every reference resolves to the source CT."""
+import dataclasses
 import glob
 import json
 import os
@@ -325,3 +326,31 @@ def test_an_sr_needs_a_series_stored_as_axial_slices(tmp_path):
             DicomOutputError, match=r'c\.nrrd: the series is not stored as axial '
             'slices'):
         lesion_report(result, None, [], AlgorithmInfo())
+
+
+def test_a_lesion_without_voxels_is_an_empty_segment_without_axes(tmp_path):
+    """A detection without a mask (or one covered by an earlier lesion) still makes a lesion: its
+    segment is empty and its SR has the volumetric group only (no RECIST axes to draw)."""
+    hu, lesions = head_to_feet_phantom(24, 64)
+    write_dicom_series(hu, SPACING, str(tmp_path / 'ct'))
+    vol = read_ct(str(tmp_path / 'ct'))
+    masked = phantom_result(vol, lesions, which=(0, ))
+    z, x, y, r = lesions[1]
+    box = np.array([[x - r, y - r, x + r, y + r]])
+    preds = [(int(z), box, np.array([0.9]), None)]  # a box without a mask
+    bare = restore_lesions(vol, preds, (0, len(hu)), 0.5)
+    assert bare.lesions[0].recist_long_mm is None and not bare.label_map.any()
+    result = masked
+    result.lesions.append(dataclasses.replace(bare.lesions[0], id=2))
+    folder = write_case(result, str(tmp_path / 'out'), outputs=('nifti', 'dicom-sr'))
+    seg = hd.seg.segread(osp.join(folder, 'lesions_seg.dcm'))
+    assert seg.number_of_segments == 2
+    sr = hd.sr.srread(osp.join(folder, 'lesions_sr.dcm'))
+    assert len(sr.content.get_volumetric_roi_measurement_groups()) == 2
+    assert len(sr.content.get_planar_roi_measurement_groups()) == 2  # lesion 1's axes only
+    if shutil.which('dciodvfy'):
+        for name in ('lesions_seg.dcm', 'lesions_sr.dcm'):
+            out = subprocess.run(['dciodvfy', osp.join(folder, name)],
+                                 capture_output=True,
+                                 text=True)
+            assert 'Error' not in out.stdout + out.stderr, name
