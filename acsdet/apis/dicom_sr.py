@@ -38,6 +38,7 @@ def axis_on_instance(vol, key_slice: int, axis_px) -> np.ndarray:
 def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInfo):
     """The ``highdicom.sr.Comprehensive3DSR`` of ``result``'s lesions, referencing ``seg``."""
     import highdicom as hd
+    from pydicom.dataset import Dataset
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
     vol = result.volume
@@ -111,10 +112,17 @@ def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInf
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
         imaging_measurements=groups)
-    return hd.sr.Comprehensive3DSR(
+    sr = hd.sr.Comprehensive3DSR(
         evidence=list(src.datasets) + [seg],
         content=report,
         is_complete=True,
         is_final=False,
         is_verified=False,
         **new_instance(SR_SERIES_NUMBER, 'acsdet lesion measurements'))
+    # the private coding scheme of the score, declared as PS3.3 C.12.1.1.5 asks
+    scheme = Dataset()
+    scheme.CodingSchemeDesignator = SCORE_CODE[1]
+    scheme.CodingSchemeName = 'acsdet lesion detection codes'
+    scheme.CodingSchemeResponsibleOrganization = 'acsdet'
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    return sr

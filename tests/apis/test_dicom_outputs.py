@@ -213,6 +213,8 @@ def test_sr_measurements_and_coordinates_are_lesions_json(dicom_case):
     }
     assert seg_uid in evidence and ct_uids <= evidence
     assert sr.StudyInstanceUID == dicom_case['cts'][0].StudyInstanceUID and sr.Modality == 'SR'
+    (scheme, ) = sr.CodingSchemeIdentificationSequence  # the score's private scheme, declared
+    assert scheme.CodingSchemeDesignator == '99ACSDET'
 
 
 @pytest.mark.skipif(
