@@ -1,4 +1,4 @@
-"""Batch runs of :func:`tools/infer.py`: which cases an input list makes, which are done, and the
+"""Batch runs of ``tools/infer.py``: which cases an input list makes, which are done, and the
 run's ``summary.csv``.
 
 - **Cases.** Each input (a path, or a row of a CSV manifest with ``path`` and optional

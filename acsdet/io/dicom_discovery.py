@@ -103,7 +103,6 @@ def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
     """The series under ``folder`` (recursively), CT first, then by series number; and the names
     of the files that are not readable DICOM (``DICOMDIR`` and hidden files are not counted)."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
     groups: Dict[str, List[Tuple[str, object, str]]] = defaultdict(list)
     skipped = []
     for root, dirs, files in os.walk(folder):
@@ -115,7 +114,7 @@ def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
                 uid = str(ds.SeriesInstanceUID)
-            except (InvalidDicomError, AttributeError, OSError, ValueError, EOFError):
+            except Exception:  # not DICOM, no series UID, or damaged (pydicom raises many types)
                 skipped.append(osp.relpath(path, folder))
                 continue
             groups[uid].append((path, ds, _kind(ds)))
