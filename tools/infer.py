@@ -173,6 +173,7 @@ def plan_cases(args):
     folder is or holds an input, or an existing case folder may not be replaced."""
     from acsdet.apis.batch import Case, expand_series, is_dicom_input, read_manifest_csv
     from acsdet.apis.case_folder import assign_case_names, check_output_location, check_replaceable
+    from acsdet.apis.dicom_seg import needs_dicom_input
     from acsdet.io import case_name
     from acsdet.utils import check_writable_dir
     check_writable_dir(args.out_dir)
@@ -199,9 +200,7 @@ def plan_cases(args):
             keys.add(c.key)
             order.append(c.key)
             if dicom_out and osp.exists(c.path) and not is_dicom_input(c.path):
-                failed.append((c, f'{c.path}: DICOM SEG / SR outputs reference the source CT\'s '
-                               'DICOM instances and this input is not DICOM: use --output-type '
-                               'json nifti for it'))
+                failed.append((c, needs_dicom_input(c.path)))
                 continue
             cases.append(c)
     names = assign_case_names(args.out_dir, [(c.key, c.name) for c in cases])

@@ -24,15 +24,19 @@ class DicomOutputError(ValueError):
     """A DICOM output that cannot be made for this input; the message says why."""
 
 
+def needs_dicom_input(source: str) -> str:
+    """The one-line reason DICOM outputs are refused for the non-DICOM input ``source``."""
+    return (f'{source}: DICOM SEG / SR outputs reference the source CT\'s DICOM instances, and '
+            'this input is not DICOM: use --output-type json nifti (lesions.nii.gz in the '
+            'input\'s geometry)')
+
+
 def dicom_source(result):
     """The :class:`~acsdet.io.dicom.DicomSource` of a result's volume, or an error saying that
     DICOM outputs need a DICOM input."""
     src = result.volume.dicom
     if src is None:
-        raise DicomOutputError(
-            f'{result.volume.source}: DICOM SEG / SR outputs reference the source CT\'s DICOM '
-            'instances, and this input is not DICOM: use --output-type json nifti (lesions.nii.gz '
-            'in the input\'s geometry)')
+        raise DicomOutputError(needs_dicom_input(result.volume.source))
     return src
 
 
