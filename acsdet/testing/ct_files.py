@@ -53,12 +53,54 @@ def head_to_feet_phantom(num_slices: int = 24,
             r = np.hypot(xx - c, yy - c)
             sl[(r > 0.22 * size) & (r < 0.27 * size)] = 700.0
             sl[r < 0.12 * size] = 10.0
-        for z, x, y, rad in lesions:
-            rz = rad * np.sqrt(max(0.0, 1 - ((k - z) / 2.5)**2))
-            if rz > 0:
-                sl[np.hypot(xx - x, yy - y) <= rz] = 60.0
+        for lesion in lesions:
+            disc = lesion_disc(lesion, k, xx, yy)
+            if disc is not None:
+                sl[disc] = 60.0
         sl += rng.normal(0, 8, sl.shape).astype(np.float32)
     return np.round(hu), lesions
+
+
+def lesion_disc(lesion, k: int, xx: np.ndarray, yy: np.ndarray) -> Optional[np.ndarray]:
+    """Where the phantom draws ``lesion`` ``(slice, x, y, radius px)`` on slice ``k`` (a bool
+    mask on the grid ``xx``, ``yy``; an ellipsoid 2.5 slices deep each side), or None."""
+    z, x, y, rad = lesion
+    rz = rad * np.sqrt(max(0.0, 1 - ((k - z) / 2.5)**2))
+    return np.hypot(xx - x, yy - y) <= rz if rz > 0 else None
+
+
+def phantom_lesion_labels(lesions, shape) -> np.ndarray:
+    """The phantom's ``lesions`` as a label map ``shape`` ``(Z, Y, X)`` int16 (lesion ``i`` of
+    the list is label ``i + 1``), exactly where :func:`head_to_feet_phantom` draws them."""
+    yy, xx = np.mgrid[0:shape[1], 0:shape[2]]
+    labels = np.zeros(shape, np.int16)
+    for i, lesion in enumerate(lesions, start=1):
+        for k in range(shape[0]):
+            disc = lesion_disc(lesion, k, xx, yy)
+            if disc is not None:
+                labels[k][disc] = i
+    return labels
+
+
+def perfect_predictions(labels: np.ndarray, shift: int = 0, score=None) -> list:
+    """Per-slice detections ``[(slice, boxes (n, 4), scores (n,), masks (n, H, W))]`` of every
+    label's voxels on every slice (box edges and mask exact), ``shift`` slices lower; ``score(i,
+    k)`` of label ``i`` on slice ``k`` (default ``1 - 0.1 i``)."""
+    score = score or (lambda i, k: 1.0 - 0.1 * i)
+    n = labels.shape[0]
+    preds = []
+    for k in range(n):
+        boxes, scores, masks = [], [], []
+        for i in range(1, int(labels.max()) + 1):
+            m = labels[k] == i
+            if m.any() and 0 <= k + shift < n:
+                ys, xs = np.nonzero(m)
+                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+                scores.append(score(i, k))
+                masks.append(m)
+        if boxes:
+            preds.append((k + shift, np.array(boxes, float), np.array(scores), np.array(masks)))
+    return preds
 
 
 def write_png_series(hu: np.ndarray, folder: str, first_index: int = 0) -> str:

@@ -19,8 +19,8 @@ import SimpleITK as sitk
 from acsdet.apis import restore_lesions, write_case
 from acsdet.apis.dicom_seg import DicomOutputError
 from acsdet.io import read_ct
-from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, write_dicom_series,
-                                     write_enhanced_ct)
+from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, perfect_predictions,
+                                     phantom_lesion_labels, write_dicom_series, write_enhanced_ct)
 
 from ..helpers import CONFIG_DEMO
 
@@ -30,24 +30,12 @@ DCMQI = osp.dirname(sys.executable)  # make setup installs dcmqi's readers besid
 
 def phantom_result(vol, lesions, which=(0, 1)):
     """The phantom's lesions ``which`` as perfect per-slice detections, restored into lesions
-    (slice-dependent scores, so each lesion has one key slice)."""
-    z_n, h, w = vol.hu.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    preds = []
-    for k in range(z_n):
-        boxes, scores, masks = [], [], []
-        for j in which:
-            z, x, y, r = lesions[j]
-            rz = r * np.sqrt(max(0.0, 1 - ((k - z) / 2.5)**2))
-            if rz > 1:
-                m = np.hypot(xx - x, yy - y) <= rz
-                ys, xs = np.nonzero(m)
-                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-                scores.append(0.95 - 0.05 * abs(k - z) - 0.1 * j)
-                masks.append(m)
-        if boxes:
-            preds.append((k, np.array(boxes, float), np.array(scores), np.stack(masks)))
-    return restore_lesions(vol, preds, (0, z_n), 0.5)
+    (scores peak at each lesion's centre slice, its key slice)."""
+    labels = phantom_lesion_labels(lesions, vol.hu.shape)
+    labels[~np.isin(labels, [j + 1 for j in which])] = 0
+    preds = perfect_predictions(
+        labels, score=lambda i, k: 0.95 - 0.05 * abs(k - lesions[i - 1][0]) - 0.1 * (i - 1))
+    return restore_lesions(vol, preds, (0, vol.hu.shape[0]), 0.5)
 
 
 @pytest.fixture(scope='module', params=['series', 'enhanced'])

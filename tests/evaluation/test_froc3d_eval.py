@@ -12,43 +12,13 @@ import SimpleITK as sitk
 from acsdet.apis.report import write_case
 from acsdet.apis.restore import restore_lesions
 from acsdet.io import read_ct
-from acsdet.testing.ct_files import (ORIENTATIONS, head_to_feet_phantom, lps_image, stored_image,
+from acsdet.testing.ct_files import (ORIENTATIONS, head_to_feet_phantom, lps_image,
+                                     perfect_predictions, phantom_lesion_labels, stored_image,
                                      write_png_series)
 from tools import froc3d_eval
 
 SPACING = (2.0, 0.8, 0.8)
 Z, SIZE = 24, 64
-
-
-def _lesion_labels(lesions):
-    """The phantom's three lesions as a label map (DeepLesion's order), as the phantom draws
-    them: slices z - 2 .. z + 2."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    labels = np.zeros((Z, SIZE, SIZE), np.int16)
-    for i, (z, x, y, rad) in enumerate(lesions, start=1):
-        for k in range(Z):
-            rz = rad * np.sqrt(max(0.0, 1 - ((k - z) / 2.5)**2))
-            if rz > 0:
-                labels[k][np.hypot(xx - x, yy - y) <= rz] = i
-    return labels
-
-
-def _perfect_predictions(labels, shift=0):
-    """Per-slice detections of every lesion voxel set (box edges, mask), ``shift`` slices
-    lower."""
-    preds = []
-    for k in range(Z):
-        boxes, scores, masks = [], [], []
-        for i in range(1, labels.max() + 1):
-            m = labels[k] == i
-            if m.any() and 0 <= k + shift < Z:
-                ys, xs = np.nonzero(m)
-                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-                scores.append(1.0 - 0.1 * i)
-                masks.append(m)
-        if boxes:
-            preds.append((k + shift, np.array(boxes, float), np.array(scores), np.array(masks)))
-    return preds
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +28,7 @@ def cases(tmp_path_factory):
     one-slice-shifted detections."""
     out = tmp_path_factory.mktemp('froc3d')
     hu, lesions = head_to_feet_phantom(num_slices=Z, size=SIZE)
-    labels = _lesion_labels(lesions)
+    labels = phantom_lesion_labels(lesions, (Z, SIZE, SIZE))
     perm, flip = ORIENTATIONS['coronal']
     ct_path = str(out / 'scan.nii.gz')
     sitk.WriteImage(stored_image(lps_image(hu, SPACING), perm, flip), ct_path)
@@ -88,7 +58,7 @@ def cases(tmp_path_factory):
     assert np.array_equal(vol.hu, hu)  # the reader's frame is DeepLesion's order
     runs = {}
     for name, shift in (('perfect', 0), ('shifted', 1)):
-        result = restore_lesions(vol, _perfect_predictions(labels, shift), (0, Z), 0.0, 0.3)
+        result = restore_lesions(vol, perfect_predictions(labels, shift), (0, Z), 0.0, 0.3)
         assert len(result.lesions) == 3
         runs[name] = write_case(result, str(out / name))
     return dict(out=out, gt_dir=str(gt_dir), csv=csvs, runs=runs, labels=labels)
@@ -209,7 +179,7 @@ def test_deeplesion_sub_volumes_end_to_end(tmp_path):
     -> lesions.json -> scored against a pickle whose z are the series' PNG numbers."""
     from data_converters import deeplesion_to_nifti
     hu, lesions = head_to_feet_phantom(num_slices=Z, size=SIZE)
-    labels = _lesion_labels(lesions)
+    labels = phantom_lesion_labels(lesions, (Z, SIZE, SIZE))
     series = tmp_path / 'Images_png' / '000007_02_01'
     write_png_series(hu[:14], str(series), first_index=40)  # PNGs 040 .. 053
     write_png_series(hu[14:], str(series), first_index=120)  # PNGs 120 .. 129
@@ -226,7 +196,7 @@ def test_deeplesion_sub_volumes_end_to_end(tmp_path):
         assert np.array_equal(vol.hu, hu[a:b])
         sub = labels[a:b]
         preds = [(k - a, boxes, scores, masks)
-                 for k, boxes, scores, masks in _perfect_predictions(labels) if a <= k < b]
+                 for k, boxes, scores, masks in perfect_predictions(labels) if a <= k < b]
         write_case(restore_lesions(vol, preds, (0, b - a), 0.0, 0.3), str(tmp_path / 'out'))
         boxes = []
         for i in np.unique(sub[sub > 0]):
