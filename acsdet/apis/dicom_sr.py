@@ -56,10 +56,9 @@ def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInf
     no_unit = hd.sr.CodedConcept('1', 'UCUM', 'no units')
     ml = hd.sr.CodedConcept('mL', 'UCUM', 'milliliter')
     series = hd.sr.SourceSeriesForSegmentation(str(src.datasets[0].SeriesInstanceUID))
-    filled = {
-        int(v)
+    filled = {  # the segments with frames
+        int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
         for item in seg.PerFrameFunctionalGroupsSequence
-        for v in [item.SegmentIdentificationSequence[0].ReferencedSegmentNumber]
     }
     groups = []
     for n, (les, uid) in enumerate(zip(result.lesions, tracking_uids), 1):

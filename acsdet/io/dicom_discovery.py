@@ -21,7 +21,6 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from .volume import CTReadError
 
 ENHANCED_CT = '1.2.840.10008.5.1.4.1.1.2.1'
-CT_IMAGE = '1.2.840.10008.5.1.4.1.1.2'
 #: Secondary Capture Image Storage and its multi-frame variants.
 SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7'
 
