@@ -20,7 +20,9 @@ Dropout2d          Dropout3d                   Dropout3d                    Drop
 
 GroupNorm, SyncBatchNorm, LayerNorm, activations, Dropout, Linear and containers are
 dimension-free and kept. ``'a3d'`` is ``'2.5d'`` with a learned per-channel D x D slice fusion
-before every K x K convolution (:class:`A3DConv`; needs ``num_slices``; depth must stay D).
+before every convolution, 1 x 1 included (:class:`A3DConv`; needs ``num_slices``; depth must
+stay D; a network turns it off where it wants none, as the truncated DenseNet's stem and
+transitions).
 ``'tsm'`` and ``'alignshift'`` are ``'2.5d'`` with a slice shift of 1/``n_fold`` of the channels
 each way before every convolution (:class:`~acsdet.ops.shift.TSMConv`;
 :class:`~acsdet.ops.shift.AlignShiftConv`, weighted by each sample's slice thickness, so depth
@@ -276,11 +278,8 @@ def _conv_3d(m, name, opts):
 
 
 @register_conv_mode('a3d', options=A3DOptions, keeps_depth=True)
-def _conv_a3d(m, name, opts):
-    g = _geometry(m, name, opts)
-    if g.k == 1:
-        return _planar(m, g)
-    return _planar(m, g, A3DConv, num_slices=opts.mode_options.num_slices)
+def _conv_a3d(m, name, opts):  # every convolution, 1 x 1 included (the authors' dense layers)
+    return _planar(m, _geometry(m, name, opts), A3DConv, num_slices=opts.mode_options.num_slices)
 
 
 @register_conv_mode('tsm', options=ShiftOptions)

@@ -5,6 +5,10 @@ slices are re-mixed by its own learned D x D matrix along depth, ``y[b, c, k] = 
 W[d, k, c]`` (the reference's ``einsum('bcdhw,dkc->bckhw')``): each output slice has its own
 weights, so the operator is not translation-equivariant along depth, unlike a convolution.
 Initialised to the identity plus U(-0.1, 0.1) noise, so the pretrained 2D behaviour is the start.
+
+Placement (the authors' ``nn/models/truncated_densenet3d_a3d.py``): the fusion runs before both
+convolutions of every dense layer, the 1 x 1 and the 3 x 3; the stem and the transitions are
+plain ``(1, K, K)`` convolutions (``A3DConv(..., fuse=False)``, no fusion parameters).
 """
 from typing import Union
 
@@ -45,11 +49,14 @@ class SliceFusion(nn.Module):
 class A3DConv(Conv2_5d):
     """Slice fusion of the input followed by a ``(1, K, K)`` convolution whose weight is stored 2D
     (so 2D checkpoints load unchanged; the fusion matrices are ``fusion.weight``).
-    Input ``(N, Ci, D, H, W)`` with D = ``num_slices``."""
+    Input ``(N, Ci, D, H, W)`` with D = ``num_slices``. ``fuse=False``: no fusion (``fusion`` is
+    None), a plain 2.5D convolution, as the authors' stem and transitions."""
 
     @property
     def depth_radius(self) -> int:
         """No volumetric pass: the fusion matrices act on exactly D slices."""
+        if self.fusion is None:
+            return 0
         raise ValueError("conv_mode 'a3d' fuses a fixed D x D: it has no volumetric pass "
                          '(run it per key slice)')
 
@@ -65,11 +72,12 @@ class A3DConv(Conv2_5d):
                  bias: bool = True,
                  padding_mode: str = 'zeros',
                  init_noise: float = 0.1,
+                 fuse: bool = True,
                  device=None,
                  dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, device, dtype)
-        self.fusion = SliceFusion(in_channels, num_slices, init_noise)
+        self.fusion = SliceFusion(in_channels, num_slices, init_noise) if fuse else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.fusion(x))
+        return super().forward(x if self.fusion is None else self.fusion(x))

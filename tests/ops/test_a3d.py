@@ -37,7 +37,7 @@ def test_a3d_at_identity_equals_2_5d_and_parameter_count():
     a3d = convert(net, 'a3d', num_slices=5).eval()
     p25 = convert(net, '2.5d').eval()
     fusions = [m for m in a3d.modules() if isinstance(m, A3DConv)]
-    assert len(fusions) == 2  # the two 3x3 convs; the 1x1 conv gets no fusion
+    assert len(fusions) == 3  # every convolution, the 1x1 included (the authors' placement)
     extra = sum(5 * 5 * m.in_channels for m in fusions)
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n(a3d) == n(p25) + extra == n(net) + extra
@@ -68,13 +68,17 @@ def test_a3d_backbone_mode_equals_2_5d_at_identity():
     p25 = MODELS.build(dict(type='TruncatedDenseNet', conv_mode='2.5d', num_slices=3)).eval()
     missing, unexpected = a3d.load_state_dict(p25.state_dict(), strict=False)
     assert not unexpected and missing and all('fusion' in k for k in missing)
-    n_conv = sum(isinstance(m, A3DConv) for m in a3d.modules())
-    assert n_conv == 1 + 6 + 12 + 24  # conv0 and every dense layer's 3x3 conv
+    fused = {n for n, m in a3d.named_modules() if isinstance(m, A3DConv) and m.fusion is not None}
+    # the authors' placement: both convolutions of every dense layer, not conv0 or transitions
+    assert len(fused) == 2 * (6 + 12 + 24)
+    assert all('.denselayer' in n and n.endswith(('conv1', 'conv2')) for n in fused)
+    assert a3d.features.conv0.fusion is None and a3d.features.transition1.conv.fusion is None
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n(a3d) == n(p25) + sum(9 * m.in_channels
-                                  for m in a3d.modules() if isinstance(m, A3DConv))
+                                  for m in a3d.modules()
+                                  if isinstance(m, A3DConv) and m.fusion is not None)
     for m in a3d.modules():
-        if isinstance(m, A3DConv):
+        if isinstance(m, A3DConv) and m.fusion is not None:
             m.fusion.reset_parameters(noise=0.0)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():

@@ -3,7 +3,9 @@
 conv0 7x7/2 - norm0 - relu0 - pool0 3x3/2 - denseblock1 (256 ch, stride 4) - transition1 (/8) -
 denseblock2 (512 ch, /8) - transition2 (/16) - denseblock3 (1024 ch, /16), built in 2D and
 converted by :func:`acsdet.converters.convert` with ``conv_mode`` (any registered mode; built in:
-'acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift') and that mode's own options. Depth
+'acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift') and that mode's own options, or left 2D
+(``'2d'``: the D slices are conv0's input channels, the 3DCE / MULAN / AlignShift-"25d"
+baseline, the authors' ``DenseNetCustomTrunc``; no depth, no depth-collapsing convs). Depth
 is kept throughout: strides and pooling act in-plane (``pool_depth=1``, ``conv_depth_stride=1``).
 After each dense block a ``Conv3d(C, C, (D, 1, 1))`` without padding collapses depth to 1, giving
 three 2D maps (strides 4, 8, 16; 256, 512, 1024 channels) for the 2D decoder neck
@@ -35,6 +37,7 @@ from mmdet.registry import MODELS
 
 from ...converters import convert, inflate_i3d, mode_options
 from ...defaults import NUM_SLICES
+from ...ops.a3d import A3DConv
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
 from .depth_stream import LayerNode, VolumeNode, depth_reach, stream
@@ -88,8 +91,9 @@ def torchvision_densenet_to_backbone(state_dict: Dict[str, torch.Tensor],
             unused.append(key)
             continue
         want = target[k].shape
-        if k == 'features.conv0.weight' and value.shape[1] != want[1] and want[1] == 1:
-            value = value.sum(1, keepdim=True)  # RGB -> grey
+        if k == 'features.conv0.weight' and value.shape[1] != want[1]:
+            # RGB -> grey; '2d' with D slices as channels: the grey kernel / D on each
+            value = value.sum(1, keepdim=True).repeat(1, want[1], 1, 1) / want[1]
         if value.dim() == 4 and len(want) == 5:  # '3d': inflate (K, K) -> (K, K, K) / K
             value = inflate_i3d(value, want[2])
         if tuple(value.shape) != tuple(want):
@@ -104,9 +108,10 @@ class TruncatedDenseNet(BaseModule):
     """DenseNet-121 truncated after dense block 3, converted to 3D, collapsing depth per block.
 
     Args:
-        conv_mode: 'acs', '2.5d', '3d' (I3D when pretrained), 'a3d', 'tsm' or 'alignshift'.
-            The shift modes shift the inputs of the dense layers' 1x1 and 3x3 convolutions, not
-            the stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
+        conv_mode: 'acs', '2.5d', '3d' (I3D when pretrained), 'a3d', 'tsm', 'alignshift', or
+            '2d' (slices as conv0's input channels, no 3D layer). The shift and fusion modes
+            shift / fuse the inputs of the dense layers' 1x1 and 3x3 convolutions, not the
+            stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
             per-sample slice thickness in ``forward`` (``ThicknessAwareMaskRCNN`` passes it).
         num_slices: D, the number of input slices (odd, >= 1).
         train_context_slices: c >= 0: training stacks may carry c more slices each side
@@ -155,23 +160,34 @@ class TruncatedDenseNet(BaseModule):
         self.train_context_slices = train_context_slices
         self.out_indices, self.frozen_stages = tuple(out_indices), frozen_stages
         self.norm_eval, self.collapse_init = norm_eval, collapse_init
-        features2d = densenet_features(1, growth_rate, block_config, num_init_features, bn_size,
-                                       _norm_factory(norm_cfg))
-        if 'num_slices' in {f.name for f in fields(mode_options(conv_mode))}:
-            conv_options = dict(conv_options, num_slices=num_slices)  # 'a3d': D
-        self.features = convert(
-            features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **conv_options)
-        for name, m in self.features.named_modules():
-            if isinstance(m, ShiftConv) and '.denselayer' not in f'.{name}':
+        self.is_2d = conv_mode == '2d'
+        if self.is_2d and (conv_options or train_context_slices):
+            raise ValueError("conv_mode '2d' takes no conv options and no train_context_slices, "
+                             f'got {sorted(conv_options) or "train_context_slices"}')
+        features2d = densenet_features(num_slices if self.is_2d else 1, growth_rate, block_config,
+                                       num_init_features, bn_size, _norm_factory(norm_cfg))
+        if self.is_2d:
+            self.features = features2d
+        else:
+            if 'num_slices' in {f.name for f in fields(mode_options(conv_mode))}:
+                conv_options = dict(conv_options, num_slices=num_slices)  # 'a3d': D
+            self.features = convert(
+                features2d, conv_mode, pool_depth=1, conv_depth_stride=1, **conv_options)
+        for name, m in list(self.features.named_modules()):
+            if '.denselayer' in f'.{name}':
+                continue
+            if isinstance(m, ShiftConv):
                 m.shift = False  # stem and transitions: no shift
+            elif isinstance(m, A3DConv):
+                m.fusion = None  # nor slice fusion
         self._takes_thickness = any(
             getattr(m, 'takes_thickness', False) for m in self.features.modules())
         for m in self.features.modules():
             if isinstance(m, DenseLayer):
                 m.with_cp = with_cp
         self.out_channels = dense_block_channels(growth_rate, block_config, num_init_features)
-        self.depth_collapse = nn.ModuleList(
-            nn.Conv3d(ch, ch, (num_slices, 1, 1), bias=False) for ch in self.out_channels)
+        self.depth_collapse = nn.ModuleList(() if self.is_2d else (
+            nn.Conv3d(ch, ch, (num_slices, 1, 1), bias=False) for ch in self.out_channels))
         self.pretrained_report: Optional[dict] = None
         self._reset_collapse()
         self._freeze_stages()
@@ -190,7 +206,7 @@ class TruncatedDenseNet(BaseModule):
         f = self.features
         if i == 0:
             return [f.conv0, f.norm0]
-        mods = [getattr(f, f'denseblock{i}'), self.depth_collapse[i - 1]]
+        mods = [getattr(f, f'denseblock{i}')] + list(self.depth_collapse[i - 1:i])
         if i > 1:
             mods.append(getattr(f, f'transition{i - 1}'))
         return mods
@@ -253,7 +269,7 @@ class TruncatedDenseNet(BaseModule):
 
     def _blocks(self, x: torch.Tensor, t: Optional[torch.Tensor]) -> List[torch.Tensor]:
         """``(N, 1, L, H, W)`` -> the selected dense blocks' 3D features ``(N, C_i, L, h_i, w_i)``
-        (depth kept throughout)."""
+        (depth kept throughout; ``'2d'``: ``(N, D, H, W)`` -> ``(N, C_i, h_i, w_i)``)."""
         f = self.features
         x = f.pool0(f.relu0(f.norm0(f.conv0(x))))
         outs = []
@@ -278,6 +294,8 @@ class TruncatedDenseNet(BaseModule):
             with_context = f' or D + 2c = {d + 2 * c}' if c else ''
             raise ValueError(f'TruncatedDenseNet expects (N, D={d}{with_context}, H, W) input, '
                              f'got {tuple(x.shape)}')
+        if self.is_2d:
+            return tuple(self._blocks(x, None))
         t = self._thickness(thickness, x.shape[0], x.device)
         feats = self._blocks(x.unsqueeze(1), t)
         mid = (x.shape[1] - d) // 2  # the centre window (0 without context)
@@ -289,6 +307,9 @@ class TruncatedDenseNet(BaseModule):
         follows the one before). 0 for '2.5d'. acsdet's operators say their own (an int
         ``depth_radius``: ACS, 2.5D, TSM, AlignShift; A3D's raises, it has no volumetric pass),
         as must a layer of a new conv mode that mixes slices and is not a ``Conv3d``."""
+        if self.is_2d:
+            raise ValueError("conv_mode '2d' stacks the D slices as channels: it has no "
+                             'volumetric pass (run it per key slice)')
         return depth_reach(self.features)
 
     @torch.no_grad()
@@ -327,6 +348,7 @@ class TruncatedDenseNet(BaseModule):
         return tuple(stream(nodes, outputs, keys, depth_chunk))
 
     def _check_streamable(self):
+        self.depth_radius()  # '2d' has no volumetric pass
         if self.training:
             raise ValueError('forward_volume runs in eval mode (call .eval() first): '
                              'training BatchNorm statistics would span the volume')
