@@ -163,8 +163,13 @@ class LesionDetector:
                 type='LoadVolumeSlices',
                 num_slices=self.num_slices,
                 target_interval=self.target_interval,
-                keep_thick_slices=bool(load.get('keep_thick_slices', False)))
+                keep_thick_slices=bool(load.get('keep_thick_slices', False)),
+                fraction_rule=load.get('fraction_rule', 'own'))
         ]
+        if volumetric and load.get('fraction_rule', 'own') != 'own':
+            raise ValueError("volumetric inference resamples the volume once on one grid: it "
+                             "cannot use fraction_rule='first' (the references' per-stack "
+                             'weights); run this model per slice')
         for step in test_pipeline:
             if step.get('type') in ('LoadDeepLesionSlices', 'LoadAnnotations'):
                 continue

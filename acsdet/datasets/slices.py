@@ -8,6 +8,12 @@ neighbour's fraction for every neighbour, which is wrong for 7 slices and more).
 from the series folder (volume edge or gap), or of another size than the key slice, is replaced
 by the nearest existing slice of the key slice's size towards the key slice. The same rule holds
 for every slice thickness.
+
+``fraction_rule='first'`` reproduces the references' weights instead (the M3DV/AlignShift
+loaders, ``load_multislice_img_16bit_png``): every interpolated neighbour takes the first
+neighbour's fraction ``a = frac(target_interval / slice_interval)``, ``a`` on the slice further
+from the key slice and ``1 - a`` on the nearer one. Their released DeepLesion weights were
+trained on it, so the configs that run them (``configs/m3dv/``) use it; nothing else should.
 """
 import hashlib
 import os
@@ -137,26 +143,44 @@ def _at_position(z: np.ndarray, pos: float) -> Tuple[int, int, float]:
     return hi - 1, hi, float((pos - z[hi - 1]) / (z[hi] - z[hi - 1]))
 
 
+FRACTION_RULES = ('own', 'first')
+
+
+def check_fraction_rule(rule: str) -> str:
+    if rule not in FRACTION_RULES:
+        raise ValueError(f"fraction_rule must be 'own' (each position's own fraction) or 'first' "
+                         f"(the references' first-neighbour fraction), got {rule!r}")
+    return rule
+
+
 def slice_plan(key_slice: int,
                slice_interval: Optional[float],
                num_slices: int,
                target_interval: float = TARGET_INTERVAL_MM,
                offset: float = 0.0,
-               keep_thick_slices: bool = False) -> List[Tuple[int, int, float]]:
+               keep_thick_slices: bool = False,
+               fraction_rule: str = 'own') -> List[Tuple[int, int, float]]:
     """For each output slice: ``(lower index, upper index, weight of the upper)``.
 
     ``offset`` shifts every position by that many mm (depth jitter); a missing or non-positive
     ``slice_interval`` is taken as ``target_interval`` (neighbouring slices).
     ``keep_thick_slices``: see :func:`stack_spacing`; thinner series are still resampled.
+    ``fraction_rule``: ``'own'`` (each position's own fraction) or ``'first'`` (the
+    references' rule, module docstring).
     """
     if num_slices < 1 or num_slices % 2 == 0:
         raise ValueError(f'num_slices must be odd and >= 1, got {num_slices}')
+    check_fraction_rule(fraction_rule)
     interval = slice_interval if slice_interval and slice_interval > 0 else target_interval
     step = stack_spacing(interval, target_interval, keep_thick_slices)
-    return [
-        _at_index(key_slice + (p * step + offset) / interval)
-        for p in range(-(num_slices // 2), num_slices // 2 + 1)
-    ]
+    first = step / interval - np.floor(step / interval)
+    plan = []
+    for p in range(-(num_slices // 2), num_slices // 2 + 1):
+        lo, hi, w = _at_index(key_slice + (p * step + offset) / interval)
+        if fraction_rule == 'first' and lo != hi:
+            w = float(first) if p > 0 else float(1 - first)
+        plan.append((lo, hi, w))
+    return plan
 
 
 def _read_towards_key(idx: int, key: int, key_img: np.ndarray, series_dir: str,
@@ -192,11 +216,12 @@ def load_slice_stack(series_dir: str,
                      target_interval: float = TARGET_INTERVAL_MM,
                      offset: float = 0.0,
                      reader: Optional[SliceReader] = None,
-                     keep_thick_slices: bool = False) -> np.ndarray:
+                     keep_thick_slices: bool = False,
+                     fraction_rule: str = 'own') -> np.ndarray:
     """``float32`` ``(num_slices, H, W)`` HU: slices at ``target_interval`` mm around the key slice.
 
     ``offset`` (mm) moves the whole stack along depth (training-time jitter);
-    ``keep_thick_slices`` as in :func:`slice_plan`. Errors name the
+    ``keep_thick_slices`` and ``fraction_rule`` as in :func:`slice_plan`. Errors name the
     file: a missing key slice (``FileNotFoundError``), an unreadable or non-16-bit PNG.
     """
     reader = reader or _DEFAULT_READER
@@ -207,7 +232,7 @@ def load_slice_stack(series_dir: str,
     out = np.empty((num_slices, ) + key_img.shape, np.float32)
     for d, (lo, hi, w) in enumerate(
             slice_plan(key_slice, slice_interval, num_slices, target_interval, offset,
-                       keep_thick_slices)):
+                       keep_thick_slices, fraction_rule)):
         a = _read_towards_key(lo, key_slice, key_img, series_dir, reader)
         if w == 0.0:
             out[d] = a
@@ -222,12 +247,13 @@ def volume_slice_plan(z_positions: np.ndarray,
                       key: int,
                       num_slices: int,
                       target_interval: float = TARGET_INTERVAL_MM,
-                      keep_thick_slices: bool = False) -> List[Tuple[int, int, float]]:
+                      keep_thick_slices: bool = False,
+                      fraction_rule: str = 'own') -> List[Tuple[int, int, float]]:
     """:func:`slice_plan` for a key slice ``key`` of an in-memory volume whose slices sit at
-    ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`slice_plan` itself, with
-    positions past the volume's ends replaced by its edge slice (the nearest existing slice
-    towards the key slice, as for a DeepLesion series); unevenly spaced ones interpolate at the
-    real positions by the same rule (each position with its own fraction)."""
+    ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`slice_plan` itself (with
+    ``fraction_rule``), with positions past the volume's ends replaced by its edge slice (the
+    nearest existing slice towards the key slice, as for a DeepLesion series); unevenly spaced
+    ones interpolate at the real positions, each position with its own fraction."""
     z = np.asarray(z_positions, dtype=np.float64)
     n = len(z)
     gaps = np.diff(z)
@@ -237,7 +263,8 @@ def volume_slice_plan(z_positions: np.ndarray,
             float(np.median(gaps)),
             num_slices,
             target_interval,
-            keep_thick_slices=keep_thick_slices)
+            keep_thick_slices=keep_thick_slices,
+            fraction_rule=fraction_rule)
         return [(min(max(lo, 0), n - 1), min(max(hi, 0), n - 1), w) for lo, hi, w in plan]
     step = stack_spacing(
         float(np.median(gaps)) if n > 1 else 0.0, target_interval, keep_thick_slices)
@@ -251,12 +278,14 @@ def volume_slice_stack(hu: np.ndarray,
                        key: int,
                        num_slices: int,
                        target_interval: float = TARGET_INTERVAL_MM,
-                       keep_thick_slices: bool = False) -> np.ndarray:
+                       keep_thick_slices: bool = False,
+                       fraction_rule: str = 'own') -> np.ndarray:
     """``float32`` ``(num_slices, H, W)``: the slices around key slice ``key`` of the volume
     ``hu`` ``(Z, H, W)``, sampled as :func:`load_slice_stack` samples a DeepLesion series."""
     out = np.empty((num_slices, ) + hu.shape[1:], np.float32)
     for d, (lo, hi, w) in enumerate(
-            volume_slice_plan(z_positions, key, num_slices, target_interval, keep_thick_slices)):
+            volume_slice_plan(z_positions, key, num_slices, target_interval, keep_thick_slices,
+                              fraction_rule)):
         if w == 0.0:
             out[d] = hu[lo]
         else:

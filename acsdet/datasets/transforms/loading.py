@@ -10,7 +10,7 @@ from mmdet.registry import TRANSFORMS
 
 from ...defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ...utils.hu import WIDE_WINDOW
-from ..slices import SliceReader, load_slice_stack, volume_slice_stack
+from ..slices import SliceReader, check_fraction_rule, load_slice_stack, volume_slice_stack
 
 
 def put_stack(results: dict, stack: np.ndarray) -> dict:
@@ -39,6 +39,9 @@ class LoadDeepLesionSlices(BaseTransform):
         keep_thick_slices: series thicker than ``target_interval`` give their neighbouring
             slices as they are instead of slices resampled at ``target_interval`` (the
             AlignShift authors' input; see :func:`~acsdet.datasets.slices.slice_plan`).
+        fraction_rule: ``'own'`` (default: each interpolated slice's own weights) or
+            ``'first'`` (the M3DV/AlignShift loaders' weights, for their released models;
+            :mod:`acsdet.datasets.slices`).
     """
 
     def __init__(self,
@@ -47,9 +50,11 @@ class LoadDeepLesionSlices(BaseTransform):
                  depth_jitter_mm: float = 0.0,
                  cache_size: int = 64,
                  cache_dir: Optional[str] = None,
-                 keep_thick_slices: bool = False):
+                 keep_thick_slices: bool = False,
+                 fraction_rule: str = 'own'):
         self.num_slices, self.target_interval = num_slices, target_interval
         self.keep_thick_slices = keep_thick_slices
+        self.fraction_rule = check_fraction_rule(fraction_rule)
         self.depth_jitter_mm = depth_jitter_mm
         self.reader = SliceReader(cache_size, cache_dir)
 
@@ -60,14 +65,16 @@ class LoadDeepLesionSlices(BaseTransform):
             offset = float(np.random.uniform(-self.depth_jitter_mm, self.depth_jitter_mm))
         stack = load_slice_stack(
             osp.dirname(path), int(results['key_slice']), results.get('slice_interval'),
-            self.num_slices, self.target_interval, offset, self.reader, self.keep_thick_slices)
+            self.num_slices, self.target_interval, offset, self.reader, self.keep_thick_slices,
+            self.fraction_rule)
         return put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, target_interval='
                 f'{self.target_interval}, depth_jitter_mm={self.depth_jitter_mm}, '
                 f'cache_dir={self.reader.cache_dir!r}, '
-                f'keep_thick_slices={self.keep_thick_slices})')
+                f'keep_thick_slices={self.keep_thick_slices}, '
+                f'fraction_rule={self.fraction_rule!r})')
 
 
 @TRANSFORMS.register_module()
@@ -117,17 +124,20 @@ class LoadVolumeSlices(BaseTransform):
     def __init__(self,
                  num_slices: int = NUM_SLICES,
                  target_interval: float = TARGET_INTERVAL_MM,
-                 keep_thick_slices: bool = False):
+                 keep_thick_slices: bool = False,
+                 fraction_rule: str = 'own'):
         self.num_slices, self.target_interval = num_slices, target_interval
         self.keep_thick_slices = keep_thick_slices
+        self.fraction_rule = check_fraction_rule(fraction_rule)
 
     def transform(self, results: dict) -> dict:
         stack = volume_slice_stack(results['volume'], results['z_positions'],
                                    int(results['key_index']), self.num_slices, self.target_interval,
-                                   self.keep_thick_slices)
+                                   self.keep_thick_slices, self.fraction_rule)
         return put_stack(results, stack)
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_slices={self.num_slices}, '
                 f'target_interval={self.target_interval}, '
-                f'keep_thick_slices={self.keep_thick_slices})')
+                f'keep_thick_slices={self.keep_thick_slices}, '
+                f'fraction_rule={self.fraction_rule!r})')

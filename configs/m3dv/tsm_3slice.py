@@ -1,0 +1,10 @@
+# TSM as in the authors' deeplesion/mconfigs/densenet_tsm.py (DenseNetCustomTrunc3dTSM), 3 slices.
+# Runs the released M3DV/AlignShift weights converted by
+# tools/model_converters/m3dv_to_acsdet.py (README, Released models).
+_base_ = [
+    '../_base_/models/mask_rcnn_m3dv.py', '../_base_/datasets/deeplesion_m3dv_3slice.py',
+    '../_base_/schedules/schedule_20e.py', '../_base_/default_runtime.py'
+]
+model = dict(
+    backbone=dict(conv_mode='tsm', num_slices=3, n_fold=8),
+    test_cfg=dict(rcnn=dict(score_thr=0.00005)))
