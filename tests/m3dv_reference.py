@@ -53,11 +53,19 @@ def _pair_same(x):
 class _Conv25d(_ConvNd):
     """The authors' operators' common constructor: a 2D weight, 3D stride/padding."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode='zeros'):
+    def __init__(self,
+                 in_channels,
+                 out_channels,
+                 kernel_size,
+                 stride=1,
+                 padding=0,
+                 dilation=1,
+                 groups=1,
+                 bias=True,
+                 padding_mode='zeros'):
         super().__init__(in_channels, out_channels, _pair_same(kernel_size), as_triple(stride),
-                         as_triple(padding, 0), as_triple(dilation), False, as_triple(0, 0),
-                         groups, bias, padding_mode)
+                         as_triple(padding, 0), as_triple(dilation), False, as_triple(0, 0), groups,
+                         bias, padding_mode)
 
     def _conv(self, input):
         return F.conv3d(input, self.weight.unsqueeze(2), self.bias, self.stride, self.padding,
@@ -85,8 +93,14 @@ class TSMConv(_Conv25d):
 
 class AlignShiftConv(_Conv25d):
 
-    def __init__(self, *args, n_fold=8, alignshift=True, inplace=True, ref_thickness=2.,
-                 shift_padding_zero=False, **kw):
+    def __init__(self,
+                 *args,
+                 n_fold=8,
+                 alignshift=True,
+                 inplace=True,
+                 ref_thickness=2.,
+                 shift_padding_zero=False,
+                 **kw):
         super().__init__(*args, **kw)
         self.n_fold, self.enable_align = n_fold, alignshift
         self.ref_thickness, self.shift_padding_zero = ref_thickness, shift_padding_zero
@@ -105,8 +119,9 @@ class AlignShiftConv(_Conv25d):
 
     def forward(self, input, thickness=None):
         if self.enable_align:
-            input = self.alignshift(input, input.size(1) // self.n_fold, self.ref_thickness,
-                                    thickness, self.shift_padding_zero)
+            input = self.alignshift(input,
+                                    input.size(1) // self.n_fold, self.ref_thickness, thickness,
+                                    self.shift_padding_zero)
         return self._conv(input)
 
 
@@ -131,12 +146,12 @@ class _DenseLayer2d(nn.Sequential):
         super().__init__()
         self.add_module('norm1', nn.BatchNorm2d(num_input_features))
         self.add_module('relu1', nn.ReLU(inplace=True))
-        self.add_module('conv1', nn.Conv2d(num_input_features, bn_size * growth_rate, 1,
-                                           bias=False))
+        self.add_module('conv1',
+                        nn.Conv2d(num_input_features, bn_size * growth_rate, 1, bias=False))
         self.add_module('norm2', nn.BatchNorm2d(bn_size * growth_rate))
         self.add_module('relu2', nn.ReLU(inplace=True))
-        self.add_module('conv2', nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1,
-                                           bias=False))
+        self.add_module('conv2',
+                        nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False))
 
     def forward(self, *prev_features):
         bottleneck_output = self.conv1(self.relu1(self.norm1(torch.cat(prev_features, 1))))
@@ -222,12 +237,21 @@ def _dense_layer_3d(conv):
             super().__init__()
             self.add_module('norm1', nn.BatchNorm3d(num_input_features))
             self.add_module('relu1', nn.ReLU(inplace=False))
-            self.add_module('conv1', conv(num_input_features, bn_size * growth_rate,
-                                          kernel_size=1, stride=1, bias=False))
+            self.add_module(
+                'conv1',
+                conv(
+                    num_input_features, bn_size * growth_rate, kernel_size=1, stride=1, bias=False))
             self.add_module('norm2', nn.BatchNorm3d(bn_size * growth_rate))
             self.add_module('relu2', nn.ReLU(inplace=False))
-            self.add_module('conv2', conv(bn_size * growth_rate, growth_rate, kernel_size=3,
-                                          stride=1, padding=1, bias=False))
+            self.add_module(
+                'conv2',
+                conv(
+                    bn_size * growth_rate,
+                    growth_rate,
+                    kernel_size=3,
+                    stride=1,
+                    padding=1,
+                    bias=False))
 
         def _c(self, m, x, thickness):
             return m(x, thickness) if isinstance(m, AlignShiftConv) else m(x)
@@ -245,8 +269,9 @@ class _Transition(nn.Sequential):
         super().__init__()
         self.add_module('norm', nn.BatchNorm3d(num_input_features))
         self.add_module('relu', nn.ReLU(inplace=True))
-        self.add_module('conv', conv_off(num_input_features, num_output_features, kernel_size=1,
-                                         stride=1, bias=False))
+        self.add_module(
+            'conv',
+            conv_off(num_input_features, num_output_features, kernel_size=1, stride=1, bias=False))
         self.add_module('pool', nn.AvgPool3d(kernel_size=[1, 2, 2], stride=[1, 2, 2]))
 
 
@@ -254,9 +279,14 @@ class _Reduction_z(nn.Sequential):
 
     def __init__(self, input_features, input_slice):
         super().__init__()
-        self.add_module('reduction_z_conv', nn.Conv3d(input_features, input_features,
-                                                      kernel_size=[input_slice, 1, 1], stride=1,
-                                                      bias=False))
+        self.add_module(
+            'reduction_z_conv',
+            nn.Conv3d(
+                input_features,
+                input_features,
+                kernel_size=[input_slice, 1, 1],
+                stride=1,
+                bias=False))
 
 
 class _DenseNetCustomTrunc3d(nn.Module):
@@ -345,8 +375,8 @@ class AnchorGenerator:
         ws = (w * w_ratios[:, None] * self.scales[None, :]).view(-1)
         hs = (h * h_ratios[:, None] * self.scales[None, :]).view(-1)
         return torch.stack([
-            x_ctr - 0.5 * (ws - 1), y_ctr - 0.5 * (hs - 1), x_ctr + 0.5 * (ws - 1),
-            y_ctr + 0.5 * (hs - 1)
+            x_ctr - 0.5 * (ws - 1), y_ctr - 0.5 * (hs - 1), x_ctr + 0.5 * (ws - 1), y_ctr + 0.5 *
+            (hs - 1)
         ],
                            dim=-1).round()
 
@@ -380,7 +410,11 @@ class RPNHead(nn.Module):
         return self.rpn_cls(x), self.rpn_reg(x)
 
 
-def delta2bbox(rois, deltas, means=[0, 0, 0, 0], stds=[1, 1, 1, 1], max_shape=None,
+def delta2bbox(rois,
+               deltas,
+               means=[0, 0, 0, 0],
+               stds=[1, 1, 1, 1],
+               max_shape=None,
                wh_ratio_clip=16 / 1000):
     means = deltas.new_tensor(means).repeat(1, deltas.size(1) // 4)
     stds = deltas.new_tensor(stds).repeat(1, deltas.size(1) // 4)
@@ -533,8 +567,7 @@ def get_slice_name(data_dir, imname, delta=0):
     return imname1
 
 
-def load_multislice_img_16bit_png(data_dir, imname, slice_intv, num_slice, norm_slice_intv,
-                                  align):
+def load_multislice_img_16bit_png(data_dir, imname, slice_intv, num_slice, norm_slice_intv, align):
     """``align``: ``DeepLesionDatasetAlign``'s rule (direct neighbours at 2 mm or thicker);
     otherwise TSM / A3D / 25d's (interpolate whenever 2 mm is not a multiple)."""
 
@@ -551,9 +584,8 @@ def load_multislice_img_16bit_png(data_dir, imname, slice_intv, num_slice, norm_
             ims = [_load_data(imname, -(p + 1))] + ims + [_load_data(imname, (p + 1))]
     elif a == 0:
         for p in range(int((num_slice - 1) / 2)):
-            ims = [_load_data(imname, -rel_pos * (p + 1))] + ims + [
-                _load_data(imname, rel_pos * (p + 1))
-            ]
+            ims = [_load_data(imname, -rel_pos *
+                              (p + 1))] + ims + [_load_data(imname, rel_pos * (p + 1))]
     else:
         for p in range(int((num_slice - 1) / 2)):
             intv1 = rel_pos * (p + 1)
@@ -580,11 +612,13 @@ def windowing(im, win):
     return im1
 
 
-def test_input(data_dir, imname, slice_intv, num_slice, align):
+def model_input(data_dir, imname, slice_intv, num_slice, align):
     """``load_prep_img`` then ``Normalize`` (mean 0, std 1: float32) as the test pipeline runs
-    them on a 512 x 512 slice (``Resize`` to 512 keeps it, ``Pad`` 32 adds nothing): ``(H, W, D)``."""
+    them on a 512 x 512 slice (``Resize`` to 512 keeps it, ``Pad`` 32 adds nothing):
+    ``(H, W, D)``."""
     im = load_multislice_img_16bit_png(data_dir, imname, slice_intv, num_slice, 2.0, align)
     return windowing(im, [-1024, 2050]).astype(np.float32)
+
 
 #: The authors' backbone class of each architecture (as their configs name it).
 BACKBONE_NAMES = {

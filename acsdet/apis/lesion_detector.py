@@ -143,6 +143,12 @@ class LesionDetector:
                 raise ValueError(f'volumetric inference needs a backbone with forward_volume '
                                  f'(TruncatedDenseNet), not {type(self.model.backbone).__name__}')
             self.model.backbone.depth_radius()  # 'a3d' has none: refused here, before any CT
+            rule = _loading_step(innermost_dataset(cfg.test_dataloader).pipeline).get(
+                'fraction_rule', 'own')
+            if rule != 'own':
+                raise ValueError("volumetric inference resamples the volume once on one grid: "
+                                 f"it cannot use fraction_rule={rule!r} (the references' "
+                                 'per-stack weights); run this model per slice')
         _load_strictly(self.model, checkpoint, cfg, config if isinstance(config, str) else None)
         self.model.to(device).eval()
         self.device = device
@@ -166,10 +172,6 @@ class LesionDetector:
                 keep_thick_slices=bool(load.get('keep_thick_slices', False)),
                 fraction_rule=load.get('fraction_rule', 'own'))
         ]
-        if volumetric and load.get('fraction_rule', 'own') != 'own':
-            raise ValueError("volumetric inference resamples the volume once on one grid: it "
-                             "cannot use fraction_rule='first' (the references' per-stack "
-                             'weights); run this model per slice')
         for step in test_pipeline:
             if step.get('type') in ('LoadDeepLesionSlices', 'LoadAnnotations'):
                 continue

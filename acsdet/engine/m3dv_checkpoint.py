@@ -1,4 +1,4 @@
-"""Import the released M3DV/AlignShift DeepLesion checkpoints (2D, TSM, AlignShift, A3D) into acsdet.
+"""Import the released M3DV/AlignShift DeepLesion checkpoints (2D, TSM, AlignShift, A3D).
 
 The authors' code (github.com/M3DV/AlignShift, mmdet 1.0rc1, torch 1.3) saves checkpoints with
 mmcv 0.x's ``save_checkpoint``: ``{'meta': {..., 'config': <the config file's text>},
@@ -103,16 +103,18 @@ def detect_arch(state: Mapping,
     collapse = state.get('backbone.reductionz1.reduction_z_conv.weight')
     conv0 = state.get('backbone.conv0.weight')
     if collapse is None and conv0 is None:
-        raise _err(path, 'not an M3DV/AlignShift DeepLesion checkpoint: it has neither '
-                   "'backbone.conv0.weight' nor 'backbone.reductionz1.reduction_z_conv.weight'")
+        raise _err(
+            path, 'not an M3DV/AlignShift DeepLesion checkpoint: it has neither '
+            "'backbone.conv0.weight' nor 'backbone.reductionz1.reduction_z_conv.weight'")
     text = str(meta.get('config') or '')
     named = [a for a, cls in BACKBONE_CLASSES.items() if re.search(rf"'{cls}'|\"{cls}\"", text)]
     if collapse is None:
         found, d = '2d', int(conv0.shape[1])
     else:
         if collapse.dim() != 5:
-            raise _err(path, "key 'backbone.reductionz1.reduction_z_conv.weight' is not a 3D "
-                       f'kernel: shape {tuple(collapse.shape)}')
+            raise _err(
+                path, "key 'backbone.reductionz1.reduction_z_conv.weight' is not a 3D "
+                f'kernel: shape {tuple(collapse.shape)}')
         d = int(collapse.shape[2])
         if any(k.endswith('adaptive_align_weights') for k in state):
             found = 'a3d'
@@ -121,14 +123,17 @@ def detect_arch(state: Mapping,
         elif len(named) == 1 and named[0] in ('tsm', 'alignshift'):
             found = named[0]
         else:
-            raise _err(path, 'TSM and AlignShift checkpoints have the same keys and its meta '
-                       'holds no config naming its backbone: pass --arch tsm or --arch alignshift')
+            raise _err(
+                path, 'TSM and AlignShift checkpoints have the same keys and its meta '
+                'holds no config naming its backbone: pass --arch tsm or --arch alignshift')
     if arch is not None and arch != found:
-        raise _err(path, f'--arch {arch} contradicts the keys, which are those of a {found} '
-                   f'model ({BACKBONE_CLASSES[found]})')
+        raise _err(
+            path, f'--arch {arch} contradicts the keys, which are those of a {found} '
+            f'model ({BACKBONE_CLASSES[found]})')
     if named and found not in named:
-        raise _err(path, f'its config names {BACKBONE_CLASSES[named[0]]}, its keys are those of '
-                   f'{BACKBONE_CLASSES[found]}')
+        raise _err(
+            path, f'its config names {BACKBONE_CLASSES[named[0]]}, its keys are those of '
+            f'{BACKBONE_CLASSES[found]}')
     return found, d
 
 
@@ -156,16 +161,20 @@ def _backbone_key(rest: str, key: str, path: str) -> Optional[str]:
 # mmdet 1.x heads -> mmdet 3: (acsdet key prefix, {suffix: (rows to take, rows expected)})
 _HEADS = {
     'rpn_head.': ('rpn_head.', {}),
-    'bbox_head.': ('roi_head.bbox_head.', {
-        'fc_cls.weight': ([1, 0], 2),  # (background, lesion) -> (lesion, background)
-        'fc_cls.bias': ([1, 0], 2),
-        'fc_reg.weight': ([4, 5, 6, 7], 8),  # the lesion class's deltas
-        'fc_reg.bias': ([4, 5, 6, 7], 8),
-    }),
-    'mask_head.': ('roi_head.mask_head.', {
-        'conv_logits.weight': ([1], 2),  # the lesion class's mask
-        'conv_logits.bias': ([1], 2),
-    }),
+    'bbox_head.': (
+        'roi_head.bbox_head.',
+        {
+            'fc_cls.weight': ([1, 0], 2),  # (background, lesion) -> (lesion, background)
+            'fc_cls.bias': ([1, 0], 2),
+            'fc_reg.weight': ([4, 5, 6, 7], 8),  # the lesion class's deltas
+            'fc_reg.bias': ([4, 5, 6, 7], 8),
+        }),
+    'mask_head.': (
+        'roi_head.mask_head.',
+        {
+            'conv_logits.weight': ([1], 2),  # the lesion class's mask
+            'conv_logits.bias': ([1], 2),
+        }),
 }
 
 
@@ -187,8 +196,9 @@ def convert_m3dv_state(state: Mapping[str, torch.Tensor],
                 if suffix in rows:
                     take, expected = rows[suffix]
                     if value.shape[0] != expected:
-                        raise _err(path, f'key {key!r} has {value.shape[0]} rows, mmdet 1.x with '
-                                   f'one lesion class and background has {expected}')
+                        raise _err(
+                            path, f'key {key!r} has {value.shape[0]} rows, mmdet 1.x with '
+                            f'one lesion class and background has {expected}')
                     value = value[take].clone()
                 out[target + suffix] = value
                 break
@@ -249,20 +259,26 @@ def convert_m3dv_checkpoint(src: str,
             converted[key] = value
     missing = [k for k in model_state if k not in converted]
     if missing:
-        raise _err(src, f'key {missing[0]!r} of the {found} model ({osp.basename(config)}) is not '
-                   f'in the checkpoint ({len(missing)} missing)')
+        raise _err(
+            src, f'key {missing[0]!r} of the {found} model ({osp.basename(config)}) is not '
+            f'in the checkpoint ({len(missing)} missing)')
     extra = [k for k in converted if k not in model_state]
     if extra:
         raise _err(src, f'key {extra[0]!r} has no place in {osp.basename(config)}')
     for key, value in converted.items():
         if tuple(value.shape) != tuple(model_state[key].shape):
-            raise _err(src, f'key {key!r}: shape {tuple(value.shape)} in the checkpoint, '
-                       f'{tuple(model_state[key].shape)} in {osp.basename(config)}')
+            raise _err(
+                src, f'key {key!r}: shape {tuple(value.shape)} in the checkpoint, '
+                f'{tuple(model_state[key].shape)} in {osp.basename(config)}')
     out_meta = {
-        ARCH_KEY: model_architecture(cfg.model),
-        'cfg': cfg.pretty_text,
-        'acsdet_version': __version__,
-        'converted_from': dict(
+        ARCH_KEY:
+        model_architecture(cfg.model),
+        'cfg':
+        cfg.pretty_text,
+        'acsdet_version':
+        __version__,
+        'converted_from':
+        dict(
             file=osp.basename(src),
             sha256=_sha256(src),
             arch=found,

@@ -41,13 +41,20 @@ def save_m3dv_checkpoint(model: nn.Module, path, config_text=None, module_prefix
     """As mmcv 0.x's ``save_checkpoint`` (torch 1.3's non-zip format), with an optimizer."""
     state = OrderedDict(((f'module.{k}' if module_prefix else k), v.detach().cpu())
                         for k, v in model.state_dict().items())
-    meta = dict(mmcv_version='0.2.16', time='Sat Jun 13 10:00:00 2020', epoch=20, iter=200000,
-                mmdet_version='1.0rc0+d35e79f', CLASSES='lesion')
+    meta = dict(
+        mmcv_version='0.2.16',
+        time='Sat Jun 13 10:00:00 2020',
+        epoch=20,
+        iter=200000,
+        mmdet_version='1.0rc0+d35e79f',
+        CLASSES='lesion')
     if config_text is not None:
         meta['config'] = config_text
     optimizer = dict(state={}, param_groups=[dict(lr=0.0002, momentum=0.9, params=[0, 1])])
-    torch.save(dict(meta=meta, state_dict=state, optimizer=optimizer), str(path),
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        dict(meta=meta, state_dict=state, optimizer=optimizer),
+        str(path),
+        _use_new_zipfile_serialization=False)
 
 
 def _authors_config(arch: str, d: int) -> str:
@@ -67,18 +74,25 @@ def released(tmp_path_factory):
         theirs = ref.MaskRCNN(arch, d)
         _randomise_norms(theirs)
         src, dst = tmp / f'{arch}_{d}slice.pth', tmp / f'{arch}_{d}slice_acsdet.pth'
-        save_m3dv_checkpoint(theirs, src, _authors_config(arch, d) if with_config else None,
-                             module_prefix=arch == '2d')
-        report = convert_m3dv_checkpoint(str(src), str(dst),
-                                         arch=None if with_config else arch)
+        save_m3dv_checkpoint(
+            theirs,
+            src,
+            _authors_config(arch, d) if with_config else None,
+            module_prefix=arch == '2d')
+        report = convert_m3dv_checkpoint(str(src), str(dst), arch=None if with_config else arch)
         src.unlink()
         cfg = Config.fromfile(report['config'])
         ours = MODELS.build(cfg.model)
         ckpt = torch.load(str(dst), map_location='cpu', weights_only=True)
         ours.load_state_dict(ckpt['state_dict'], strict=True)
         out[arch] = dict(
-            theirs=theirs.double().eval(), ours=ours.double().eval(), d=d, ckpt=str(dst),
-            cfg=cfg, meta=ckpt['meta'], report=report)
+            theirs=theirs.double().eval(),
+            ours=ours.double().eval(),
+            d=d,
+            ckpt=str(dst),
+            cfg=cfg,
+            meta=ckpt['meta'],
+            report=report)
     return out
 
 
@@ -189,10 +203,10 @@ def test_roi_features_box_and_mask_heads(released, arch):
     with torch.no_grad():
         box_feats = roi_head.bbox_roi_extractor((feat, ), rois)
         mask_feats = roi_head.mask_roi_extractor((feat, ), rois)
-        torch.testing.assert_close(box_feats, ref.roi_align(feat, rois, 7, 0.25, 2),
-                                   rtol=1e-9, atol=1e-9)
-        torch.testing.assert_close(mask_feats, ref.roi_align(feat, rois, 14, 0.25, 2),
-                                   rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(
+            box_feats, ref.roi_align(feat, rois, 7, 0.25, 2), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(
+            mask_feats, ref.roi_align(feat, rois, 14, 0.25, 2), rtol=1e-9, atol=1e-9)
         cls, reg = roi_head.bbox_head(box_feats)
         t_cls, t_reg = r['theirs'].bbox_head(box_feats)
         masks = roi_head.mask_head(mask_feats)
@@ -233,25 +247,29 @@ def test_pipeline_input_is_the_authors(tmp_path, config):
     slice near the series' end (missing neighbours)."""
     _write_series(tmp_path / '000001_01_01')
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'm3dv', f'{config}.py'))
-    steps = [s for s in cfg.test_dataloader.dataset.pipeline
-             if s.type in ('LoadDeepLesionSlices', 'HUWindowNormalize', 'Resize')]
+    steps = [
+        s for s in cfg.test_dataloader.dataset.pipeline
+        if s.type in ('LoadDeepLesionSlices', 'HUWindowNormalize', 'Resize')
+    ]
     d = steps[0].num_slices
     align = config.startswith('alignshift')
-    for interval, key in [(0.625, 8), (1.0, 8), (1.25, 8), (2.0, 8), (2.5, 8), (5.0, 8),
-                          (1.25, 14), (0.8, 2)]:
-        results = dict(img_path=str(tmp_path / '000001_01_01' / f'{key:03d}.png'), key_slice=key,
-                       slice_interval=interval)
+    for interval, key in [(0.625, 8), (1.0, 8), (1.25, 8), (2.0, 8), (2.5, 8), (5.0, 8), (1.25, 14),
+                          (0.8, 2)]:
+        results = dict(
+            img_path=str(tmp_path / '000001_01_01' / f'{key:03d}.png'),
+            key_slice=key,
+            slice_interval=interval)
         for s in steps:
             results = TRANSFORMS.build(s)(results)
-        theirs = ref.test_input(str(tmp_path), f'000001_01_01/{key:03d}.png', interval, d, align)
+        theirs = ref.model_input(str(tmp_path), f'000001_01_01/{key:03d}.png', interval, d, align)
         assert results['img'].shape == theirs.shape == (512, 512, d)
         # float32 HU (ours) vs float64 PNG values minus 32768 in float32 (theirs): 1e-3 HU
         np.testing.assert_allclose(results['img'], theirs, rtol=0, atol=2e-4, err_msg=interval)
     # acsdet's own weights differ from theirs where 7 slices are interpolated
     own = dict(steps[0], fraction_rule='own')
     if d == 7 and not align:
-        results = dict(img_path=str(tmp_path / '000001_01_01/008.png'), key_slice=8,
-                       slice_interval=1.25)
+        results = dict(
+            img_path=str(tmp_path / '000001_01_01/008.png'), key_slice=8, slice_interval=1.25)
         hu = TRANSFORMS.build(own)(results)['img']
         first = TRANSFORMS.build(steps[0])(dict(results))['img']
         assert np.abs(hu - first)[..., [0, 1, 5, 6]].max() > 1.0
@@ -267,13 +285,13 @@ def test_m3dv_configs_carry_the_authors_test_settings():
             t = cfg.model.test_cfg
             assert (t.rpn.nms_pre, t.rpn.max_per_img, t.rpn.nms.iou_threshold) == (6000, 300, 0.7)
             assert (t.rcnn.score_thr, t.rcnn.nms.iou_threshold, t.rcnn.max_per_img) == (thr, 0.5,
-                                                                                       50)
+                                                                                        50)
             assert t.rpn.nms.offset == t.rcnn.nms.offset == 1  # +1 areas, as their NMS
             assert cfg.model.backbone.conv_mode == arch and cfg.model.backbone.num_slices == d
             assert (cfg.model.type == 'ThicknessAwareMaskRCNN') == (arch == 'alignshift')
             load = cfg.test_dataloader.dataset.pipeline[0]
-            assert load.fraction_rule == 'first' and load.keep_thick_slices == (arch ==
-                                                                               'alignshift')
+            assert load.fraction_rule == 'first' and load.keep_thick_slices == (
+                arch == 'alignshift')
 
 
 def test_converted_checkpoint_runs_in_lesion_detector_and_is_checked(released):
@@ -282,10 +300,16 @@ def test_converted_checkpoint_runs_in_lesion_detector_and_is_checked(released):
     r = released['alignshift']
     hu = np.full((6, SIZE, SIZE), -800.0, np.float32)
     hu[:, 20:40, 24:44] = 40.0
-    vol = CTVolume(hu=hu, spacing=(5.0, 0.8, 0.8), z_positions=np.arange(6) * 5.0,
-                   origin=np.zeros(3), direction=np.diag([1.0, 1.0, -1.0]),
-                   to_stored=((0, 1, 2), (False, ) * 3, (SIZE, SIZE, 6)), reference=None,
-                   source='phantom', name='phantom')
+    vol = CTVolume(
+        hu=hu,
+        spacing=(5.0, 0.8, 0.8),
+        z_positions=np.arange(6) * 5.0,
+        origin=np.zeros(3),
+        direction=np.diag([1.0, 1.0, -1.0]),
+        to_stored=((0, 1, 2), (False, ) * 3, (SIZE, SIZE, 6)),
+        reference=None,
+        source='phantom',
+        name='phantom')
     det = LesionDetector(r['report']['config'], r['ckpt'], score_thr=0.0)
     preds, _ = det.predict_slices(vol, [2, 3])
     assert [k for k, *_ in preds] == [2, 3]
@@ -310,12 +334,19 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
     src = _backbone_only(tmp_path, name='alignshift_3slice.pth')
     out = str(tmp_path / 'out.pth')
     cases = []
-    torch.save({'features.conv0.weight': torch.zeros(64, 3, 7, 7),
-                'classifier.weight': torch.zeros(2, 4)}, tmp_path / 'tv.pth')
+    torch.save(
+        {
+            'features.conv0.weight': torch.zeros(64, 3, 7, 7),
+            'classifier.weight': torch.zeros(2, 4)
+        }, tmp_path / 'tv.pth')
     cases.append((tmp_path / 'tv.pth', None, 'torchvision classification state dict'))
-    torch.save({'state_dict': {'backbone.features.conv0.weight': torch.zeros(1),
-                               'roi_head.bbox_head.fc_cls.weight': torch.zeros(1)}},
-               tmp_path / 'mmdet3.pth')
+    torch.save(
+        {
+            'state_dict': {
+                'backbone.features.conv0.weight': torch.zeros(1),
+                'roi_head.bbox_head.fc_cls.weight': torch.zeros(1)
+            }
+        }, tmp_path / 'mmdet3.pth')
     cases.append((tmp_path / 'mmdet3.pth', None, 'MMDetection 2.x / 3.x detector'))
     data = open(src, 'rb').read()
     (tmp_path / 'cut.pth').write_bytes(data[:len(data) // 2])
@@ -346,7 +377,10 @@ def test_tsm_and_alignshift_need_arch_or_their_config(tmp_path):
 def test_command_line(tmp_path):
     src = _backbone_only(tmp_path)
     tool = osp.join(ROOT, 'tools', 'model_converters', 'm3dv_to_acsdet.py')
-    run = subprocess.run([sys.executable, tool, str(src), str(tmp_path / 'o.pth')],
-                         capture_output=True, text=True, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, tool, str(src), str(tmp_path / 'o.pth')],
+        capture_output=True,
+        text=True,
+        cwd=ROOT)
     assert run.returncode == 2 and run.stdout == ''
     assert run.stderr.startswith(f'error: {src}: key ') and len(run.stderr.splitlines()) == 1

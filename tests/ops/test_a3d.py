@@ -74,9 +74,8 @@ def test_a3d_backbone_mode_equals_2_5d_at_identity():
     assert all('.denselayer' in n and n.endswith(('conv1', 'conv2')) for n in fused)
     assert a3d.features.conv0.fusion is None and a3d.features.transition1.conv.fusion is None
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert n(a3d) == n(p25) + sum(9 * m.in_channels
-                                  for m in a3d.modules()
-                                  if isinstance(m, A3DConv) and m.fusion is not None)
+    assert n(a3d) == n(p25) + sum(
+        9 * m.in_channels for m in a3d.modules() if isinstance(m, A3DConv) and m.fusion is not None)
     for m in a3d.modules():
         if isinstance(m, A3DConv) and m.fusion is not None:
             m.fusion.reset_parameters(noise=0.0)
