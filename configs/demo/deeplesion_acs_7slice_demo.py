@@ -23,22 +23,11 @@ model = dict(
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=2000, max_per_img=300), rcnn=dict(sampler=dict(num=32))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100)))
-train_pipeline = [
-    dict(type='LoadDeepLesionSlices', num_slices=7, target_interval=2.0),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='HUWindowNormalize', window=hu_window),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomShiftScaleRotate', shift=0.04, scale=0.2, rotate=15, prob=0.8),
-    dict(type='PackDetInputs', meta_keys={{_base_.train_meta_keys}}),
-]
-test_pipeline = [
-    dict(type='LoadDeepLesionSlices', num_slices=7, target_interval=2.0),
-    dict(type='HUWindowNormalize', window=hu_window),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs', meta_keys={{_base_.test_meta_keys}}),
-]
+# the base's pipelines with the demo's window and size (by step type)
+__changes = dict(
+    HUWindowNormalize=dict(window=hu_window), Resize=dict(scale=(image_size, image_size)))
+train_pipeline = [dict(s, **__changes.get(s.type, {})) for s in _base_.train_pipeline]
+test_pipeline = [dict(s, **__changes.get(s.type, {})) for s in _base_.test_pipeline]
 train_dataloader = dict(
     batch_size=4, num_workers=2, dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))

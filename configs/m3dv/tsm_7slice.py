@@ -2,7 +2,7 @@
 # Runs the released M3DV/AlignShift weights converted by
 # tools/model_converters/m3dv_to_acsdet.py (README, Released models).
 _base_ = [
-    '../_base_/models/mask_rcnn_m3dv.py', '../_base_/datasets/deeplesion_m3dv_7slice.py',
+    '../_base_/models/mask_rcnn_m3dv.py', '../_base_/datasets/deeplesion_m3dv.py',
     '../_base_/schedules/schedule_20e.py', '../_base_/default_runtime.py'
 ]
 model = dict(

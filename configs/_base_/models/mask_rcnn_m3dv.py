@@ -10,25 +10,25 @@
 # - NMS with +1 areas (offset=1); no minimum box size (their min_bbox_size=0 filters nothing).
 # The backbone's conv_mode and the test score threshold are set by each config.
 _base_ = './mask_rcnn_truncated_densenet.py'
-anchor_generator = dict(
+__anchor_generator = dict(
     type='LegacyAnchorGenerator',
     strides=[4],
     ratios=[0.5, 1.0, 2.0],
     scales=[4, 6, 8, 12, 24, 48],
     base_sizes=[4],
     center_offset=0.0)
-v1_roi_layer = dict(type='RoIAlign', sampling_ratio=2, aligned=False)
+__v1_roi_layer = dict(type='RoIAlign', sampling_ratio=2, aligned=False)
 model = dict(
     backbone=dict(norm_cfg=dict(type='BN', requires_grad=True)),
     rpn_head=dict(
-        anchor_generator=dict(_delete_=True, **anchor_generator),
+        anchor_generator=dict(_delete_=True, **__anchor_generator),
         bbox_coder=dict(type='MMDetV1DeltaXYWHBBoxCoder')),
     roi_head=dict(
         bbox_roi_extractor=dict(
-            type='MMDetV1RoIExtractor', roi_layer=dict(v1_roi_layer, output_size=7)),
+            type='MMDetV1RoIExtractor', roi_layer=dict(__v1_roi_layer, output_size=7)),
         bbox_head=dict(bbox_coder=dict(type='MMDetV1DeltaXYWHBBoxCoder')),
         mask_roi_extractor=dict(
-            type='MMDetV1RoIExtractor', roi_layer=dict(v1_roi_layer, output_size=14))),
+            type='MMDetV1RoIExtractor', roi_layer=dict(__v1_roi_layer, output_size=14))),
     train_cfg=dict(rpn_proposal=dict(nms=dict(offset=1), min_bbox_size=-1)),
     test_cfg=dict(
         rpn=dict(nms_pre=6000, max_per_img=300, nms=dict(offset=1), min_bbox_size=-1),
