@@ -137,14 +137,15 @@ class LesionDetector:
         if depth_chunk < 1:
             raise ValueError(f'depth_chunk must be >= 1, got {depth_chunk}')
         _skip_masks_below(cfg, score_thr)
+        test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
+        load = _loading_step(test_pipeline)
         self.model = MODELS.build(cfg.model)
         if volumetric:  # before the checkpoint is read
             if not hasattr(self.model.backbone, 'forward_volume'):
                 raise ValueError(f'volumetric inference needs a backbone with forward_volume '
                                  f'(TruncatedDenseNet), not {type(self.model.backbone).__name__}')
             self.model.backbone.depth_radius()  # 'a3d' has none: refused here, before any CT
-            rule = _loading_step(innermost_dataset(cfg.test_dataloader).pipeline).get(
-                'fraction_rule', 'own')
+            rule = load.get('fraction_rule', 'own')
             if rule != 'own':
                 raise ValueError("volumetric inference resamples the volume once on one grid: "
                                  f"it cannot use fraction_rule={rule!r} (the references' "
@@ -155,8 +156,6 @@ class LesionDetector:
         self.score_thr, self.batch_size = score_thr, batch_size
         self.grouping = grouping or GroupingRule(iou_thr)
         self.volumetric, self.depth_chunk = volumetric, depth_chunk
-        test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
-        load = _loading_step(test_pipeline)
         self.num_slices = int(load.get('num_slices', NUM_SLICES))
         self.target_interval = float(load.get('target_interval', TARGET_INTERVAL_MM))
         backbone_d = getattr(self.model.backbone, 'num_slices', self.num_slices)
@@ -164,12 +163,13 @@ class LesionDetector:
             raise ValueError(f'{config if isinstance(config, str) else "the config"}: the test '
                              f'pipeline loads {self.num_slices} slices, the backbone takes '
                              f'{backbone_d}: set the same num_slices in both')
+        self.keep_thick_slices = bool(load.get('keep_thick_slices', False))
         steps = [
             dict(
                 type='LoadVolumeSlices',
                 num_slices=self.num_slices,
                 target_interval=self.target_interval,
-                keep_thick_slices=bool(load.get('keep_thick_slices', False)),
+                keep_thick_slices=self.keep_thick_slices,
                 fraction_rule=load.get('fraction_rule', 'own'))
         ]
         for step in test_pipeline:
@@ -179,7 +179,6 @@ class LesionDetector:
             if step.get('type') == 'PackDetInputs':
                 step['meta_keys'] = LoadVolumeSlices.META_KEYS
             steps.append(step)
-        self.keep_thick_slices = bool(load.get('keep_thick_slices', False))
         self.pipeline = Compose(steps)
         self._after_loading = Compose(steps[1:])
 

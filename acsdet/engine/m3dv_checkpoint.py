@@ -26,9 +26,10 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from ..models.backbones.truncated_densenet import LEGACY_DENSENET_KEY
 from ..utils.io import atomic_save
 from ..version import __version__
-from .architecture import ARCH_KEY, model_architecture
+from .architecture import ARCH_KEY, checkpoint_state, model_architecture, state_dict_mismatch
 
 ARCHS = ('2d', 'tsm', 'alignshift', 'a3d')
 #: The authors' backbone class of each architecture, as their config files name it.
@@ -38,8 +39,6 @@ BACKBONE_CLASSES = {
     'alignshift': 'DenseNetCustomTrunc3dAlign',
     'a3d': 'DenseNetCustomTrunc3dA3D',
 }
-_LEGACY = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.'
-                     r'(?:weight|bias|running_mean|running_var))$')
 _FEATURES = re.compile(r'(conv0|norm0|denseblock\d+|transition\d+)(\..+)?')
 
 
@@ -68,10 +67,10 @@ def read_m3dv_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
     state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, Mapping) or not state:
         raise _err(path, 'has no state_dict')
+    state = checkpoint_state(ckpt)  # 'module.' removed
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise _err(path, f'key {bad[0]!r} of its state_dict is not a tensor')
-    state = {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
     meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), Mapping) else {}
     return state, dict(meta)
 
@@ -79,12 +78,12 @@ def read_m3dv_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
 def _foreign(state: Mapping) -> Optional[str]:
     """What another code base's checkpoint looks like, or None."""
     keys = list(state)
-    if any(k.startswith('roi_head.') for k in keys) or any(k.startswith('neck.') for k in keys):
+    if any(k.startswith('backbone.features.') for k in keys):
+        return 'an acsdet checkpoint (backbone.features.*): use it as it is'
+    if any(k.startswith(('roi_head.', 'neck.')) for k in keys):
         return 'an MMDetection 2.x / 3.x detector (roi_head.*, neck.*)'
     if any(k.startswith(('features.', 'classifier.')) for k in keys):
         return 'a torchvision classification state dict (features.*, classifier.*)'
-    if any(k.startswith('backbone.features.') for k in keys):
-        return 'an acsdet checkpoint (backbone.features.*): use it as it is'
     return None
 
 
@@ -145,7 +144,7 @@ def _backbone_key(rest: str, key: str, path: str) -> Optional[str]:
     m = re.fullmatch(r'lateral([234])\.(weight|bias)', rest)
     if m:
         return f'neck.laterals.{int(m.group(1)) - 2}.{m.group(2)}'
-    legacy = _LEGACY.match(rest)
+    legacy = LEGACY_DENSENET_KEY.match(rest)
     if legacy:
         rest = legacy.group(1) + legacy.group(2)
     if rest.endswith('.adaptive_align_weights'):
@@ -257,19 +256,9 @@ def convert_m3dv_checkpoint(src: str,
     for key, value in model_state.items():  # BN counters are not weights
         if key.endswith('num_batches_tracked') and key not in converted:
             converted[key] = value
-    missing = [k for k in model_state if k not in converted]
-    if missing:
-        raise _err(
-            src, f'key {missing[0]!r} of the {found} model ({osp.basename(config)}) is not '
-            f'in the checkpoint ({len(missing)} missing)')
-    extra = [k for k in converted if k not in model_state]
-    if extra:
-        raise _err(src, f'key {extra[0]!r} has no place in {osp.basename(config)}')
-    for key, value in converted.items():
-        if tuple(value.shape) != tuple(model_state[key].shape):
-            raise _err(
-                src, f'key {key!r}: shape {tuple(value.shape)} in the checkpoint, '
-                f'{tuple(model_state[key].shape)} in {osp.basename(config)}')
+    mismatch = state_dict_mismatch(model_state, converted)
+    if mismatch:
+        raise _err(src, f'does not fit the {found} model of {osp.basename(config)}: {mismatch}')
     out_meta = {
         ARCH_KEY:
         model_architecture(cfg.model),

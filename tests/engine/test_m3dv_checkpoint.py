@@ -340,18 +340,23 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
             'classifier.weight': torch.zeros(2, 4)
         }, tmp_path / 'tv.pth')
     cases.append((tmp_path / 'tv.pth', None, 'torchvision classification state dict'))
-    torch.save(
-        {
-            'state_dict': {
-                'backbone.features.conv0.weight': torch.zeros(1),
-                'roi_head.bbox_head.fc_cls.weight': torch.zeros(1)
-            }
-        }, tmp_path / 'mmdet3.pth')
+    mmdet3 = {
+        'backbone.layer1.0.conv1.weight': torch.zeros(1),
+        'roi_head.bbox_head.fc_cls.weight': torch.zeros(1)
+    }
+    torch.save({'state_dict': mmdet3}, tmp_path / 'mmdet3.pth')
     cases.append((tmp_path / 'mmdet3.pth', None, 'MMDetection 2.x / 3.x detector'))
+    ours = {
+        'backbone.features.conv0.weight': torch.zeros(1),
+        'roi_head.bbox_head.fc_cls.weight': torch.zeros(1)
+    }
+    torch.save({'state_dict': ours}, tmp_path / 'acsdet.pth')
+    cases.append((tmp_path / 'acsdet.pth', None, r'an acsdet checkpoint .*use it as it is'))
     data = open(src, 'rb').read()
     (tmp_path / 'cut.pth').write_bytes(data[:len(data) // 2])
     cases.append((tmp_path / 'cut.pth', None, 'truncated or damaged'))
-    cases.append((src, None, "key 'rpn_head.rpn_conv.weight' of the 2d model .* not in the "))
+    cases.append((src, None, r'does not fit the 2d model of 2d_3slice.py: \d+ keys missing '
+                  r'\(e.g. rpn_head.rpn_conv.weight, '))
     cases.append((src, 'a3d', '--arch a3d contradicts the keys, which are those of a 2d model'))
     for path, arch, message in cases:
         with pytest.raises(M3DVCheckpointError, match=message) as e:
@@ -383,4 +388,5 @@ def test_command_line(tmp_path):
         text=True,
         cwd=ROOT)
     assert run.returncode == 2 and run.stdout == ''
-    assert run.stderr.startswith(f'error: {src}: key ') and len(run.stderr.splitlines()) == 1
+    assert run.stderr.startswith(f'error: {src}: does not fit the 2d model of 2d_3slice.py: ')
+    assert len(run.stderr.splitlines()) == 1

@@ -44,7 +44,7 @@ from .depth_stream import LayerNode, VolumeNode, depth_reach, stream
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
-_LEGACY = re.compile(
+LEGACY_DENSENET_KEY = re.compile(
     r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$'
 )
 
@@ -84,7 +84,7 @@ def torchvision_densenet_to_backbone(state_dict: Dict[str, torch.Tensor],
     mapped, unused = {}, []
     for key, value in state_dict.items():
         k = key[7:] if key.startswith('module.') else key
-        m = _LEGACY.match(k)
+        m = LEGACY_DENSENET_KEY.match(k)
         if m:
             k = m.group(1) + m.group(2)
         if k not in target:

@@ -22,14 +22,16 @@ class MMDetV1RoIExtractor(SingleRoIExtractor):
     ``(batch index, x1, y1, x2, y2)`` get ``+1`` on ``x2``, ``y2`` before the RoI layers (use
     them with ``RoIAlign(aligned=False)``); output ``(n, C, k, k)``."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if any(getattr(layer, 'aligned', False) for layer in self.roi_layers):
+            raise ValueError('MMDetV1RoIExtractor reproduces mmdet 1.x RoIAlign: use '
+                             'roi_layer=dict(type="RoIAlign", aligned=False)')
+
     def forward(self,
                 feats: Tuple[Tensor],
                 rois: Tensor,
                 roi_scale_factor: Optional[float] = None) -> Tensor:
-        for layer in self.roi_layers:
-            if getattr(layer, 'aligned', False):
-                raise ValueError('MMDetV1RoIExtractor reproduces mmdet 1.x RoIAlign: use '
-                                 'roi_layer=dict(type="RoIAlign", aligned=False)')
         rois = rois.clone()
         rois[:, 3:5] += 1
         return super().forward(feats, rois, roi_scale_factor)
