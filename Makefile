@@ -1,7 +1,7 @@
 # acsdet: the two commands are `make setup` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Use the shared mmcv wheelhouse when one is given (see README); otherwise mmcv builds from source.
+# Use the shared mmcv wheelhouse when one is given (see docs/install.md); otherwise mmcv builds from source.
 export ACSDET_WHEELHOUSE
 
 .PHONY: setup test test-fast lint bench demo
@@ -26,7 +26,7 @@ lint:
 	$(PY) -m yapf --diff --recursive $(LINTED)
 	$(PY) -m flake8 $(LINTED)
 
-# Benchmarks (not tests): see benchmarks/ and the README's tables.
+# Benchmarks (not tests): see benchmarks/ and docs/benchmarks.md.
 bench:
 	$(PY) benchmarks/bench_acs_conv.py
 	$(PY) benchmarks/bench_backbone.py

@@ -23,10 +23,10 @@ lesions_sr.dcm (a TID 1500 measurement report referencing the SEG; DICOM inputs 
 case of the run (done, skipped, failed). <case> is the input's base name (DICOM series of
 --all-series: <name>_s<series number>), or <name>-<8 hex> when two inputs share it (stable
 across runs). --skip-done skips cases whose folder is complete with every output asked for.
---volumetric runs the backbone once over the whole CT on the config's slice grid (README,
+--volumetric runs the backbone once over the whole CT on the config's slice grid (docs/inference.md,
 "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
-(--link-iou, --link-contain, --max-gap, --depth-ratio; README, "Grouping detections into
-lesions"). An existing case folder is replaced only if acsdet wrote it for the same input;
+(--link-iou, --link-contain, --max-gap, --depth-ratio; docs/inference.md, "Grouping detections
+into lesions"). An existing case folder is replaced only if acsdet wrote it for the same input;
 anything else there is refused before any work, as is an output folder that is or lies inside
 an input. A failing input is reported on one line and the others go on; the exit status is 1
 if any input failed, 2 if nothing could run (output folder, checkpoint, device, manifest).

@@ -19,8 +19,8 @@ CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'la
 @dataclass
 class LesionFinding:
     """A lesion: slices are the volume's (DeepLesion's order, head to feet), ``*_stored`` the
-    input file's own indices, ``*_lps_mm`` physical LPS millimetres (see ``lesions.json`` in the
-    README)."""
+    input file's own indices, ``*_lps_mm`` physical LPS millimetres (see ``lesions.json`` in
+    docs/inference.md)."""
     id: int
     score: float
     key_slice: int
@@ -59,7 +59,7 @@ RESULT_VERSION = '1.0'
 
 @dataclass
 class DetectionResult:
-    """Lesions of one CT and how they were found (see ``lesions.json`` in the README)."""
+    """Lesions of one CT and how they were found (see ``lesions.json`` in docs/inference.md)."""
     volume: CTVolume
     lesions: List[LesionFinding]
     detections: List[dict]

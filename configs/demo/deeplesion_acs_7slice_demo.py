@@ -40,4 +40,4 @@ param_scheduler = [
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 default_hooks = dict(logger=dict(interval=10))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)  # the README's numbers come from this seed
+randomness = dict(seed=0)  # the demo's numbers (docs/getting_started.md) come from this seed

@@ -1,6 +1,6 @@
 # TSM as in the authors' deeplesion/mconfigs/densenet_tsm.py (DenseNetCustomTrunc3dTSM), 3 slices.
 # Runs the released M3DV/AlignShift weights converted by
-# tools/model_converters/m3dv_to_acsdet.py (README, Released models).
+# tools/model_converters/m3dv_to_acsdet.py (docs/released_models.md).
 _base_ = [
     '../_base_/models/mask_rcnn_m3dv.py', '../_base_/datasets/deeplesion_m3dv_3slice.py',
     '../_base_/schedules/schedule_20e.py', '../_base_/default_runtime.py'

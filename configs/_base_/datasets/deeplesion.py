@@ -2,7 +2,7 @@
 # writes the annotation files). Override the data root with `--data-root DIR` on tools/train.py
 # and tools/test.py, or edit `data_root` in your config. `--slice-cache DIR` sets `cache_dir` on
 # every LoadDeepLesionSlices step: decoded slices are kept on disk and epochs after the first
-# skip PNG decoding (README, Performance).
+# skip PNG decoding (docs/benchmarks.md).
 dataset_type = 'DeepLesionDataset'
 data_root = 'data/deeplesion/'
 ann_dir = 'annotations/'
