@@ -142,3 +142,40 @@ def e2e_trained(e2e_data, tmp_path_factory):
         str(work / 'show')
     ] + _options(work))
     return work, untrained, trained
+
+
+# ---- one synthetic CT in every format (the reading, detection and CLI tests) -----------------
+
+
+@pytest.fixture(scope='session')
+def phantom(e2e_data, tmp_path_factory):
+    """One synthetic series as a DeepLesion PNG folder, NIfTI in four storage orientations and
+    a DICOM series (with a second series in its folder); its lesion rows from DL_info.csv."""
+    import SimpleITK as sitk
+
+    from acsdet.deeplesion.info import read_dl_info
+    from acsdet.io import read_ct
+    from acsdet.testing.ct_files import ORIENTATIONS, lps_image, stored_image, write_dicom_series
+    out = tmp_path_factory.mktemp('phantom')
+    records, _ = read_dl_info(str(e2e_data / 'DL_info.csv'))
+    series = records[0].series_dir
+    png = str(e2e_data / 'Images_png' / series)
+    vol = read_ct(png, dl_info=str(e2e_data / 'DL_info.csv'))
+    # the same physical image stored in LPS order
+    img = lps_image(vol.hu, vol.spacing, float(vol.to_lps([0, 0, 0])[2]))
+    files = dict(png=png)
+    for name, (perm, flip) in ORIENTATIONS.items():
+        path = str(out / f'{name}.nii.gz')
+        sitk.WriteImage(stored_image(img, perm, flip), path)
+        files[name] = path
+    dicom = out / 'dicom'
+    uid = write_dicom_series(vol.hu, vol.spacing, dicom, positions=-vol.z_positions)
+    other = write_dicom_series(vol.hu[:3] + 100, (5.0, 1.0, 1.0), dicom, seed=1)
+    files['dicom'] = str(dicom)
+    return dict(
+        volume=vol,
+        files=files,
+        uid=uid,
+        other_uid=other,
+        records=[r for r in records if r.series_dir == series],
+        data=e2e_data)

@@ -32,3 +32,17 @@ def seen_thickness(model):
     finally:
         for h in handles:
             h.remove()
+
+
+#: The phantom's formats (conftest.phantom): a DeepLesion PNG folder, NIfTI in four storage
+#: orientations, a DICOM series.
+FORMATS = ['png', 'LPS', 'RAS', 'LPI', 'coronal', 'dicom']
+
+
+def read_phantom(phantom, name):
+    """The phantom (conftest.phantom) read from its ``name`` format."""
+    from acsdet.io import read_ct
+    kw = dict(series=phantom['uid']) if name == 'dicom' else {}
+    if name == 'png':
+        kw = dict(dl_info=str(phantom['data'] / 'DL_info.csv'))
+    return read_ct(phantom['files'][name], **kw)

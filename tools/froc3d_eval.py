@@ -42,7 +42,7 @@ from acsdet.evaluation.froc3d import AVERAGE_FPS_3D, FPS_3D, MODES, OVERLAPS, co
 from acsdet.evaluation.lesion_boxes import (LesionBoxError, csv_boxes_to_frame, find_detections,
                                             label_map_boxes, long_side_mm, read_box_csv,
                                             read_manual_3d_test_set, sub_volume_offset)
-from acsdet.utils.io import atomic_write
+from acsdet.utils import atomic_write
 
 LABEL_MAP_EXTENSIONS = ('.nii.gz', '.nii', '.nrrd', '.mha', '.mhd')
 

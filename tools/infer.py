@@ -37,9 +37,11 @@ import os.path as osp
 import pickle
 import sys
 
-#: ``--output-type`` choices (acsdet.apis.report.OUTPUT_TYPES without overlays, which
+#: ``--output-type`` choices (acsdet.export.OUTPUT_TYPES without overlays, which
 #: --save-overlays asks for).
 OUTPUT_CHOICES = ('json', 'nifti', 'dicom-seg', 'dicom-sr')
+#: The flags of the library's parameters where the name is not the flag's.
+FLAGS = dict(outputs='--output-type')
 
 
 def _slices(text: str):
@@ -62,7 +64,11 @@ def parse_args(argv=None):
     p.add_argument('config')
     p.add_argument('checkpoint')
     p.add_argument('inputs', nargs='*', metavar='INPUT')
-    p.add_argument('--manifest', help='CSV of inputs: column path, optional series and case')
+    p.add_argument(
+        '--manifest',
+        action='append',
+        default=[],
+        help='CSV of inputs: column path, optional series and case (may be given more than once)')
     p.add_argument('--out-dir', required=True)
     p.add_argument(
         '--output-type',
@@ -137,14 +143,14 @@ def parse_args(argv=None):
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             p.error(f'no such file: {path}')
-    from acsdet.apis.report import output_types
+    from acsdet.export import output_types
     args.outputs = output_types(args.output_type, args.save_masks, args.save_overlays)
     return args
 
 
 def list_series(argv) -> int:
     """``--list INPUT ...``: the series of each DICOM input."""
-    from acsdet.apis.batch import is_dicom_input
+    from acsdet.export.planner import is_dicom_input
     from acsdet.io import CTReadError
     from acsdet.io.dicom_discovery import describe_series
     paths = [a for a in argv if a != '--list']
@@ -164,58 +170,9 @@ def list_series(argv) -> int:
     return status
 
 
-def plan_cases(args):
-    """``(cases, names, failed, order)``: the cases to run (each input once; ``--all-series``
-    expanded) with their case names, ``[(case, reason)]`` of inputs that fail before any
-    work (a DICOM output asked of a non-DICOM input, an archive without CT), and the input keys of
-    both in input order (``summary.csv``'s rows). Raises ``OSError``
-    naming the problem when the run cannot go on: the output folder is not writable, a case
-    folder is or holds an input, or an existing case folder may not be replaced."""
-    from acsdet.apis.batch import Case, expand_series, is_dicom_input, read_manifest_csv
-    from acsdet.apis.case_folder import assign_case_names, check_output_location, check_replaceable
-    from acsdet.apis.dicom_seg import needs_dicom_input
-    from acsdet.io import case_name
-    from acsdet.utils import check_writable_dir
-    check_writable_dir(args.out_dir)
-    given = [Case(p, args.series, case_name(p)) for p in args.inputs]
-    if args.manifest:
-        given += [
-            c if c.series or not args.series else Case(c.path, args.series, c.name)
-            for c in read_manifest_csv(args.manifest)
-        ]
-    cases, failed, keys, order = [], [], set(), []
-    dicom_out = any(t.startswith('dicom') for t in args.outputs)
-    for case in given:
-        try:
-            expanded = expand_series(case) if args.all_series else [case]
-        except ValueError as e:
-            failed.append((case, str(e)))
-            order.append(case.key)
-            continue
-        for c in expanded:
-            if c.key in keys:
-                print(f'note: {c.path}{" series " + c.series if c.series else ""} is given '
-                      'twice; it runs once')
-                continue
-            keys.add(c.key)
-            order.append(c.key)
-            if dicom_out and osp.exists(c.path) and not is_dicom_input(c.path):
-                failed.append((c, needs_dicom_input(c.path)))
-                continue
-            cases.append(c)
-    names = assign_case_names(args.out_dir, [(c.key, c.name) for c in cases])
-    folders = [osp.join(args.out_dir, n) for n in names]
-    check_output_location(args.out_dir, folders,
-                          sorted({c.path
-                                  for c in cases if osp.exists(c.path)}))
-    for folder, c in zip(folders, cases):
-        if osp.lexists(folder):
-            check_replaceable(folder, c.key)
-    return cases, names, failed, order
-
-
 def _one_line(e: Exception, path: str) -> str:
-    why = ' '.join(str(e).split()) or type(e).__name__
+    from acsdet.utils.errors import cli_message
+    why = ' '.join(cli_message(e, FLAGS).split()) or type(e).__name__
     if not isinstance(e, (ValueError, OSError)):
         why = f'{type(e).__name__}: {why}'
     if path not in why:
@@ -228,17 +185,30 @@ def main(argv=None) -> int:
     if '--list' in argv:
         return list_series(argv)
     args = parse_args(argv)
-    from acsdet.apis.batch import ManifestError, Summary
+    from acsdet.io.dicom_discovery import one_discovery
+    with one_discovery():  # each study extracted and scanned once in the run
+        return run(args)
+
+
+def run(args) -> int:
+    from acsdet.export.batch import ManifestError, Summary
+    from acsdet.export.planner import plan_cases
+    from acsdet.utils.errors import cli_message
     try:
-        cases, names, failed, order = plan_cases(args)
-        summary = Summary(args.out_dir, order)
+        plan = plan_cases(args.inputs, args.out_dir, args.manifest, args.series, args.all_series,
+                          args.outputs)
+        summary = Summary(args.out_dir, plan.order)
     except (OSError, ManifestError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {cli_message(e, FLAGS)}', file=sys.stderr)
         return 2
+    for note in plan.notes:
+        print(f'note: {note}')
+    cases, names = plan.cases, plan.names
+    failed = [(case, _one_line(e, case.path)) for case, e in plan.failed]
     from tqdm import tqdm
 
     from acsdet.apis import GroupingRule, LesionDetector, write_case
-    from acsdet.apis.case_folder import is_done
+    from acsdet.export import is_done
     for case, why in failed:
         print(f'error: {why}', file=sys.stderr)
         summary.record(
@@ -275,7 +245,7 @@ def main(argv=None) -> int:
             depth_chunk=args.depth_chunk,
             grouping=grouping)
     except (ValueError, OSError, pickle.UnpicklingError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {cli_message(e, FLAGS)}', file=sys.stderr)
         return 2
     done, bad = [], [(c.path, why) for c, why in failed]
     bar = tqdm(total=len(todo), desc='CTs', unit='CT', disable=args.no_progress)
@@ -290,12 +260,7 @@ def main(argv=None) -> int:
                 spacing=args.spacing,
                 slice_interval=args.slice_interval,
                 dl_info=args.dl_info)
-            folder = write_case(
-                result,
-                args.out_dir,
-                name,
-                meta=dict(config=args.config, checkpoint=args.checkpoint),
-                outputs=args.outputs)
+            folder = write_case(result, args.out_dir, name, outputs=args.outputs, checked=True)
             done.append((case.path, folder, len(result.lesions), result.seconds['total']))
             row.update(
                 status='done',

@@ -1,12 +1,17 @@
-"""Applying a trained model to patients' CTs: predict (:mod:`.lesion_detector`), restore 3D
-lesions in the input's geometry (:mod:`.restore`), write (:mod:`.report`)."""
-from .lesion_detector import LesionDetector
-from .lesion_record import DetectionResult, LesionFinding
-from .lesions import GroupingRule, Lesion, SliceDetection, box_iou, group_detections, recist
-from .report import write_case
-from .restore import restore_lesions
+"""The public entry points, in one place: detect lesions in a CT (:mod:`acsdet.inference`) and
+write them (:mod:`acsdet.export`).
+
+    from acsdet.apis import LesionDetector, write_case
+    result = LesionDetector('configs/deeplesion_acs_7slice.py', 'best.pth')('scan.nii.gz')
+    write_case(result, 'out', outputs=('nifti', ))
+"""
+from ..export import OUTPUT_TYPES, write_case
+from ..inference import (DetectionResult, GroupingRule, Lesion, LesionDetector, LesionFinding,
+                         Provenance, SliceDetection, box_iou, group_detections, recist,
+                         restore_lesions)
 
 __all__ = [
-    'DetectionResult', 'GroupingRule', 'LesionDetector', 'LesionFinding', 'Lesion',
-    'SliceDetection', 'box_iou', 'group_detections', 'recist', 'restore_lesions', 'write_case'
+    'DetectionResult', 'GroupingRule', 'LesionDetector', 'LesionFinding', 'Lesion', 'OUTPUT_TYPES',
+    'Provenance', 'SliceDetection', 'box_iou', 'group_detections', 'recist', 'restore_lesions',
+    'write_case'
 ]

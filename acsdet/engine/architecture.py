@@ -111,6 +111,22 @@ def checkpoint_state(checkpoint: Mapping) -> dict:
     return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
 
 
+def load_state_strictly(model,
+                        checkpoint: Mapping,
+                        ckpt_path: str,
+                        config_name: Optional[str] = None) -> None:
+    """Load every key of ``model`` from the loaded ``checkpoint``; a :class:`CheckpointMismatch`
+    with one line naming both (:func:`state_dict_mismatch`) when a key is missing, unexpected
+    or of another shape. Its architecture record is checked apart (:func:`check_architecture`,
+    or the runner's :class:`~acsdet.engine.hooks.ArchitectureRecordHook`)."""
+    state = checkpoint_state(checkpoint)
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointMismatch(f'checkpoint {ckpt_path} does not fit the model of '
+                                 f'{config_name or "the config"}: {problem}')
+    model.load_state_dict(state, strict=True)
+
+
 def state_dict_mismatch(model_state: Mapping, strip: Mapping) -> str:
     """One line saying how a checkpoint's state dict (:func:`checkpoint_state`) differs from a
     model's ('' if it fits)."""

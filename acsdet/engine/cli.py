@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..defaults import NUM_SLICES
-from .architecture import checkpoint_state, state_dict_mismatch
+from .architecture import CheckpointMismatch, load_state_strictly
 from .hooks import ensure_architecture_hook
 
 
@@ -118,19 +118,21 @@ def load_config(path: str,
 def load_checkpoint_strictly(runner, checkpoint: str) -> None:
     """Load ``checkpoint`` into the runner's model with every key matching both ways (MMEngine's
     ``load_from`` only warns about missing keys, so a foreign checkpoint would be tested as a
-    half-initialised model). Raises ``SystemExit`` with a message naming the file."""
+    half-initialised model), after the runner's ``after_load_checkpoint`` hooks (the
+    architecture record). Raises ``SystemExit`` with a message naming the file."""
+    from mmengine.runner.checkpoint import _load_checkpoint
     if not osp.isfile(checkpoint):
         raise SystemExit(f'checkpoint {checkpoint}: no such file')
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     try:
-        runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
-    except RuntimeError:  # load_state_dict(strict=True): missing / unexpected keys
-        from mmengine.runner.checkpoint import _load_checkpoint
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        state = checkpoint_state(_load_checkpoint(checkpoint, map_location='cpu'))
-        raise SystemExit(f'checkpoint {checkpoint} does not fit the model of {runner.cfg.filename}'
-                         f': {state_dict_mismatch(model.state_dict(), state)}') from None
+        loaded = _load_checkpoint(checkpoint, map_location='cpu')
+        runner.call_hook('after_load_checkpoint', checkpoint=loaded)
+        load_state_strictly(model, loaded, checkpoint, runner.cfg.filename)
+    except CheckpointMismatch as e:
+        raise SystemExit(str(e)) from None
     except (OSError, ValueError, pickle.UnpicklingError) as e:  # empty, truncated, no checkpoint
         raise SystemExit(f'checkpoint {checkpoint}: {e}') from None
+    runner.logger.info(f'Load checkpoint from {checkpoint}')
 
 
 def resolve_resume(cfg: Config, resume: Optional[str]) -> None:

@@ -27,7 +27,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 
 from ..models.backbones.truncated_densenet import LEGACY_DENSENET_KEY
-from ..utils.io import atomic_save
+from ..utils import atomic_save
+from ..utils.errors import naming
 from ..version import __version__
 from .architecture import ARCH_KEY, checkpoint_state, model_architecture, state_dict_mismatch
 
@@ -95,7 +96,8 @@ def detect_arch(state: Mapping,
     agree with the keys, and decides between TSM and AlignShift where the config text in
     ``meta`` does not."""
     if arch is not None and arch not in ARCHS:
-        raise _err(path, f'--arch must be one of {", ".join(ARCHS)}, got {arch!r}')
+        raise naming(
+            _err(path, f'{{arch}} must be one of {", ".join(ARCHS)}, got {arch!r}'), 'arch')
     foreign = _foreign(state)
     if foreign:
         raise _err(path, f'is {foreign}, not an M3DV/AlignShift DeepLesion checkpoint')
@@ -122,13 +124,16 @@ def detect_arch(state: Mapping,
         elif len(named) == 1 and named[0] in ('tsm', 'alignshift'):
             found = named[0]
         else:
-            raise _err(
-                path, 'TSM and AlignShift checkpoints have the same keys and its meta '
-                'holds no config naming its backbone: pass --arch tsm or --arch alignshift')
+            raise naming(
+                _err(
+                    path, 'TSM and AlignShift checkpoints have the same keys and its meta '
+                    "holds no config naming its backbone: pass {arch} 'tsm' or 'alignshift'"),
+                'arch')
     if arch is not None and arch != found:
-        raise _err(
-            path, f'--arch {arch} contradicts the keys, which are those of a {found} '
-            f'model ({BACKBONE_CLASSES[found]})')
+        raise naming(
+            _err(
+                path, f'{{arch}} {arch} contradicts the keys, which are those of a {found} '
+                f'model ({BACKBONE_CLASSES[found]})'), 'arch')
     if named and found not in named:
         raise _err(
             path, f'its config names {BACKBONE_CLASSES[named[0]]}, its keys are those of '
@@ -248,7 +253,9 @@ def convert_m3dv_checkpoint(src: str,
     found, d = detect_arch(state, meta, src, arch)
     config = config or m3dv_config_path(found, d)
     if not osp.isfile(config):
-        raise _err(src, f'a {found} model of {d} slices: no config {config} (pass --config)')
+        raise naming(
+            _err(src, f'a {found} model of {d} slices: no config {config} (pass {{config}})'),
+            'config')
     converted, dropped = convert_m3dv_state(state, src)
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))

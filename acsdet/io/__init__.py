@@ -1,7 +1,9 @@
 """Reading patient CT volumes (DICOM, enhanced CT, NIfTI, NRRD, MetaImage, DeepLesion PNG series)
-into :class:`CTVolume` (DeepLesion's slice order, validated)."""
-from .ct_volume import case_name, read_ct
-from .volume import ORIENTATION, CTReadError, CTVolume, input_key, input_path, volume_to_image
+into :class:`CTVolume` (DeepLesion's slice order, validated): :func:`read_ct`
+(:mod:`.reading`) picks a reader from the registry (:mod:`.readers`); :class:`CTVolume` is in
+:mod:`.ct_volume`."""
+from .ct_volume import ORIENTATION, CTReadError, CTVolume, input_key, input_path, volume_to_image
+from .reading import case_name, read_ct
 
 __all__ = [
     'CTReadError', 'CTVolume', 'ORIENTATION', 'case_name', 'input_key', 'input_path', 'read_ct',

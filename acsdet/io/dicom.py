@@ -19,9 +19,9 @@ from typing import List, Optional
 
 import numpy as np
 
+from .ct_volume import CTReadError, _warn, check_slice_positions, from_image, sitk
 from .dicom_discovery import dicom_folder, find_ct_series, is_zip, pick_series
 from .readers import CTReader, case_name, register_ct_reader
-from .volume import CTReadError, _warn, check_slice_positions, from_image, sitk
 
 _HU_UNITS = {"[hnsf'U]", 'HU', '[HU]'}
 
@@ -190,7 +190,7 @@ def _not_hu(ds, groups) -> Optional[str]:
 
 
 def read_enhanced_ct(path: str, name: Optional[str] = None):
-    """An enhanced (multi-frame) CT file as a :class:`~acsdet.io.volume.CTVolume`, frames
+    """An enhanced (multi-frame) CT file as a :class:`~acsdet.io.ct_volume.CTVolume`, frames
     ordered by their Image Position (Patient) along the slice normal."""
     try:
         import pydicom
@@ -273,6 +273,7 @@ class DicomSeriesReader(CTReader):
     """A folder of DICOM files: one classic CT series (``series``: its SeriesInstanceUID when
     the folder holds several) or one enhanced-CT file."""
     name = 'dicom-series'
+    is_dicom = True
     description = 'a DICOM folder'
     options = ('series', )
 
@@ -288,6 +289,7 @@ class DicomZipReader(CTReader):
     """A ``.zip`` of a DICOM study (any folder layout inside; ``series`` as for a folder). The
     zip is extracted into a temporary folder, read, and the temporary removed."""
     name = 'dicom-zip'
+    is_dicom = True
     description = 'a .zip of a DICOM study'
     extensions = ('.zip', )
     options = ('series', )
@@ -305,6 +307,7 @@ class DicomZipReader(CTReader):
 class EnhancedCTReader(CTReader):
     """One enhanced (multi-frame) CT file."""
     name = 'dicom-enhanced'
+    is_dicom = True
     description = 'an enhanced-CT DICOM file'
     extensions = ('.dcm', )
     priority = 60

@@ -15,10 +15,12 @@ import os.path as osp
 import tempfile
 import zipfile
 from collections import defaultdict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .volume import CTReadError
+from ..utils.errors import naming
+from .ct_volume import CTReadError
 
 ENHANCED_CT = '1.2.840.10008.5.1.4.1.1.2.1'
 #: Secondary Capture Image Storage and its multi-frame variants.
@@ -98,9 +100,49 @@ def _float(v) -> Optional[float]:
         return None
 
 
+class _Discovery:
+    """What :func:`one_discovery` keeps: extracted archives and scanned folders."""
+
+    def __init__(self):
+        self.stack = contextlib.ExitStack()
+        self.folders: Dict[str, str] = {}
+        self.scans: Dict[str, Tuple[List[DicomSeries], List[str]]] = {}
+
+
+_DISCOVERY: ContextVar[Optional[_Discovery]] = ContextVar('acsdet_dicom_discovery', default=None)
+
+
+@contextlib.contextmanager
+def one_discovery() -> Iterator[None]:
+    """Within the block, each zip is extracted once and each folder's DICOM headers are read
+    once, however often a run plans, expands and reads the same study; the extracted folders
+    are removed when the block ends. Outside it, every call extracts and scans afresh."""
+    if _DISCOVERY.get() is not None:  # nested: the outer block's
+        yield
+        return
+    cache = _Discovery()
+    token = _DISCOVERY.set(cache)
+    try:
+        with cache.stack:
+            yield
+    finally:
+        _DISCOVERY.reset(token)
+
+
 def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
     """The series under ``folder`` (recursively), CT first, then by series number; and the names
-    of the files that are not readable DICOM (``DICOMDIR`` and hidden files are not counted)."""
+    of the files that are not readable DICOM (``DICOMDIR`` and hidden files are not counted).
+    Inside :func:`one_discovery`, a folder is scanned once."""
+    cache = _DISCOVERY.get()
+    if cache is None:
+        return _scan_folder(folder)
+    key = osp.realpath(folder)
+    if key not in cache.scans:
+        cache.scans[key] = _scan_folder(folder)
+    return cache.scans[key]
+
+
+def _scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
     import pydicom
     groups: Dict[str, List[Tuple[str, object, str]]] = defaultdict(list)
     skipped = []
@@ -154,12 +196,27 @@ def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
 @contextlib.contextmanager
 def dicom_folder(path: str) -> Iterator[str]:
     """A folder holding the archive ``path``: the folder itself, or a ``.zip`` extracted into a
-    temporary folder that is removed afterwards."""
+    temporary folder that is removed afterwards (inside :func:`one_discovery`: extracted once,
+    removed at the block's end)."""
     if osp.isdir(path):
         yield path
         return
     if not is_zip(path):
         raise CTReadError(f'{path}: not a DICOM folder or a .zip of one')
+    cache = _DISCOVERY.get()
+    if cache is None:
+        with _extracted(path) as tmp:
+            yield tmp
+        return
+    key = osp.realpath(path)
+    if key not in cache.folders:
+        cache.folders[key] = cache.stack.enter_context(_extracted(path))
+    yield cache.folders[key]
+
+
+@contextlib.contextmanager
+def _extracted(path: str) -> Iterator[str]:
+    """The zip ``path`` extracted into a temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix='acsdet-zip-') as tmp:
         try:
             with zipfile.ZipFile(path) as z:
@@ -201,9 +258,11 @@ def pick_series(ct: List[DicomSeries], series: Optional[str], where: str) -> Dic
     """The series ``series`` (its SeriesInstanceUID) of ``ct``, or the only one."""
     if series is None:
         if len(ct) > 1:
-            raise CTReadError(f'{where}: holds {len(ct)} CT series, pick one with --series UID '
-                              '(or run each with --all-series; --list describes them): ' +
-                              ', '.join(f'{s.uid} {s.label()}' for s in ct))
+            raise naming(
+                CTReadError(f'{where}: holds {len(ct)} CT series, pick one with {{series}} UID (or '
+                            'run each with {all_series}; {list} describes them): ' +
+                            ', '.join(f'{s.uid} {s.label()}' for s in ct)), 'series', 'all_series',
+                'list')
         return ct[0]
     for s in ct:
         if s.uid == series:

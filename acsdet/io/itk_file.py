@@ -4,9 +4,9 @@ first (:mod:`acsdet.io.nifti`), which ITK lets through.
 """
 import os.path as osp
 
+from .ct_volume import CTReadError, CTVolume, from_image, sitk
 from .nifti import check_nifti
 from .readers import CTReader, case_name, file_extension, register_ct_reader
-from .volume import CTReadError, CTVolume, from_image, sitk
 
 #: The single-file volume formats by extension (read by ITK).
 _FORMATS = {

@@ -14,7 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
-from .volume import CTReadError
+from .ct_volume import CTReadError
 
 _CHUNK = 1 << 24
 

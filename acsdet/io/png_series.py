@@ -13,8 +13,9 @@ import numpy as np
 
 from ..deeplesion.info import series_geometry
 from ..deeplesion.png import decode_slice
+from ..utils.errors import naming
+from .ct_volume import CTReadError, CTVolume, check_slice_positions
 from .readers import CTReader, register_ct_reader
-from .volume import CTReadError, CTVolume, check_slice_positions
 
 _PNG_NAME = re.compile(r'^(\d+)\.png$')
 
@@ -46,8 +47,10 @@ def _read_png_series(folder: str, spacing: Optional[float], thickness: Optional[
         raise CTReadError(f'{folder}: no DeepLesion PNG slices (<index>.png)')
     if spacing is None or thickness is None:
         if dl_info is None:
-            raise CTReadError(f'{folder}: a DeepLesion PNG series needs --spacing and '
-                              '--slice-interval, or --dl-info DL_info.csv to look them up')
+            raise naming(
+                CTReadError(f'{folder}: a DeepLesion PNG series needs {{spacing}} and '
+                            '{slice_interval}, or {dl_info} DL_info.csv to look them up'),
+                'spacing', 'slice_interval', 'dl_info')
         try:
             sp, th = series_geometry(dl_info, osp.basename(osp.normpath(folder)))
         except (OSError, ValueError) as e:

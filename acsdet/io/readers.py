@@ -2,7 +2,7 @@
 
 A reader is one registered class: :meth:`CTReader.accepts` says whether it reads a path (cheaply:
 names, a folder listing, a file's first bytes), :meth:`CTReader.read` returns a
-:class:`~acsdet.io.volume.CTVolume` (DeepLesion's slice order, validated). A reader declares the
+:class:`~acsdet.io.ct_volume.CTVolume` (DeepLesion's slice order, validated). A reader declares the
 keyword ``options`` it takes (``read_ct`` hands it only those, so one set of options serves a
 mixed batch of inputs) and the file name ``extensions`` it owns (stripped from case names).
 :func:`~acsdet.io.read_ct` asks the readers in ``priority`` order (lowest first) and uses the
@@ -20,7 +20,7 @@ import os.path as osp
 from typing import Dict, Iterator, Tuple, Type
 
 from ..utils.lookup import look_up
-from .volume import CTVolume
+from .ct_volume import CTVolume
 
 
 class CTReader:
@@ -35,13 +35,15 @@ class CTReader:
     options: Tuple[str, ...] = ()
     #: Lower is asked first.
     priority: int = 50
+    #: Whether it reads DICOM (so DICOM SEG / SR outputs can reference the source).
+    is_dicom: bool = False
 
     def accepts(self, path: str) -> bool:
         """Whether this reader reads ``path`` (an existing file or folder)."""
         raise NotImplementedError
 
     def read(self, path: str, **options) -> CTVolume:
-        """``path`` as a :class:`CTVolume`; raises :class:`~acsdet.io.volume.CTReadError`."""
+        """``path`` as a :class:`CTVolume`; raises :class:`~acsdet.io.ct_volume.CTReadError`."""
         raise NotImplementedError
 
 

@@ -17,6 +17,7 @@ import acsdet  # noqa: F401
 from acsdet.engine.architecture import ARCH_KEY, CheckpointMismatch, model_architecture
 from acsdet.engine.m3dv_checkpoint import (M3DVCheckpointError, convert_m3dv_checkpoint,
                                            detect_arch, m3dv_config_path)
+from acsdet.utils.errors import cli_message
 from mmdet.registry import MODELS, TRANSFORMS
 from tests import m3dv_reference as ref
 
@@ -296,7 +297,7 @@ def test_m3dv_configs_carry_the_authors_test_settings():
 
 def test_converted_checkpoint_runs_in_lesion_detector_and_is_checked(released):
     from acsdet.apis import LesionDetector
-    from acsdet.io.volume import CTVolume
+    from acsdet.io.ct_volume import CTVolume
     r = released['alignshift']
     hu = np.full((6, SIZE, SIZE), -800.0, np.float32)
     hu[:, 20:40, 24:44] = 40.0
@@ -357,7 +358,7 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
     cases.append((tmp_path / 'cut.pth', None, 'truncated or damaged'))
     cases.append((src, None, r'does not fit the 2d model of 2d_3slice.py: \d+ keys missing '
                   r'\(e.g. rpn_head.rpn_conv.weight, '))
-    cases.append((src, 'a3d', '--arch a3d contradicts the keys, which are those of a 2d model'))
+    cases.append((src, 'a3d', 'arch a3d contradicts the keys, which are those of a 2d model'))
     for path, arch, message in cases:
         with pytest.raises(M3DVCheckpointError, match=message) as e:
             convert_m3dv_checkpoint(str(path), out, arch)
@@ -370,8 +371,9 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path):
 def test_tsm_and_alignshift_need_arch_or_their_config(tmp_path):
     shift = {k: v for k, v in ref.BACKBONES['tsm'](3).state_dict().items()}
     state = {f'backbone.{k}': v for k, v in shift.items()}
-    with pytest.raises(M3DVCheckpointError, match='pass --arch tsm or --arch alignshift'):
+    with pytest.raises(M3DVCheckpointError, match="pass arch 'tsm' or 'alignshift'") as e:
         detect_arch(state, {}, 'x.pth')
+    assert "pass --arch 'tsm' or 'alignshift'" in cli_message(e.value)
     assert detect_arch(state, {}, 'x.pth', 'alignshift') == ('alignshift', 3)
     text = {'config': _authors_config('alignshift', 3)}
     assert detect_arch(state, text, 'x.pth') == ('alignshift', 3)

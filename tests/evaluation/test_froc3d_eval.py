@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from acsdet.apis.report import write_case
-from acsdet.apis.restore import restore_lesions
+from acsdet.export import write_case
+from acsdet.inference import GroupingRule, restore_lesions
 from acsdet.io import read_ct
 from acsdet.testing.ct_files import (ORIENTATIONS, head_to_feet_phantom, lps_image,
                                      perfect_predictions, phantom_lesion_labels, stored_image,
@@ -58,7 +58,8 @@ def cases(tmp_path_factory):
     assert np.array_equal(vol.hu, hu)  # the reader's frame is DeepLesion's order
     runs = {}
     for name, shift in (('perfect', 0), ('shifted', 1)):
-        result = restore_lesions(vol, perfect_predictions(labels, shift), (0, Z), 0.0, 0.3)
+        result = restore_lesions(vol, perfect_predictions(labels, shift), (0, Z), 0.0,
+                                 GroupingRule(0.3))
         assert len(result.lesions) == 3
         runs[name] = write_case(result, str(out / name))
     return dict(out=out, gt_dir=str(gt_dir), csv=csvs, runs=runs, labels=labels)
@@ -197,7 +198,8 @@ def test_deeplesion_sub_volumes_end_to_end(tmp_path):
         sub = labels[a:b]
         preds = [(k - a, boxes, scores, masks)
                  for k, boxes, scores, masks in perfect_predictions(labels) if a <= k < b]
-        write_case(restore_lesions(vol, preds, (0, b - a), 0.0, 0.3), str(tmp_path / 'out'))
+        write_case(
+            restore_lesions(vol, preds, (0, b - a), 0.0, GroupingRule(0.3)), str(tmp_path / "out"))
         boxes = []
         for i in np.unique(sub[sub > 0]):
             k, y, x = np.nonzero(sub == i)

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from acsdet.io import CTReadError, CTVolume, read_ct, volume_to_image
-from acsdet.io.volume import AIR_HU
+from acsdet.io.ct_volume import AIR_HU
 from acsdet.testing.ct_files import (ORIENTATIONS, head_to_feet_phantom, lps_image, stored_image,
                                      write_dicom_series, write_enhanced_ct, write_png_series)
 

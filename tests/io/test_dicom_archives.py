@@ -3,6 +3,7 @@ several series, localizers and secondary captures, a .zip of a study; and what i
 import glob
 import os
 import os.path as osp
+import re
 import tempfile
 import zipfile
 
@@ -14,6 +15,7 @@ from acsdet.io import CTReadError, read_ct
 from acsdet.io.dicom_discovery import describe_series, scan_folder
 from acsdet.testing.ct_files import (TRANSFER_SYNTAXES, head_to_feet_phantom, transcode,
                                      write_dicom_series, write_enhanced_ct, write_study)
+from acsdet.utils.errors import cli_message
 
 SPACING = (2.0, 0.8, 0.8)
 
@@ -68,9 +70,10 @@ def test_series_are_found_at_any_depth_and_what_is_not_ct_is_named(study, hu):
     }
     assert skipped == [osp.join('STUDY_20260101', 'notes.txt')]
     with pytest.raises(
-            CTReadError, match=r'PAT001: holds 2 CT series, pick one with --series .*'
-            r'--all-series') as e:
+            CTReadError, match=r'PAT001: holds 2 CT series, pick one with series .*'
+            r'all_series') as e:
         read_ct(study['root'])
+    assert re.search(r'pick one with --series .*--all-series; --list', cli_message(e.value))
     assert study['thin'] in str(e.value) and study['thick'] in str(e.value)
     vol = read_ct(study['root'], series=study['thick'])
     np.testing.assert_array_equal(vol.hu, hu[::2])

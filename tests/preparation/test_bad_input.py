@@ -23,7 +23,7 @@ from acsdet.deeplesion.info import group_by_key_slice, read_dl_info
 from acsdet.preparation import deeplesion_coco
 from acsdet.preparation.deeplesion_coco import REPORT_NAME, convert_deeplesion
 from acsdet.testing.synthetic import make_synthetic_deeplesion
-from acsdet.utils import io as acsdet_io
+from acsdet.utils import files as acsdet_files
 
 from ..helpers import ROOT
 
@@ -209,13 +209,13 @@ def test_outputs_are_replaced_as_one_set(synth, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
         real_replace(src, dst)
 
-    monkeypatch.setattr(acsdet_io.os, 'replace', dying_replace)
+    monkeypatch.setattr(acsdet_files.os, 'replace', dying_replace)
     with pytest.raises(KeyboardInterrupt):
         convert_deeplesion(str(data), str(out))
     monkeypatch.undo()
     assert not stray.exists()
     # on disk, for now: one file renamed, three complete temporaries and the journal
-    assert (out / acsdet_io.WRITE_SET_JOURNAL).is_file()
+    assert (out / acsdet_files.WRITE_SET_JOURNAL).is_file()
     assert len(list(out.glob('*.tmp'))) == len(OUTPUTS) - 1
     # the next reader (a training run's dataset) completes the interrupted commit first
     DeepLesionDataset(
@@ -366,7 +366,7 @@ def test_froc_eval_completes_an_interrupted_conversion_before_reading_it(
             raise KeyboardInterrupt
         real_replace(src, dst)
 
-    monkeypatch.setattr(acsdet_io.os, 'replace', dying_replace)
+    monkeypatch.setattr(acsdet_files.os, 'replace', dying_replace)
     with pytest.raises(KeyboardInterrupt):
         convert_deeplesion(str(data), str(out), splits=('test', ))
     monkeypatch.undo()

@@ -62,8 +62,8 @@ def make_inputs(work: str) -> None:
             key = f'000{s:03d}_01_01/{k:03d}.png'
             x, y = rng.uniform(50, 300, 2)
             gt[key] = [[x, y, x + 30, y + 20]]
-            dets[key] = [[x + dx, y + dx, x + 30 + dx, y + 20, float(sc)]
-                         for dx, sc in zip(rng.uniform(-8, 8, 4), rng.uniform(0, 1, 4))]
+            dets[key] = [[x + dx, y + dx, x + 30 + dx, y + 20,
+                          float(sc)] for dx, sc in zip(rng.uniform(-8, 8, 4), rng.uniform(0, 1, 4))]
     with open(osp.join(work, 'froc_gt.json'), 'w') as f:
         json.dump(gt, f)
     with open(osp.join(work, 'froc_dets.json'), 'w') as f:
@@ -156,8 +156,9 @@ def main(argv=None):
     work = osp.abspath(a.work)
     if not osp.exists(osp.join(work, 'random.pth')):
         make_inputs(work)
-    from acsdet import __version__
     import pydicom
+
+    from acsdet import __version__
     known = {str(pydicom.dcmread(f).SOPInstanceUID) for f in glob.glob(f'{work}/ct_dicom/*.dcm')}
     known |= {
         str(getattr(pydicom.dcmread(f), k))
@@ -168,19 +169,29 @@ def main(argv=None):
     subprocess.run(['rm', '-rf', out], check=True)
     ckpt = osp.join(work, 'random.pth')
     common = ['--score-thr', '0.2', '--no-progress', '--save-overlays']
-    run(['tools/infer.py', CONFIG, ckpt, f'{work}/ct_dicom', '--out-dir', f'{out}/slices',
-         '--output-type', 'json', 'nifti', 'dicom-seg', 'dicom-sr'] + common)
-    run(['tools/infer.py', CONFIG, ckpt, f'{work}/ct_dicom', f'{work}/ct.nii.gz', '--out-dir',
-         f'{out}/volumetric', '--volumetric', '--output-type', 'json', 'nifti'] + common)
-    run(['tools/infer.py', CONFIG, ckpt, f'{work}/ct_png', '--spacing', '0.8',
-         '--slice-interval', '2', '--out-dir', f'{out}/png', '--slices', '4:20'] + common)
-    run(['tools/froc_eval.py', f'{work}/froc_dets.json', f'{work}/froc_gt.json', '--out-dir',
-         f'{out}/froc'])
+    run([
+        'tools/infer.py', CONFIG, ckpt, f'{work}/ct_dicom', '--out-dir', f'{out}/slices',
+        '--output-type', 'json', 'nifti', 'dicom-seg', 'dicom-sr'
+    ] + common)
+    run([
+        'tools/infer.py', CONFIG, ckpt, f'{work}/ct_dicom', f'{work}/ct.nii.gz', '--out-dir',
+        f'{out}/volumetric', '--volumetric', '--output-type', 'json', 'nifti'
+    ] + common)
+    run([
+        'tools/infer.py', CONFIG, ckpt, f'{work}/ct_png', '--spacing', '0.8', '--slice-interval',
+        '2', '--out-dir', f'{out}/png', '--slices', '4:20'
+    ] + common)
+    run([
+        'tools/froc_eval.py', f'{work}/froc_dets.json', f'{work}/froc_gt.json', '--out-dir',
+        f'{out}/froc'
+    ])
     gt_csv = osp.join(work, 'gt3d.csv')
     with open(gt_csv, 'w') as f:
         f.write('case,x1,y1,z1,x2,y2,z2\nct_dicom,30,30,5,60,60,12\nct,40,20,2,70,50,9\n')
-    run(['tools/froc3d_eval.py', f'{out}/volumetric', '--gt-csv', gt_csv, '--out',
-         f'{out}/froc3d.json'])
+    run([
+        'tools/froc3d_eval.py', f'{out}/volumetric', '--gt-csv', gt_csv, '--out',
+        f'{out}/froc3d.json'
+    ])
     uids = UIDs(known)
     digest = {}
     for folder in sorted(glob.glob(f'{out}/*/*/lesions.json')):
@@ -189,13 +200,14 @@ def main(argv=None):
     for run_dir in ('slices', 'volumetric', 'png'):
         with open(osp.join(out, run_dir, 'summary.csv')) as f:
             rows = list(csv.DictReader(f))
-        digest[f'{run_dir}/summary.csv'] = [{k: v
-                                             for k, v in r.items() if k != 'seconds'}
-                                            for r in rows]
+        digest[f'{run_dir}/summary.csv'] = [{
+            k: v
+            for k, v in r.items() if k != 'seconds'
+        } for r in rows]
     for name in sorted(os.listdir(f'{out}/froc')):
         data = open(osp.join(out, 'froc', name), 'rb').read()
-        digest[f'froc/{name}'] = (hashlib.sha1(data).hexdigest()
-                                  if name.endswith('.png') else data.decode())
+        digest[f'froc/{name}'] = (
+            hashlib.sha1(data).hexdigest() if name.endswith('.png') else data.decode())
     digest['froc3d.json'] = json.load(open(f'{out}/froc3d.json'))
     text = json.dumps(digest, indent=1, sort_keys=True)
     if a.out:

@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from acsdet.engine.m3dv_checkpoint import ARCHS, M3DVCheckpointError, convert_m3dv_checkpoint
+from acsdet.utils.errors import cli_message
 
 
 def parse_args(argv=None):
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     try:
         report = convert_m3dv_checkpoint(args.src, args.dst, args.arch, args.config)
     except M3DVCheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {cli_message(e)}', file=sys.stderr)
         return 2
     print(f'{args.src}: {report["arch"]} model, {report["num_slices"]} slices')
     if report['dropped']:

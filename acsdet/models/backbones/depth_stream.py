@@ -16,6 +16,19 @@ import torch
 import torch.nn as nn
 
 
+class BackboneOutput:
+    """Backbone features computed beforehand (by a volumetric pass), standing in for a detector's
+    ``batch_inputs``: a backbone given one returns its features, so MMDetection's own
+    ``predict`` runs the neck and heads on them unchanged. ``device`` is the features'."""
+
+    def __init__(self, feats: Tuple[torch.Tensor, ...]):
+        self.feats = tuple(feats)
+
+    @property
+    def device(self) -> torch.device:
+        return self.feats[0].device
+
+
 def depth_reach(module: nn.Module) -> int:
     """How many slices each side an output of ``module`` depends on: the sum of the depth
     half-extents of the layers in it that mix slices (an upper bound for any wiring of them).

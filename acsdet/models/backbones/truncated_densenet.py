@@ -40,7 +40,7 @@ from ...defaults import NUM_SLICES
 from ...ops.a3d import A3DConv
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
-from .depth_stream import LayerNode, VolumeNode, depth_reach, stream
+from .depth_stream import BackboneOutput, LayerNode, VolumeNode, depth_reach, stream
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
@@ -288,7 +288,11 @@ class TruncatedDenseNet(BaseModule):
         (or ``(N, D + 2c, H, W)`` with ``train_context_slices`` c: the centre key slice's).
 
         ``thickness`` ``(N,)`` mm: each sample's slice thickness, handed to every AlignShift
-        layer ('alignshift' needs it; the other modes ignore it)."""
+        layer ('alignshift' needs it; the other modes ignore it). A
+        :class:`~.depth_stream.BackboneOutput` (features of :meth:`forward_volume`) is returned
+        as it is."""
+        if isinstance(x, BackboneOutput):
+            return x.feats
         d, c = self.num_slices, self.train_context_slices
         if x.dim() != 4 or x.shape[1] not in {d, d + 2 * c}:
             with_context = f' or D + 2c = {d + 2 * c}' if c else ''

@@ -132,7 +132,7 @@ def write_lesion_map(series_dir: str, path: str, lesions, z_mm, coords, px: floa
     import SimpleITK as sitk
 
     from ...io import read_ct
-    from ...io.volume import image_in_volume_geometry
+    from ...io.ct_volume import image_in_volume_geometry
     from ...utils import atomic_save
     size = len(coords)
     labels = np.zeros((len(z_mm), size, size), np.uint16)

@@ -1,7 +1,8 @@
-"""The records of inference. ``LesionFinding``: one detected 3D lesion as acsdet reports it, the
-one record the detector fills and every writer reads (``lesions.json``'s ``lesions[]``,
-``lesions.csv``, the report and the overlays; field order is the JSON's). ``DetectionResult``:
-one CT's findings, per-slice detections and label map."""
+"""The records of inference, immutable. ``LesionFinding``: one detected 3D lesion as acsdet
+reports it, the one record the detector fills and every writer reads (``lesions.json``'s
+``lesions[]``, ``lesions.csv``, the report and the overlays; field order is the JSON's).
+``Provenance``: what made a result. ``DetectionResult``: one CT's findings, per-slice detections
+and label map, with its provenance."""
 import dataclasses
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -9,14 +10,10 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..io import CTVolume
-
-#: ``lesions.csv``'s columns.
-CSV_FIELDS = ('id', 'score', 'key_slice', 'key_slice_stored', 'first_slice', 'last_slice',
-              'center_x_mm', 'center_y_mm', 'center_z_mm', 'recist_long_mm', 'recist_short_mm',
-              'volume_ml')
+from ..version import __version__
 
 
-@dataclass
+@dataclass(frozen=True)
 class LesionFinding:
     """A lesion: slices are the volume's (DeepLesion's order, head to feet), ``*_stored`` the
     input file's own indices, ``*_lps_mm`` physical LPS millimetres (see ``lesions.json`` in
@@ -44,22 +41,33 @@ class LesionFinding:
         """The ``lesions.json`` entry (plain values, the fields in order)."""
         return dataclasses.asdict(self)
 
-    def csv_row(self) -> list:
-        """The ``lesions.csv`` row (:data:`CSV_FIELDS`)."""
-        c = self.center_lps_mm
-        return [
-            self.id, self.score, self.key_slice, self.key_slice_stored, self.slices[0],
-            self.slices[1], c[0], c[1], c[2], self.recist_long_mm, self.recist_short_mm,
-            self.volume_ml
-        ]
-
 
 RESULT_VERSION = '1.0'
 
 
-@dataclass
+@dataclass(frozen=True)
+class Provenance:
+    """What made a result: the config and checkpoint as given (paths or names), the checkpoint
+    file's SHA-256, and the acsdet version. Empty strings where unknown (a result restored from
+    detections without a model)."""
+    config: str = ''
+    checkpoint: str = ''
+    checkpoint_sha256: str = ''
+    acsdet_version: str = __version__
+
+    def to_json(self) -> dict:
+        """``lesions.json``'s provenance keys (``config`` and ``checkpoint`` only when known)."""
+        out = {k: v for k, v in (('config', self.config), ('checkpoint', self.checkpoint)) if v}
+        if self.checkpoint_sha256:
+            out['checkpoint_sha256'] = self.checkpoint_sha256
+        out['acsdet_version'] = self.acsdet_version
+        return out
+
+
+@dataclass(frozen=True)
 class DetectionResult:
-    """Lesions of one CT and how they were found (see ``lesions.json`` in docs/inference.md)."""
+    """Lesions of one CT and how they were found (see ``lesions.json`` in docs/outputs.md).
+    Frozen: a step that adds to it makes a new one (``dataclasses.replace``)."""
     volume: CTVolume
     lesions: List[LesionFinding]
     detections: List[dict]
@@ -70,5 +78,7 @@ class DetectionResult:
     #: how the detections were made: ``mode`` 'per-slice' or 'volumetric' (then the grid step,
     #: the key slices run and each stored slice's key position, mm below the first slice)
     inference: dict = field(default_factory=dict)
-    #: the grouping rule that made the lesions (:class:`~acsdet.apis.lesions.GroupingRule`)
+    #: the grouping rule that made the lesions (:class:`~acsdet.inference.GroupingRule`)
     grouping: dict = field(default_factory=dict)
+    #: the config, checkpoint and code that made it
+    provenance: Provenance = field(default_factory=Provenance)

@@ -1,5 +1,4 @@
-"""utils/io: atomic writes, owners of temporaries (only a gone process's are stale), strict JSON."""
-import json
+"""utils/files: atomic writes, owners of temporaries (only a gone process's are stale)."""
 import os
 import subprocess
 import sys
@@ -7,8 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from acsdet.utils import (atomic_write, json_safe, owner_is_dead, owner_tag, stale_temporaries,
-                          temporary_name)
+from acsdet.utils import atomic_write, owner_is_dead, owner_tag, stale_temporaries, temporary_name
 
 
 def _gone_pid() -> int:
@@ -55,12 +53,6 @@ def test_atomic_write_replaces_a_link_and_leaves_its_target(tmp_path):
     with pytest.raises(ZeroDivisionError):  # a failing writer leaves the old file, no temporary
         atomic_write(str(tmp_path / 'out.txt'), lambda f: 1 / 0)
     assert (tmp_path / 'out.txt').read_text() == 'new' and len(os.listdir(tmp_path)) == 2
-
-
-def test_json_safe_makes_strict_json():
-    obj = dict(a=float('nan'), b=[1.0, np.float32('inf'), 2], c=dict(d=-np.inf), e='x')
-    text = json.dumps(json_safe(obj), allow_nan=False)
-    assert json.loads(text) == dict(a=None, b=[1.0, None, 2], c=dict(d=None), e='x')
 
 
 def test_atomic_save_by_name_keeps_the_old_file_when_the_writer_fails(tmp_path):

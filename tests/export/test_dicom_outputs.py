@@ -16,8 +16,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from acsdet.apis import restore_lesions, write_case
-from acsdet.apis.dicom_seg import DicomOutputError
+from acsdet.apis import Provenance, restore_lesions, write_case
+from acsdet.export.dicom_kit import DicomOutputError
 from acsdet.io import read_ct
 from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, perfect_predictions,
                                      phantom_lesion_labels, write_dicom_series, write_enhanced_ct)
@@ -52,14 +52,10 @@ def dicom_case(request, tmp_path_factory):
         src = write_enhanced_ct(hu, SPACING, str(root / 'ct.dcm'))
         files = [src]
     vol = read_ct(src)
-    result = phantom_result(vol, lesions)
+    result = dataclasses.replace(
+        phantom_result(vol, lesions), provenance=Provenance(CONFIG_DEMO, 'model.pth'))
     assert len(result.lesions) == 2
-    folder = write_case(
-        result,
-        str(root / 'out'),
-        'case',
-        meta=dict(config=CONFIG_DEMO, checkpoint='model.pth'),
-        outputs=('nifti', 'dicom-sr'))
+    folder = write_case(result, str(root / 'out'), 'case', outputs=('nifti', 'dicom-sr'))
     with open(osp.join(folder, 'lesions.json')) as f:
         js = json.load(f)
     cts = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
@@ -301,8 +297,7 @@ def test_dicom_outputs_need_a_dicom_input_and_a_lesion(tmp_path):
 def test_an_sr_needs_a_series_stored_as_axial_slices(tmp_path):
     """A series stored coronally has no instance holding an axial key slice: no RECIST polyline
     can be drawn on one, so the SR is refused (the SEG is not: its frames are the instances)."""
-    from acsdet.apis.dicom_seg import AlgorithmInfo
-    from acsdet.apis.dicom_sr import lesion_report
+    from acsdet.export.dicom_sr import lesion_report
     from acsdet.io.dicom import DicomSource
     from acsdet.testing.ct_files import ORIENTATIONS, stored_image
     hu, lesions = head_to_feet_phantom(24, 64)
@@ -315,7 +310,7 @@ def test_an_sr_needs_a_series_stored_as_axial_slices(tmp_path):
     with pytest.raises(
             DicomOutputError, match=r'c\.nrrd: the series is not stored as axial '
             'slices'):
-        lesion_report(result, None, [], AlgorithmInfo())
+        lesion_report(result, None, [])
 
 
 def test_a_lesion_without_voxels_is_an_empty_segment_without_axes(tmp_path):

@@ -1,7 +1,7 @@
 """restore_lesions: per-slice detections -> 3D lesions with their geometry, no model needed."""
 import numpy as np
 
-from acsdet.apis import restore_lesions
+from acsdet.inference import GroupingRule, restore_lesions
 from acsdet.io import CTVolume
 
 
@@ -31,7 +31,7 @@ def test_adjacent_detections_become_one_lesion_with_its_geometry():
         (2, np.array([[11., 10., 21., 20.]]), np.array([0.8]), _square(11, 10, 21, 20)),
         (3, np.array([[30., 30., 36., 36.]]), np.array([0.6]), _square(30, 30, 36, 36)),
     ]
-    res = restore_lesions(_volume(), preds, (0, 4), score_thr=0.5, iou_thr=0.5)
+    res = restore_lesions(_volume(), preds, (0, 4), score_thr=0.5, rule=GroupingRule(0.5))
     assert [les.id for les in res.lesions] == [1, 2] and res.score_thr == 0.5
     a, b = res.lesions
     assert (a.slices, a.key_slice, a.score, a.key_box_px) == ([1, 2], 1, 0.9, [10., 10., 20., 20.])

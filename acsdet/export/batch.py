@@ -1,30 +1,27 @@
-"""Batch runs of ``tools/infer.py``: which cases an input list makes, which are done, and the
-run's ``summary.csv``.
+"""Batch runs: the cases of an input list, which are done, and the run's ``summary.csv`` (the
+planning of a run, checked before any model runs, is :mod:`.planner`).
 
 - **Cases.** Each input (a path, or a row of a CSV manifest with ``path`` and optional
   ``series`` and ``case``) is one case; with ``all_series`` a DICOM folder or zip holding several
   CT series is one case per series, named ``<input>_s<SeriesNumber>`` (``<input>_<8 hex of the
   series UID>`` where numbers repeat). Names are then made unique and stable by
-  :func:`~acsdet.apis.case_folder.assign_case_names` (two ``scan.nii.gz`` in different folders
+  :func:`~acsdet.export.case_folder.assign_case_names` (two ``scan.nii.gz`` in different folders
   never share a folder).
 - **Done.** With ``--skip-done`` a case whose folder is complete for its input with every output
-  type asked for (:func:`~acsdet.apis.case_folder.is_done`) is not run again; a folder left by a
+  type asked for (:func:`~acsdet.export.case_folder.is_done`) is not run again; a folder left by a
   killed run is never complete (cases are written whole and swapped in).
 - **Summary.** ``summary.csv`` (:data:`SUMMARY_FIELDS`), one row per case of the run in input
   order, rewritten atomically after every case, so a killed run leaves the rows it finished.
 """
 import csv
-import hashlib
 import io
 import os.path as osp
-from collections import Counter
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from ..io import case_name, input_key
-from ..io.dicom_discovery import dicom_folder, find_ct_series, is_zip
-from ..io.readers import readers
 from ..utils import atomic_write
+from ..utils.errors import naming
 
 SUMMARY_FIELDS = ('case', 'input', 'series', 'status', 'lesions', 'seconds', 'folder', 'error')
 
@@ -70,35 +67,6 @@ def read_manifest_csv(path: str) -> List[Case]:
     return out
 
 
-def expand_series(case: Case) -> List[Case]:
-    """``--all-series``: a DICOM folder or zip as one case per CT series (others unchanged).
-    Raises :class:`~acsdet.io.CTReadError` for an archive without a CT series."""
-    archive = osp.isdir(case.path) or is_zip(case.path)
-    if case.series is not None or not archive or not is_dicom_input(case.path):
-        return [case]
-    with dicom_folder(case.path) as folder:
-        ct, _ = find_ct_series(folder, case.path)
-    if len(ct) == 1:
-        return [Case(case.path, ct[0].uid, case.name)]
-    numbers = Counter(s.number for s in ct)
-
-    def suffix(s):
-        if s.number is not None and numbers[s.number] == 1:
-            return f's{s.number}'
-        return hashlib.sha1(s.uid.encode()).hexdigest()[:8]
-
-    return [Case(case.path, s.uid, f'{case.name}_{suffix(s)}') for s in ct]
-
-
-def is_dicom_input(path: str) -> bool:
-    """Whether ``path`` is read as DICOM (a DICOM folder, a zip, an enhanced-CT file): the
-    first registered reader that accepts it is a DICOM one."""
-    if not osp.exists(path):
-        return False
-    chosen = next((r for r in readers() if r.accepts(path)), None)
-    return chosen is not None and chosen.name.startswith('dicom')
-
-
 class Summary:
     """``summary.csv`` of a run: one row per case (in the order of ``keys``, the cases' input
     keys), rewritten atomically after each."""
@@ -113,8 +81,9 @@ class Summary:
             except (OSError, UnicodeDecodeError, csv.Error):
                 head = None
             if osp.islink(self.path) or head != list(SUMMARY_FIELDS):
-                raise OSError(f'{self.path} exists and is not a summary acsdet wrote: refusing '
-                              'to replace it; move it or choose another --out-dir')
+                raise naming(
+                    OSError(f'{self.path} exists and is not a summary acsdet wrote: refusing to '
+                            'replace it; move it or choose another {out_dir}'), 'out_dir')
 
     def record(self, key: str, **row) -> None:
         """The row of the case with input key ``key`` (:data:`SUMMARY_FIELDS`)."""

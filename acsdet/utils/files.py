@@ -1,4 +1,5 @@
-"""Atomic file writing (one file, or a set of files replaced together) and COCO RLE encoding."""
+"""Atomic file writing (one file, or a set of files replaced together) and the temporaries it
+leaves: who owns them, which are stale."""
 import hashlib
 import json
 import os
@@ -7,9 +8,6 @@ import re
 import socket
 import uuid
 from typing import IO, Callable, Dict, List, Optional
-
-import numpy as np
-from pycocotools import mask as mask_utils
 
 #: Left in a folder while :func:`atomic_write_set` renames its files; its presence means a
 #: commit was interrupted, and :func:`finish_write_set` completes it.
@@ -183,22 +181,3 @@ def check_writable_dir(directory: str, what: str = 'output folder') -> None:
         os.remove(probe)
     except OSError as e:
         raise OSError(f'cannot write to the {what} {directory}: {e.strerror or e}') from e
-
-
-def json_safe(obj):
-    """``obj`` with every non-finite float (NaN, inf) replaced by None, so that it can be
-    written as strict JSON (``allow_nan=False``): ``NaN`` is not JSON and many readers fail."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def mask_to_rle(mask: np.ndarray) -> dict:
-    """A binary ``(H, W)`` mask as a JSON-ready COCO RLE (``counts`` as str)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')
-    return rle

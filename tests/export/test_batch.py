@@ -13,7 +13,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from acsdet.apis.case_folder import MANIFEST
+from acsdet.export.case_folder import MANIFEST
 from acsdet.testing.ct_files import head_to_feet_phantom, lps_image, write_study
 
 from ..helpers import ROOT
@@ -117,7 +117,7 @@ def test_a_manifest_runs_every_row_and_one_bad_case_never_stops_the_others(
 KILLER = textwrap.dedent('''
     import os, signal, sys
     sys.path.insert(0, {root!r})
-    import acsdet.apis.report as report
+    import acsdet.export.case_writer as report
     real, calls = report.commit_case, []
 
     def commit_then_die(tmp, *args, **kwargs):

@@ -12,11 +12,13 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from acsdet.apis.case_folder import MANIFEST
 from acsdet.engine.architecture import ARCH_KEY
+from acsdet.export.case_folder import MANIFEST
 from acsdet.io import read_ct
 from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, write_dicom_series,
                                      write_png_series)
+
+from ..helpers import CONFIG_DEMO, EPOCHS
 
 SPACING = (2.0, 0.8, 0.8)
 
@@ -169,7 +171,7 @@ def test_two_inputs_with_one_base_name_get_two_stable_case_folders(model_files, 
 
 def test_a_killed_write_leaves_nothing_the_next_run_does_not_remove(model_files, ct, tmp_path):
     from acsdet.apis import write_case
-    from acsdet.apis.lesion_detector import DetectionResult
+    from acsdet.inference import DetectionResult
     out = tmp_path / 'out'
     assert _infer(model_files, ct['nifti'], '--out-dir', out, '--slices', '6:8') == 0
     vol = read_ct(ct['nifti'])
@@ -208,7 +210,7 @@ def test_converter_write_probe_of_a_killed_run_is_removed(tmp_path):
     gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True,
                           text=True).stdout.strip()
-    from acsdet.utils.io import _HOST
+    from acsdet.utils.files import _HOST
     stale = tmp_path / f'.write-probe.{_HOST}-{gone}.{"ab" * 16}.tmp'
     stale.write_text('')
     legacy = tmp_path / f'.write-probe.{"cd" * 16}.tmp'  # written before probes had owners
@@ -308,3 +310,23 @@ def test_grouping_options_reach_lesions_json_and_bad_ones_are_refused(model_file
     assert doc['grouping'] == dict(iou_thr=0.5, max_gap=0, depth_ratio=None, contain_thr=0.6)
     assert _infer(model_files, ct['nifti'], '--out-dir', out, '--max-gap', '-1') == 2
     assert 'grouping max_gap must be >= 0 slices, got -1' in capsys.readouterr().err
+
+
+def test_infer_cli_keeps_going_past_a_bad_input(phantom, e2e_trained, tmp_path, capsys):
+    from tools import infer
+    ckpt = str(e2e_trained[0] / 'train' / f'epoch_{EPOCHS}.pth')
+    good = phantom['files']['RAS']
+    (tmp_path / 'bad.nii.gz').write_bytes(b'garbage')
+    code = infer.main([
+        CONFIG_DEMO, ckpt,
+        str(tmp_path / 'bad.nii.gz'), good, '--out-dir',
+        str(tmp_path / 'out'), '--slices', '20:23', '--save-masks', '--no-progress'
+    ])
+    out = capsys.readouterr()
+    assert code == 1
+    assert 'bad.nii.gz: unreadable' in out.err and '1 case(s) done, 1 failed' in out.out
+    assert sorted(os.listdir(tmp_path / 'out')) == ['RAS', 'summary.csv']  # nothing partial for it
+    assert {'lesions.json', 'lesions.csv', 'report.html',
+            'lesions.nii.gz'} <= set(os.listdir(tmp_path / 'out' / 'RAS'))
+    saved = json.loads((tmp_path / 'out' / 'RAS' / 'lesions.json').read_text())
+    assert saved['slices_processed'] == [20, 23]

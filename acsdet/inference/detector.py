@@ -9,9 +9,11 @@ slice interval exactly as in training (:func:`~acsdet.datasets.slices.volume_sli
 through the config's test pipeline (its DeepLesion loading step replaced by
 :class:`~acsdet.datasets.transforms.LoadVolumeSlices`, its annotation loading dropped) and the
 model in batches (this module: predict); the per-slice detections become 3D lesions in the
-input's geometry (:mod:`acsdet.apis.restore`), which :mod:`acsdet.apis.report` writes.
+input's geometry (:mod:`acsdet.inference.restore`), which :mod:`acsdet.export` writes.
 """
 import copy
+import dataclasses
+import hashlib
 import time
 from typing import Optional, Sequence, Tuple, Union
 
@@ -25,13 +27,14 @@ from tqdm import tqdm
 from ..datasets.transforms import LoadVolumeSlices
 from ..datasets.transforms.loading import put_stack
 from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
-from ..engine.architecture import (CheckpointMismatch, check_architecture, checkpoint_state,
-                                   state_dict_mismatch)
+from ..engine.architecture import check_architecture, load_state_strictly
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
-from .lesion_record import RESULT_VERSION, DetectionResult  # noqa: F401  (re-exported)
-from .lesions import GroupingRule
+from ..models.backbones.depth_stream import BackboneOutput
+from ..utils.errors import naming
+from .grouping import GroupingRule
 from .restore import restore_lesions
+from .results import DetectionResult, Provenance
 
 
 def check_device(device: str) -> str:
@@ -39,44 +42,34 @@ def check_device(device: str) -> str:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(f'--device {device!r}: not a device name ({e})') from None
+        raise naming(ValueError(f'{{device}} {device!r}: not a device name ({e})'),
+                     'device') from None
+    why = None
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
-            raise ValueError(f'--device {device}: no CUDA GPU is available here (torch '
-                             f'{torch.__version__}); use --device cpu')
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f'--device {device}: only {torch.cuda.device_count()} CUDA device(s)')
+            why = (
+                f'{{device}} {device}: no CUDA GPU is available here (torch {torch.__version__}); '
+                "use {device} 'cpu'")
+        elif dev.index is not None and dev.index >= torch.cuda.device_count():
+            why = f'{{device}} {device}: only {torch.cuda.device_count()} CUDA device(s)'
     elif dev.type != 'cpu':
-        raise ValueError(f'--device {device}: use cpu, cuda or cuda:N')
+        why = f'{{device}} {device}: use cpu, cuda or cuda:N'
+    if why:
+        raise naming(ValueError(why), 'device')
     return device
 
 
-def _load_strictly(model, checkpoint: str, cfg: Config, config_name: Optional[str]) -> None:
-    """Load every key of ``model`` from ``checkpoint`` after checking its architecture record;
-    a ``CheckpointMismatch`` (a ``ValueError``) with one line naming both otherwise."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    check_architecture(ckpt, cfg.model, checkpoint, config_name)
-    state = checkpoint_state(ckpt)
-    problem = state_dict_mismatch(model.state_dict(), state)
-    if problem:
-        raise CheckpointMismatch(f'checkpoint {checkpoint} does not fit the model of '
-                                 f'{config_name or "the config"}: {problem}')
-    model.load_state_dict(state, strict=True)
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file (a checkpoint's identity in a result's provenance)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
 
 
 #: Slices per pass of the test pipeline in volumetric mode (OpenCV 5 takes at most 128 channels).
 _CHANNELS_PER_PASS = 128
-
-
-def _predict_from_features(model, feats: Tuple[torch.Tensor, ...], samples: list) -> list:
-    """A two-stage detector's ``predict`` from backbone features (MMDetection's
-    ``TwoStageDetector.predict`` after ``extract_feat``'s backbone call): the neck, the RPN and
-    the RoI heads, boxes and masks rescaled to the input's size."""
-    x = model.neck(feats) if model.with_neck else feats
-    proposals = model.rpn_head.predict(x, samples, rescale=False)
-    results = model.roi_head.predict(x, proposals, samples, rescale=True)
-    return model.add_pred_to_datasample(samples, results)
 
 
 def _skip_masks_below(cfg: Config, score_thr: float) -> None:
@@ -107,11 +100,8 @@ class LesionDetector:
         score_thr: keep detections with at least this score.
         batch_size: key slices per forward pass (per-slice mode) or per pass of the neck and
             heads (volumetric mode).
-        iou_thr: IoU that links detections on adjacent slices into one lesion (the default
-            grouping rule's).
-        grouping: how detections become 3D lesions (:class:`~acsdet.apis.lesions.GroupingRule`:
-            one-to-one links, gaps bridged, depth bounded by size); default
-            ``GroupingRule(iou_thr)``.
+        grouping: how detections become 3D lesions (:class:`~acsdet.inference.GroupingRule`:
+            one-to-one links, gaps bridged, depth bounded by size).
         volumetric: run the backbone once over the whole CT (:meth:`predict_volume`) instead of
             once per key slice's stack (:meth:`predict_slices`).
         depth_chunk: volumetric mode: key slices per step of the 3D pass (memory grows with
@@ -124,10 +114,9 @@ class LesionDetector:
                  device: str = 'cpu',
                  score_thr: float = 0.5,
                  batch_size: int = 4,
-                 iou_thr: float = 0.5,
                  volumetric: bool = False,
                  depth_chunk: int = 32,
-                 grouping: Optional[GroupingRule] = None):
+                 grouping: GroupingRule = GroupingRule()):
         import acsdet  # noqa: F401  (registers acsdet's modules)
         from mmdet.registry import MODELS
         device = check_device(device)
@@ -135,7 +124,10 @@ class LesionDetector:
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         self.cfg = cfg
         if depth_chunk < 1:
-            raise ValueError(f'depth_chunk must be >= 1, got {depth_chunk}')
+            raise naming(
+                ValueError(f'{{depth_chunk}} must be >= 1, got {depth_chunk}'), 'depth_chunk')
+        if not isinstance(grouping, GroupingRule):
+            raise TypeError(f'grouping must be a GroupingRule, got {grouping!r}')
         _skip_masks_below(cfg, score_thr)
         test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
         load = _loading_step(test_pipeline)
@@ -150,11 +142,19 @@ class LesionDetector:
                 raise ValueError("volumetric inference resamples the volume once on one grid: "
                                  f"it cannot use fraction_rule={rule!r} (the references' "
                                  'per-stack weights); run this model per slice')
-        _load_strictly(self.model, checkpoint, cfg, config if isinstance(config, str) else None)
+        from mmengine.runner.checkpoint import _load_checkpoint
+        config_name = config if isinstance(config, str) else None
+        loaded = _load_checkpoint(checkpoint, map_location='cpu')
+        check_architecture(loaded, cfg.model, checkpoint, config_name)
+        load_state_strictly(self.model, loaded, checkpoint, config_name)
+        self.provenance = Provenance(
+            config=config_name or (cfg.filename or ''),
+            checkpoint=checkpoint,
+            checkpoint_sha256=file_sha256(checkpoint))
         self.model.to(device).eval()
         self.device = device
         self.score_thr, self.batch_size = score_thr, batch_size
-        self.grouping = grouping or GroupingRule(iou_thr)
+        self.grouping = grouping
         self.volumetric, self.depth_chunk = volumetric, depth_chunk
         self.num_slices = int(load.get('num_slices', NUM_SLICES))
         self.target_interval = float(load.get('target_interval', TARGET_INTERVAL_MM))
@@ -249,10 +249,11 @@ class LesionDetector:
         except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
                 raise
-            raise MemoryError(f'{vol.source}: the 3D pass in steps of {self.depth_chunk} key '
-                              f'slices of {tuple(inputs.shape[-2:])} px does not fit in memory: '
-                              f'lower --depth-chunk (depth_chunk, now {self.depth_chunk}) or run '
-                              'per slice') from None
+            raise naming(
+                MemoryError(f'{vol.source}: the 3D pass in steps of {self.depth_chunk} key '
+                            f'slices of {tuple(inputs.shape[-2:])} px does not fit in memory: '
+                            f'lower {{depth_chunk}} (now {self.depth_chunk}) or run per slice'),
+                'depth_chunk') from None
         bar = tqdm(
             total=len(grid.keys),
             desc=f'{vol.name}: key slices',
@@ -262,7 +263,9 @@ class LesionDetector:
         for start in range(0, len(grid.keys), self.batch_size):
             part = tuple(f[start:start + self.batch_size] for f in feats)
             samples = [copy.deepcopy(sample) for _ in range(part[0].shape[0])]
-            for pred in _predict_from_features(self.model, part, samples):
+            # MMDetection's own predict (neck, RPN, RoI heads, rescaling), its backbone call
+            # answered by the 3D pass's features
+            for pred in self.model.predict(BackboneOutput(part), samples, rescale=True):
                 per_key.append(self._kept(pred.pred_instances))
             bar.update(part[0].shape[0])
         bar.close()
@@ -332,13 +335,13 @@ class LesionDetector:
             preds, timing = self.predict_slices(vol, list(range(start, end)), progress)
             inference = dict(mode='per-slice')
         t_model = time.perf_counter()
-        result = restore_lesions(vol, preds, (start, end), self.score_thr, rule=self.grouping)
-        result.inference = inference
+        result = restore_lesions(vol, preds, (start, end), self.score_thr, self.grouping,
+                                 self.provenance)
         t_end = time.perf_counter()
-        result.seconds = dict(
+        seconds = dict(
             read=t_read - t0,
             detect=t_model - t_read,
             **timing,
             group=t_end - t_model,
             total=t_end - t0)
-        return result
+        return dataclasses.replace(result, inference=inference, seconds=seconds)

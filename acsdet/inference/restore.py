@@ -3,27 +3,38 @@ the volume's voxels, the input file's own voxel indices and physical LPS millime
 RECIST diameters, volume and a label map in the volume's grid (as nnDetection's ``restore``
 follows its ``predictor``). Pure numpy on a :class:`~acsdet.io.CTVolume`; no model."""
 import dataclasses
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
 from ..io import CTVolume
-from .lesion_record import DetectionResult, LesionFinding
-from .lesions import GroupingRule, Lesion, SliceDetection, group_detections, recist
+from .grouping import GroupingRule, Lesion, SliceDetection, group_detections
+from .recist import recist
+from .results import DetectionResult, LesionFinding, Provenance
 
 
-def restore_lesions(vol: CTVolume,
-                    preds,
-                    slices: Tuple[int, int],
-                    score_thr: float,
-                    iou_thr: float = 0.5,
-                    rule: Optional[GroupingRule] = None) -> DetectionResult:
-    """Per-slice predictions ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W) or
-    None)]`` in the volume's grid -> :class:`DetectionResult`: detections grouped into 3D
-    lesions by ``rule`` (default ``GroupingRule(iou_thr)``, sized with the volume's slice and
-    pixel spacing), each a :class:`LesionFinding` with its geometry in the volume's voxels, the
-    input file's own indices and LPS mm, and the label map."""
-    rule = rule or GroupingRule(iou_thr)
+def restore_lesions(
+    vol: CTVolume,
+    preds,
+    slices: Tuple[int, int],
+    score_thr: float,
+    rule: GroupingRule = GroupingRule(),
+    provenance: Provenance = Provenance()
+) -> DetectionResult:
+    """Per-slice predictions in the volume's grid -> 3D lesions in the input's geometry.
+
+    Args:
+        vol: the CT the predictions were made on.
+        preds: ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W) or None)]``.
+        slices: the ``(start, end)`` slices that were processed.
+        score_thr: the score the predictions were kept at (recorded).
+        rule: how detections are grouped (sized with the volume's slice and pixel spacing).
+        provenance: what made the predictions.
+
+    Returns:
+        A :class:`DetectionResult`: each lesion a :class:`LesionFinding` with its geometry in
+        the volume's voxels, the input file's own indices and LPS mm, and the label map.
+    """
     dets, per_slice = [], []
     h, w = vol.hu.shape[1:]
     for k, boxes, scores, masks in preds:
@@ -46,7 +57,14 @@ def restore_lesions(vol: CTVolume,
                     box=[round(float(v), 2) for v in d.box],
                     score=round(d.score, 4)))
     return DetectionResult(
-        vol, records, per_slice, label_map, slices, score_thr, grouping=dataclasses.asdict(rule))
+        vol,
+        records,
+        per_slice,
+        label_map,
+        tuple(slices),
+        score_thr,
+        grouping=dataclasses.asdict(rule),
+        provenance=provenance)
 
 
 def _slice_mm(vol: CTVolume) -> float:

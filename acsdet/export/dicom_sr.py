@@ -14,14 +14,16 @@ coordinates on the measurements inside it; the tracking UID ties the groups of o
 viewers (OHIF, 3D Slicer) expect. Values are ``lesions.json``'s; a polyline point is its
 ``recist_*_axis_px`` point mapped to the instance's pixel grid (column, row), pixel centres at
 +0.5 as DICOM counts them. ``recist_*_mm`` includes the pixel the end points stand in (one pixel
-longer than the centre-to-centre distance of the polyline, see :func:`acsdet.apis.recist`).
+longer than the centre-to-centre distance of the polyline, see :func:`acsdet.inference.recist`).
 """
 from typing import List
 
 import numpy as np
 
+from ..utils.errors import naming
 from ..version import __version__
-from .dicom_seg import SR_SERIES_NUMBER, AlgorithmInfo, DicomOutputError, dicom_source, new_instance
+from .dicom_kit import (SR_SERIES_NUMBER, DicomOutputError, algorithm_parameters, dicom_source,
+                        new_instance)
 
 #: The detection score's concept (a private coding scheme: DICOM has no code for it).
 SCORE_CODE = ('lesion-score', '99ACSDET', 'Lesion detection score')
@@ -35,7 +37,7 @@ def axis_on_instance(vol, key_slice: int, axis_px) -> np.ndarray:
     return stored[:, :2] + 0.5
 
 
-def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInfo):
+def lesion_report(result, seg, tracking_uids: List[str]):
     """The ``highdicom.sr.Comprehensive3DSR`` of ``result``'s lesions, referencing ``seg``."""
     import highdicom as hd
     from pydicom.dataset import Dataset
@@ -44,13 +46,15 @@ def lesion_report(result, seg, tracking_uids: List[str], algorithm: AlgorithmInf
     vol = result.volume
     src = dicom_source(result)
     if vol.to_stored[0][2] != 2:
-        raise DicomOutputError(f'{vol.source}: the series is not stored as axial slices, so a '
-                               'key slice is not one of its instances and the RECIST axes cannot '
-                               'be drawn on one: use --output-type dicom-seg (and lesions.json)')
+        raise naming(
+            DicomOutputError(f'{vol.source}: the series is not stored as axial slices, so a key '
+                             'slice is not one of its instances and the RECIST axes cannot be '
+                             "drawn on one: use {outputs} 'dicom-seg' (and lesions.json)"),
+            'outputs')
     algo = hd.sr.AlgorithmIdentification(
         name='acsdet',
         version=__version__,
-        parameters=[f'{k}={v}' for k, v in algorithm.parameters().items()] or None)
+        parameters=[f'{k}={v}' for k, v in algorithm_parameters(result).items()] or None)
     mm = codes.UCUM.Millimeter
     score_code = hd.sr.CodedConcept(*SCORE_CODE)
     no_unit = hd.sr.CodedConcept('1', 'UCUM', 'no units')

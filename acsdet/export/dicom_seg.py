@@ -7,63 +7,13 @@ algorithm acsdet with its version, config and checkpoint), its frames the source
 the voxels of ``lesions.nii.gz``. Patient and study attributes are copied from the source by
 highdicom as the Segmentation IOD requires; the series and instance UIDs are new each run.
 """
-import os.path as osp
-from dataclasses import dataclass
 from typing import List
 
 import numpy as np
 
 from ..version import __version__
-
-#: The series numbers of acsdet's derived series (SEG, SR), high to stay clear of a scanner's.
-SEG_SERIES_NUMBER = 9901
-SR_SERIES_NUMBER = 9902
-
-
-class DicomOutputError(ValueError):
-    """A DICOM output that cannot be made for this input; the message says why."""
-
-
-def needs_dicom_input(source: str) -> str:
-    """The one-line reason DICOM outputs are refused for the non-DICOM input ``source``."""
-    return (f'{source}: DICOM SEG / SR outputs reference the source CT\'s DICOM instances, and '
-            'this input is not DICOM: use --output-type json nifti (lesions.nii.gz in the '
-            'input\'s geometry)')
-
-
-def dicom_source(result):
-    """The :class:`~acsdet.io.dicom.DicomSource` of a result's volume, or an error saying that
-    DICOM outputs need a DICOM input."""
-    src = result.volume.dicom
-    if src is None:
-        raise DicomOutputError(needs_dicom_input(result.volume.source))
-    return src
-
-
-@dataclass
-class AlgorithmInfo:
-    """What made the objects: acsdet's version, the config and checkpoint file names."""
-    config: str = ''
-    checkpoint: str = ''
-
-    def parameters(self) -> dict:
-        return {
-            k: osp.basename(v)
-            for k, v in (('config', self.config), ('checkpoint', self.checkpoint)) if v
-        }
-
-
-def new_instance(series_number: int, description: str) -> dict:
-    """The identity of a new derived object (keyword arguments of highdicom's SOP classes):
-    new series and SOP instance UIDs every run, instance 1, manufacturer acsdet."""
-    from pydicom.uid import generate_uid
-    return dict(
-        series_instance_uid=generate_uid(),
-        series_number=series_number,
-        series_description=description,
-        sop_instance_uid=generate_uid(),
-        instance_number=1,
-        manufacturer='acsdet')
+from .dicom_kit import (SEG_SERIES_NUMBER, DicomOutputError, algorithm_parameters, dicom_source,
+                        new_instance)
 
 
 def stored_label_map(result) -> np.ndarray:
@@ -81,14 +31,14 @@ def stored_label_map(result) -> np.ndarray:
     return full
 
 
-def lesion_segment_descriptions(result, tracking_uids: List[str], algorithm: AlgorithmInfo):
+def lesion_segment_descriptions(result, tracking_uids: List[str]):
     import highdicom as hd
     from pydicom.sr.codedict import codes
     algo = hd.AlgorithmIdentificationSequence(
         name='acsdet',
         family=codes.cid7162.ArtificialIntelligence,
         version=__version__,
-        parameters=algorithm.parameters() or None)
+        parameters=algorithm_parameters(result) or None)
     return [
         hd.seg.SegmentDescription(
             segment_number=n,
@@ -103,7 +53,7 @@ def lesion_segment_descriptions(result, tracking_uids: List[str], algorithm: Alg
     ]
 
 
-def lesion_segmentation(result, tracking_uids: List[str], algorithm: AlgorithmInfo):
+def lesion_segmentation(result, tracking_uids: List[str]):
     """The ``highdicom.seg.Segmentation`` of ``result``'s lesions (at least one)."""
     import highdicom as hd
     src = dicom_source(result)
@@ -121,7 +71,7 @@ def lesion_segmentation(result, tracking_uids: List[str], algorithm: AlgorithmIn
         source_images=src.datasets,
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=lesion_segment_descriptions(result, tracking_uids, algorithm),
+        segment_descriptions=lesion_segment_descriptions(result, tracking_uids),
         manufacturer_model_name='acsdet lesion detection',
         software_versions=__version__,
         device_serial_number='0',

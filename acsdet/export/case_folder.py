@@ -23,6 +23,7 @@ import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..utils import stale_temporaries, temporary_name
+from ..utils.errors import naming
 from ..version import __version__
 
 MANIFEST = 'acsdet-case.json'
@@ -52,12 +53,15 @@ def check_output_location(out_dir: str, case_dirs: Sequence[str], inputs: Sequen
     contains an input (replacing it would delete the input)."""
     for inp in inputs:
         if osp.isdir(inp) and _inside(out_dir, inp):
-            raise CaseFolderError(f'--out-dir {out_dir} is inside the input {inp}: results are '
-                                  'never written into an input; choose another folder')
+            raise naming(
+                CaseFolderError(
+                    f'{{out_dir}} {out_dir} is inside the input {inp}: results are never '
+                    'written into an input; choose another folder'), 'out_dir')
         for case in case_dirs:
             if _inside(inp, case):
-                raise CaseFolderError(f'the case folder {case} would be the input {inp} or hold '
-                                      'it: choose another --out-dir')
+                raise naming(
+                    CaseFolderError(f'the case folder {case} would be the input {inp} or hold '
+                                    'it: choose another {out_dir}'), 'out_dir')
 
 
 def _hashed(name: str, key: str) -> str:
@@ -131,15 +135,19 @@ def check_replaceable(final: str, key: Optional[str]) -> None:
     if man is None:
         what = 'a link to something' if osp.islink(final) else (
             'a folder' if osp.isdir(final) else 'a file')
-        raise CaseFolderError(f'{final} exists and is {what} acsdet did not write (no {MANIFEST}):'
-                              ' refusing to replace it; move it or choose another --out-dir')
+        raise naming(
+            CaseFolderError(f'{final} exists and is {what} acsdet did not write (no {MANIFEST}): '
+                            'refusing to replace it; move it or choose another {out_dir}'),
+            'out_dir')
     if key is not None and man.get('input') not in (None, key):
         raise CaseFolderError(f'{final} holds the results of another input ({man.get("input")}):'
                               ' refusing to replace them; pass another case name')
     extra = sorted(set(os.listdir(target)) - set(man.get('files', [])) - {MANIFEST})
     if extra:
-        raise CaseFolderError(f'{final} holds files acsdet did not write ({", ".join(extra[:5])})'
-                              ': refusing to replace it; move them or choose another --out-dir')
+        raise naming(
+            CaseFolderError(f'{final} holds files acsdet did not write ({", ".join(extra[:5])}): '
+                            'refusing to replace it; move them or choose another {out_dir}'),
+            'out_dir')
 
 
 def commit_case(tmp: str,
