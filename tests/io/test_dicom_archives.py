@@ -143,3 +143,34 @@ def test_missing_slices_and_mixed_sizes_are_refused_naming_files(hu, tmp_path):
             match=r'slices of mixed sizes \(1 of 11 are not 48 x 48 px: '
             r'\w+\.dcm is 40 x 40\)'):
         read_ct(str(tmp_path / 'mixed'))
+
+
+def test_one_discovery_extracts_and_scans_a_study_once_per_run(study, hu, tmp_path, monkeypatch):
+    """Inside one_discovery, planning (series expansion) and reading share one extraction and
+    one header scan of a zip; the extraction is gone when the block ends."""
+    from acsdet.export.batch import Case
+    from acsdet.export.planner import expand_series
+    from acsdet.io import dicom_discovery
+    zpath = tmp_path / 'study.zip'
+    with zipfile.ZipFile(zpath, 'w') as z:
+        for d, _, files in os.walk(study['root']):
+            for f in files:
+                z.write(osp.join(d, f), osp.relpath(osp.join(d, f), tmp_path))
+    extractions, scans = [], []
+    real_extract, real_scan = zipfile.ZipFile.extractall, dicom_discovery._scan_folder
+    monkeypatch.setattr(zipfile.ZipFile, 'extractall',
+                        lambda self, *a, **k: extractions.append(1) or real_extract(self, *a, **k))
+    monkeypatch.setattr(dicom_discovery, '_scan_folder',
+                        lambda folder: scans.append(folder) or real_scan(folder))
+    before = set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*')))
+    with dicom_discovery.one_discovery():
+        cases = expand_series(Case(str(zpath), None, 'study'))
+        vols = [read_ct(c.path, series=c.series) for c in cases]
+        assert len(set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*'))) - before) == 1
+    assert [c.series for c in cases] == [study['thin'], study['thick']]
+    np.testing.assert_array_equal(vols[0].hu, hu)
+    assert len(extractions) == 1 and len(scans) == 1
+    assert set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*'))) == before
+    expand_series(Case(str(zpath), None, 'study'))  # outside the block: afresh every time
+    read_ct(str(zpath), series=study['thin'])
+    assert len(extractions) == 3 and len(scans) == 3

@@ -1,0 +1,47 @@
+"""export/planner: a reader says whether it reads DICOM; inputs given twice run once; several
+manifests add their rows; a DICOM output asked of a non-DICOM input fails that input only."""
+import os.path as osp
+
+import numpy as np
+import SimpleITK as sitk
+
+from acsdet.export.planner import is_dicom_input, plan_cases
+from acsdet.io import readers as registry
+from acsdet.io.readers import CTReader, register_ct_reader
+from acsdet.utils.errors import cli_message
+
+
+def test_a_reader_says_whether_it_reads_dicom(tmp_path, monkeypatch):
+    path = tmp_path / 'scan.vendor'
+    path.write_bytes(b'x')
+    assert not is_dicom_input(str(path))
+
+    class VendorDicom(CTReader):  # a DICOM reader whose name does not start with 'dicom'
+        name, is_dicom, priority = 'vendor', True, 1
+
+        def accepts(self, p):
+            return p.endswith('.vendor')
+
+    monkeypatch.setattr(registry, 'CT_READERS', dict(registry.CT_READERS))
+    register_ct_reader(VendorDicom)
+    assert is_dicom_input(str(path)) and not is_dicom_input(str(tmp_path / 'gone.vendor'))
+
+
+def test_a_plan_runs_each_input_once_over_several_manifests(tmp_path):
+    for name in ('a', 'b'):
+        sitk.WriteImage(
+            sitk.GetImageFromArray(np.zeros((4, 8, 8), np.int16)), str(tmp_path / f'{name}.nii.gz'))
+    (tmp_path / 'm1.csv').write_text('path\na.nii.gz\n')
+    (tmp_path / 'm2.csv').write_text('path,case\nb.nii.gz,bee\na.nii.gz,\n')
+    plan = plan_cases([str(tmp_path / 'a.nii.gz')],
+                      str(tmp_path / 'out'),
+                      [str(tmp_path / 'm1.csv'), str(tmp_path / 'm2.csv')],
+                      outputs=('json', 'dicom-seg'))
+    assert plan.cases == [] and plan.names == []
+    assert [osp.basename(c.path) for c, _ in plan.failed] == ['a.nii.gz', 'b.nii.gz']
+    assert len(plan.order) == 2 and len(plan.notes) == 2 and 'given twice' in plan.notes[0]
+    why = plan.failed[0][1]
+    assert 'use outputs' in str(why) and 'use --output-type' in cli_message(
+        why, dict(outputs='--output-type'))
+    ok = plan_cases([], str(tmp_path / 'out'), [str(tmp_path / 'm2.csv')])
+    assert ok.names == ['bee', 'a'] and not ok.failed
