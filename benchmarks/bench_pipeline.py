@@ -31,7 +31,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import markdown_table  # noqa: E402
 
 import acsdet  # noqa: E402,F401
-from acsdet.datasets.slices import slice_plan  # noqa: E402
+from acsdet.datasets.slices import stack_plan  # noqa: E402
 from acsdet.preparation.deeplesion_coco import convert_deeplesion  # noqa: E402
 from mmdet.registry import DATASETS  # noqa: E402
 
@@ -43,7 +43,7 @@ def slices_per_sample(dataset, num_slices: int) -> float:
     counts = []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        plan = slice_plan(info['key_slice'], info['slice_interval'], num_slices)
+        plan = stack_plan(info['key_slice'], info['slice_interval'], num_slices)
         counts.append(len({j for lo, hi, w in plan for j in ((lo, ) if w == 0 else (lo, hi))}))
     return float(np.mean(counts))
 

@@ -29,215 +29,16 @@ is not 5 finite numbers, x2 < x1, a score that is not finite) is an error naming
 the image.
 """
 import argparse
-import json
 import os.path as osp
 import pickle
-import re
 
 import numpy as np
 
-from acsdet.deeplesion.boxes import continuous_to_inclusive
-from acsdet.deeplesion.coco import (coco_fingerprint, complete_interrupted_conversion,
-                                    read_coco_annotations)
-from acsdet.deeplesion.naming import image_key
+from acsdet.evaluation.detection_files import (InputError, gt_from_samples, load_detections,
+                                               load_gt, match, score_matched)
 from acsdet.evaluation.froc import DEFAULT_FPS
-from acsdet.evaluation.froc_metric import FROCMetric
-from acsdet.utils.safe_pickle import load_results_pickle
 
-
-class InputError(ValueError):
-    """Bad input to the CLI: the message names the file and the image."""
-
-
-def _rows(value, cols: int, path: str, image, what: str) -> np.ndarray:
-    """``value`` as an ``(n, cols)`` float array of finite numbers with x2 >= x1, y2 >= y1."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f'{path}: image {image}: {what} must be lists of {cols} numbers, got '
-                         f'{str(value)[:80]}') from None
-    if arr.size == 0:
-        return np.zeros((0, cols))
-    if arr.ndim != 2 or arr.shape[1] != cols:
-        raise InputError(f'{path}: image {image}: {what} must be an (n, {cols}) list '
-                         f'[x1, y1, x2, y2{", score" if cols == 5 else ""}] per box, got shape '
-                         f'{arr.shape}')
-    bad = ~np.isfinite(arr).all(1)
-    if bad.any():
-        raise InputError(f'{path}: image {image}: {what} {int(np.argmax(bad))} has a non-finite '
-                         f'number: {arr[np.argmax(bad)].tolist()}')
-    inverted = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
-    if inverted.any():
-        j = int(np.argmax(inverted))
-        raise InputError(f'{path}: image {image}: {what} {j} has x2 < x1 or y2 < y1: '
-                         f'{arr[j].tolist()}')
-    return arr
-
-
-def _pickle_dets(sample, path: str, i: int) -> np.ndarray:
-    name = sample.get('img_path') or sample.get('img_id', f'#{i}')
-    pred = sample.get('pred_instances')
-    if not isinstance(pred, dict) or 'bboxes' not in pred or 'scores' not in pred:
-        raise InputError(f'{path}: sample {i} ({name}): no pred_instances with bboxes and scores')
-    boxes = _rows(np.asarray(pred['bboxes'], dtype=np.float64), 4, path, name, 'box')
-    scores = np.asarray(pred['scores'], dtype=np.float64).reshape(-1)
-    if len(scores) != len(boxes):
-        raise InputError(f'{path}: image {name}: {len(boxes)} boxes but {len(scores)} scores')
-    dets = np.hstack([continuous_to_inclusive(boxes), scores[:, None]])
-    return _rows(dets, 5, path, name, 'detection')
-
-
-def load_detections(path: str):
-    """``([dict(key, id, dets (n, 5) inclusive)], samples or None, GT fingerprint or None)``."""
-    if path.endswith(('.pkl', '.pickle')):
-        samples = load_results_pickle(path)
-        if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
-            raise InputError(f'{path}: expected a list of data samples (tools/test.py --out)')
-        entries = [
-            dict(
-                key=image_key(s['img_path']) if s.get('img_path') else None,
-                id=s.get('img_id'),
-                dets=_pickle_dets(s, path, i)) for i, s in enumerate(samples)
-        ]
-        return entries, samples, None
-    raw = _read_json(path)
-    if not isinstance(raw, dict):
-        raise InputError(
-            f'{path}: expected a JSON object {{"<series>/<slice>.png": [[x1, y1, x2, y2, score], '
-            '...]}')
-    fingerprint = raw.pop('gt_fingerprint', None)
-    entries = []
-    for k, v in raw.items():
-        is_id = re.fullmatch(r'\d+', k) is not None
-        entries.append(
-            dict(
-                key=None if is_id else image_key(k),
-                id=int(k) if is_id else None,
-                dets=_rows(v, 5, path, k, 'detection')))
-    return entries, None, fingerprint
-
-
-def _unique_keys(path: str):
-
-    def hook(pairs):
-        seen = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise InputError(f'{path}: key {k!r} appears twice in one JSON object (a JSON '
-                                 'reader would silently keep the last one)')
-            seen.add(k)
-        return dict(pairs)
-
-    return hook
-
-
-def _read_json(path: str):
-    try:
-        with open(path) as f:
-            return json.load(f, object_pairs_hook=_unique_keys(path))
-    except json.JSONDecodeError as e:
-        raise InputError(f'{path}: not a JSON file ({e})') from None
-
-
-def load_gt(path: str):
-    """``(images, fingerprint)``: a list of ``dict(key, id, instances (inclusive boxes),
-    slice_interval)`` per image (all images, with or without lesions) from a COCO file (its
-    :func:`coco_fingerprint`) or a plain JSON object (None). A conversion that was killed while
-    replacing its files is completed before the file is read."""
-    complete_interrupted_conversion(path)
-    raw = _read_json(path)
-    if isinstance(raw, dict) and 'images' in raw and 'annotations' in raw:  # COCO
-        out = []
-        for img in read_coco_annotations(path, raw):
-            inst = [
-                dict(a, bbox=continuous_to_inclusive(a['bbox']).tolist()) for a in img['lesions']
-                if not a['noisy']
-            ]
-            out.append(
-                dict(
-                    key=img['key'],
-                    id=img['id'],
-                    instances=inst,
-                    slice_interval=img['slice_interval']))
-        return out, coco_fingerprint(raw)
-    if not isinstance(raw, dict):
-        raise InputError(
-            f'{path}: expected COCO or a JSON object {{image: [[x1, y1, x2, y2], ...]}}')
-    return [
-        dict(
-            key=image_key(k),
-            id=None,
-            instances=[dict(bbox=b) for b in _rows(v, 4, path, k, 'GT box').tolist()],
-            slice_interval=None) for k, v in raw.items()
-    ], None
-
-
-def gt_from_samples(samples):
-    out = []
-    for s in samples:
-        inst = [
-            dict(a, bbox=continuous_to_inclusive(a['bbox']).tolist())
-            for a in s.get('instances', []) if not a.get('ignore_flag', 0)
-        ]
-        out.append(
-            dict(
-                key=image_key(s['img_path']) if s.get('img_path') else None,
-                id=s.get('img_id'),
-                instances=inst,
-                slice_interval=s.get('slice_interval')))
-    return out
-
-
-def _index(entries, field: str, path: str) -> dict:
-    out = {}
-    for e in entries:
-        if e[field] in out:
-            raise InputError(f'{path}: image {e[field]} appears twice')
-        out[e[field]] = e
-    return out
-
-
-def match(entries, gt, samples, det_path: str, gt_path: str, fingerprints=(None, None)):
-    """``{GT index: (n, 5) detections}`` and the number of detection entries matched to no GT
-    image. By image key when every detection entry has one; else by id, checked: against the
-    pickle's own GT, or by the detections' GT fingerprint (``fingerprints``: the detections',
-    the GT file's)."""
-    if all(e['key'] is not None for e in entries):
-        dets = _index(entries, 'key', det_path)
-        gt_index = {g['key']: i for i, g in enumerate(gt)}
-        matched = {gt_index[k]: e['dets'] for k, e in dets.items() if k in gt_index}
-        return matched, len(dets) - len(matched)
-    if any(g['id'] is None for g in gt):
-        raise InputError(f'{det_path}: detections without file names can only be matched by COCO '
-                         f'id, and {gt_path} has no ids')
-    dets = _index(entries, 'id', det_path)
-    gt_index = {g['id']: i for i, g in enumerate(gt)}
-    unknown = sorted(set(dets) - set(gt_index), key=str)
-    if unknown:
-        raise InputError(f'{det_path}: image ids {unknown[:10]} are not in {gt_path}: the ids do '
-                         'not line up (match by file name: detections need img_path / '
-                         '"<series>/<slice>.png" keys)')
-    own_gt = samples is not None and all('instances' in s for s in samples)
-    theirs, ours = fingerprints
-    if not own_gt and (theirs is None or theirs != ours):
-        raise InputError(
-            f'{det_path}: detections keyed by COCO id only, without their own GT, cannot be '
-            f'checked against {gt_path}: ids change when the file is converted again. Key them by '
-            '"<series>/<slice>.png", or add "gt_fingerprint": '
-            f'{ours!r} if they were made for exactly this file'
-            if ours else f'{det_path}: detections keyed by COCO id only need a COCO GT file')
-    if samples is not None:
-        for sample, own in zip(samples, gt_from_samples(samples)):
-            if 'instances' not in sample:
-                continue
-            theirs = gt[gt_index[own['id']]]['instances']
-            a = np.array(sorted(x['bbox'] for x in own['instances']), dtype=np.float64)
-            b = np.array(sorted(x['bbox'] for x in theirs), dtype=np.float64)
-            if a.shape != b.shape or not np.allclose(a, b, atol=1e-3):
-                raise InputError(
-                    f'{det_path}: image id {own["id"]} holds other lesions than in {gt_path}: '
-                    'the ids do not line up (was the COCO file converted again?)')
-    return {gt_index[i]: e['dets'] for i, e in dets.items()}, 0
+__all__ = ['InputError', 'gt_from_samples', 'load_detections', 'load_gt', 'main', 'match']
 
 
 def _check_args(p, args):
@@ -276,31 +77,15 @@ def main(argv=None):
                                    (det_fingerprint, gt_fingerprint))
     except (InputError, ValueError, OSError, pickle.UnpicklingError) as e:
         p.exit(2, f'{p.prog}: error: {e}\n')
-    evaluated = [i for i, g in enumerate(gt) if g['instances']]
-    if not evaluated:
+    if not any(g['instances'] for g in gt):
         p.error('no image with a GT lesion to evaluate')
-
-    metric = FROCMetric(
-        fps=args.fps, iou_thr=args.iou, output_dir=args.out_dir,
-        continuous_boxes=False)  # everything is inclusive pixel boxes by now
-    missing = 0
-    for i in evaluated:
-        arr = matched.get(i)
-        if arr is None:
-            missing += 1
-            arr = np.zeros((0, 5))
-        metric.process({}, [
-            dict(
-                pred_instances=dict(bboxes=arr[:, :4], scores=arr[:, 4]),
-                instances=gt[i]['instances'],
-                slice_interval=gt[i]['slice_interval'])
-        ])
-    ignored = unmatched + sum(1 for i in matched if not gt[i]['instances'])
+    metrics, text, missing, without_gt = score_matched(matched, gt, args.fps, args.iou,
+                                                       args.out_dir)
+    ignored = unmatched + without_gt
     if missing:
         print(f'note: {missing} GT images have no detections (scored as empty)')
     if ignored:
         print(f'note: detections of {ignored} images without GT lesions were ignored')
-    metrics, text = metric.summarize(metric.results)
     print(text)
     if args.out_dir:
         print(f'wrote {osp.join(args.out_dir, "froc.json")} and froc_curve.png')

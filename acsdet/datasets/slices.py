@@ -14,6 +14,12 @@ loaders, ``load_multislice_img_16bit_png``): every interpolated neighbour takes 
 neighbour's fraction ``a = frac(target_interval / slice_interval)``, ``a`` on the slice further
 from the key slice and ``1 - a`` on the nearer one. Their released DeepLesion weights were
 trained on it, so the configs that run them (``configs/m3dv/``) use it; nothing else should.
+
+Names: a *stack* is the D slices around one key slice (:func:`stack_plan` of a DeepLesion series,
+read by :func:`load_slice_stack`; :func:`volume_stack_plan` / :func:`volume_stack` of an
+in-memory volume); a *depth grid* is a whole volume resampled once along depth for volumetric
+inference (:func:`depth_grid`, :func:`resample_on_grid`), every grid key's window being that key
+slice's stack.
 """
 import hashlib
 import os
@@ -153,7 +159,7 @@ def check_fraction_rule(rule: str) -> str:
     return rule
 
 
-def slice_plan(key_slice: int,
+def stack_plan(key_slice: int,
                slice_interval: Optional[float],
                num_slices: int,
                target_interval: float = TARGET_INTERVAL_MM,
@@ -221,7 +227,7 @@ def load_slice_stack(series_dir: str,
     """``float32`` ``(num_slices, H, W)`` HU: slices at ``target_interval`` mm around the key slice.
 
     ``offset`` (mm) moves the whole stack along depth (training-time jitter);
-    ``keep_thick_slices`` and ``fraction_rule`` as in :func:`slice_plan`. Errors name the
+    ``keep_thick_slices`` and ``fraction_rule`` as in :func:`stack_plan`. Errors name the
     file: a missing key slice (``FileNotFoundError``), an unreadable or non-16-bit PNG.
     """
     reader = reader or _DEFAULT_READER
@@ -231,7 +237,7 @@ def load_slice_stack(series_dir: str,
     key_img = reader.read(key_path)
     out = np.empty((num_slices, ) + key_img.shape, np.float32)
     for d, (lo, hi, w) in enumerate(
-            slice_plan(key_slice, slice_interval, num_slices, target_interval, offset,
+            stack_plan(key_slice, slice_interval, num_slices, target_interval, offset,
                        keep_thick_slices, fraction_rule)):
         a = _read_towards_key(lo, key_slice, key_img, series_dir, reader)
         if w == 0.0:
@@ -243,14 +249,14 @@ def load_slice_stack(series_dir: str,
     return out
 
 
-def volume_slice_plan(z_positions: np.ndarray,
+def volume_stack_plan(z_positions: np.ndarray,
                       key: int,
                       num_slices: int,
                       target_interval: float = TARGET_INTERVAL_MM,
                       keep_thick_slices: bool = False,
                       fraction_rule: str = 'own') -> List[Tuple[int, int, float]]:
-    """:func:`slice_plan` for a key slice ``key`` of an in-memory volume whose slices sit at
-    ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`slice_plan` itself (with
+    """:func:`stack_plan` for a key slice ``key`` of an in-memory volume whose slices sit at
+    ``z_positions`` mm (increasing). Evenly spaced volumes use :func:`stack_plan` itself (with
     ``fraction_rule``), with positions past the volume's ends replaced by its edge slice (the
     nearest existing slice towards the key slice, as for a DeepLesion series); unevenly spaced
     ones interpolate at the real positions, each position with its own fraction."""
@@ -258,7 +264,7 @@ def volume_slice_plan(z_positions: np.ndarray,
     n = len(z)
     gaps = np.diff(z)
     if n > 1 and gaps.max() - gaps.min() <= 1e-3 * max(float(np.median(gaps)), 1e-6):
-        plan = slice_plan(
+        plan = stack_plan(
             key,
             float(np.median(gaps)),
             num_slices,
@@ -273,18 +279,18 @@ def volume_slice_plan(z_positions: np.ndarray,
     ]
 
 
-def volume_slice_stack(hu: np.ndarray,
-                       z_positions: np.ndarray,
-                       key: int,
-                       num_slices: int,
-                       target_interval: float = TARGET_INTERVAL_MM,
-                       keep_thick_slices: bool = False,
-                       fraction_rule: str = 'own') -> np.ndarray:
+def volume_stack(hu: np.ndarray,
+                 z_positions: np.ndarray,
+                 key: int,
+                 num_slices: int,
+                 target_interval: float = TARGET_INTERVAL_MM,
+                 keep_thick_slices: bool = False,
+                 fraction_rule: str = 'own') -> np.ndarray:
     """``float32`` ``(num_slices, H, W)``: the slices around key slice ``key`` of the volume
     ``hu`` ``(Z, H, W)``, sampled as :func:`load_slice_stack` samples a DeepLesion series."""
     out = np.empty((num_slices, ) + hu.shape[1:], np.float32)
     for d, (lo, hi, w) in enumerate(
-            volume_slice_plan(z_positions, key, num_slices, target_interval, keep_thick_slices,
+            volume_stack_plan(z_positions, key, num_slices, target_interval, keep_thick_slices,
                               fraction_rule)):
         if w == 0.0:
             out[d] = hu[lo]
@@ -294,7 +300,7 @@ def volume_slice_stack(hu: np.ndarray,
 
 
 @dataclass(frozen=True)
-class VolumeGrid:
+class DepthGrid:
     """A volume resampled once along depth for volumetric inference.
 
     ``step_mm``: the grid spacing (:func:`stack_spacing`); grid slice ``j`` sits ``j x step_mm``
@@ -318,14 +324,14 @@ class VolumeGrid:
         return len(self.plan) - self.num_slices + 1
 
 
-def volume_grid(z_positions: np.ndarray,
-                stored: np.ndarray,
-                num_slices: int,
-                target_interval: float = TARGET_INTERVAL_MM,
-                keep_thick_slices: bool = False) -> VolumeGrid:
-    """The :class:`VolumeGrid` of a volume whose slices sit at ``z_positions`` mm (increasing),
+def depth_grid(z_positions: np.ndarray,
+               stored: np.ndarray,
+               num_slices: int,
+               target_interval: float = TARGET_INTERVAL_MM,
+               keep_thick_slices: bool = False) -> DepthGrid:
+    """The :class:`DepthGrid` of a volume whose slices sit at ``z_positions`` mm (increasing),
     for key slices near the stored slices ``stored``. Each grid position is interpolated as
-    :func:`volume_slice_plan` interpolates a stack's (evenly spaced volumes: index positions and
+    :func:`volume_stack_plan` interpolates a stack's (evenly spaced volumes: index positions and
     their own fractions; uneven ones: the real positions), so a grid key that falls on a stored
     slice has exactly that slice's per-stack stack."""
     if num_slices < 1 or num_slices % 2 == 0:
@@ -349,13 +355,13 @@ def volume_grid(z_positions: np.ndarray,
     # the nearest grid slice; a stored slice half way between two takes the one towards the feet
     nearest = np.clip(np.floor((z[stored] - z[0]) / step + 0.5).astype(np.int64), 0, size - 1)
     keys, stored_key = np.unique(nearest, return_inverse=True)
-    return VolumeGrid(step, num_slices, plan, keys, stored, stored_key.reshape(-1))
+    return DepthGrid(step, num_slices, plan, keys, stored, stored_key.reshape(-1))
 
 
-def volume_grid_stack(hu: np.ndarray,
-                      grid: VolumeGrid,
-                      start: int = 0,
-                      end: Optional[int] = None) -> np.ndarray:
+def resample_on_grid(hu: np.ndarray,
+                     grid: DepthGrid,
+                     start: int = 0,
+                     end: Optional[int] = None) -> np.ndarray:
     """``float32`` ``(M + D - 1, H, W)``: the volume ``hu`` ``(Z, H, W)`` on the extended grid
     (its slices ``start:end`` only, when given)."""
     plan = grid.plan[start:end]

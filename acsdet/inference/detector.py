@@ -5,7 +5,7 @@
     for lesion in result.lesions: print(lesion.recist_long_mm, lesion.center_lps_mm)
 
 Every axial slice (or a range) becomes a key slice with its D neighbours sampled at the config's
-slice interval exactly as in training (:func:`~acsdet.datasets.slices.volume_slice_plan`), goes
+slice interval exactly as in training (:func:`~acsdet.datasets.slices.volume_stack_plan`), goes
 through the config's test pipeline (its DeepLesion loading step replaced by
 :class:`~acsdet.datasets.transforms.LoadVolumeSlices`, its annotation loading dropped) and the
 model in batches (this module: predict); the per-slice detections become 3D lesions in the
@@ -224,23 +224,23 @@ class LesionDetector:
         """:meth:`predict_slices` by one 3D pass: ``(predictions, seconds, inference)``.
 
         The volume is resampled once onto the config's slice grid
-        (:func:`~acsdet.datasets.slices.volume_grid`: ``target_interval``, or a thick series'
+        (:func:`~acsdet.datasets.slices.depth_grid`: ``target_interval``, or a thick series'
         own slices with ``keep_thick_slices``); the backbone runs over it in depth chunks
         (:meth:`~acsdet.models.backbones.TruncatedDenseNet.forward_volume`); the neck and heads
         run on the grid slice nearest to each stored slice in ``indices`` (the key slices), and
         each stored slice takes its key slice's detections. ``inference`` says which grid
         position each stored slice's detections come from.
         """
-        from ..datasets.slices import volume_grid, volume_grid_stack
+        from ..datasets.slices import depth_grid, resample_on_grid
         t0 = time.perf_counter()
         d = self.num_slices
-        grid = volume_grid(vol.z_positions, np.asarray(indices), d, self.target_interval,
-                           self.keep_thick_slices)
+        grid = depth_grid(vol.z_positions, np.asarray(indices), d, self.target_interval,
+                          self.keep_thick_slices)
         backbone = self.model.backbone
         r = backbone.depth_radius()
         lo = max(0, int(grid.keys.min()) - r)
         hi = min(len(grid.plan), int(grid.keys.max()) + d + r)
-        stack = volume_grid_stack(vol.hu, grid, lo, hi)
+        stack = resample_on_grid(vol.hu, grid, lo, hi)
         inputs, sample = self._volume_inputs(vol, stack)
         t1 = time.perf_counter()
         thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None

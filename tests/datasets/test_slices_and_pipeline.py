@@ -416,7 +416,7 @@ def test_spacing_resize_normalises_pixel_spacing_with_a_cap():
 def test_keep_thick_slices_takes_neighbours_of_thick_series_as_they_are(tmp_path, t):
     """AlignShift's input: a series thicker than 2 mm gives its own neighbouring slices (no
     interpolation); a thinner one is resampled at 2 mm exactly as without the option."""
-    from acsdet.datasets.slices import volume_slice_stack
+    from acsdet.datasets.slices import volume_stack
     write_series(tmp_path, 1, 60)
     kept = load_slice_stack(str(tmp_path), 30, t, 7, reader=SliceReader(0), keep_thick_slices=True)
     if t > 2.0:
@@ -426,5 +426,5 @@ def test_keep_thick_slices_takes_neighbours_of_thick_series_as_they_are(tmp_path
             kept, load_slice_stack(str(tmp_path), 30, t, 7, reader=SliceReader(0)))
     # the same rule on an in-memory volume (patient-CT inference)
     hu = np.repeat((10.0 * np.arange(1, 61, dtype=np.float32))[:, None, None], 2, 1)
-    vol = volume_slice_stack(hu, np.arange(60) * t, 29, 7, 2.0, keep_thick_slices=True)
+    vol = volume_stack(hu, np.arange(60) * t, 29, 7, 2.0, keep_thick_slices=True)
     np.testing.assert_allclose(vol[:, 0, 0], kept[:, 0, 0], atol=1e-3)

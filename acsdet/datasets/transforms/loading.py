@@ -10,7 +10,7 @@ from mmdet.registry import TRANSFORMS
 
 from ...defaults import NUM_SLICES, TARGET_INTERVAL_MM
 from ...utils.hu import WIDE_WINDOW
-from ..slices import SliceReader, check_fraction_rule, load_slice_stack, volume_slice_stack
+from ..slices import SliceReader, check_fraction_rule, load_slice_stack, volume_stack
 
 
 def put_stack(results: dict, stack: np.ndarray) -> dict:
@@ -38,7 +38,7 @@ class LoadDeepLesionSlices(BaseTransform):
             :class:`~acsdet.datasets.slices.SliceReader`). None: decode every time.
         keep_thick_slices: series thicker than ``target_interval`` give their neighbouring
             slices as they are instead of slices resampled at ``target_interval`` (the
-            AlignShift authors' input; see :func:`~acsdet.datasets.slices.slice_plan`).
+            AlignShift authors' input; see :func:`~acsdet.datasets.slices.stack_plan`).
         fraction_rule: ``'own'`` (default: each interpolated slice's own weights) or
             ``'first'`` (the M3DV/AlignShift loaders' weights, for their released models;
             :mod:`acsdet.datasets.slices`).
@@ -114,7 +114,7 @@ class LoadVolumeSlices(BaseTransform):
     Needs ``volume`` (``(Z, H, W)`` HU), ``z_positions`` (``(Z,)`` mm) and ``key_index``; writes
     ``img`` as float32 HU ``(H, W, D)``, ``img_shape`` and ``ori_shape``. The D slices around the
     key slice are sampled at ``target_interval`` mm exactly as in training
-    (:func:`~acsdet.datasets.slices.volume_slice_plan`).
+    (:func:`~acsdet.datasets.slices.volume_stack_plan`).
     """
     #: What ``PackDetInputs`` keeps of a volume sample (``slice_interval``: the volume's slice
     #: spacing, AlignShift's thickness); the key slice is ``key_index``.
@@ -131,9 +131,9 @@ class LoadVolumeSlices(BaseTransform):
         self.fraction_rule = check_fraction_rule(fraction_rule)
 
     def transform(self, results: dict) -> dict:
-        stack = volume_slice_stack(results['volume'], results['z_positions'],
-                                   int(results['key_index']), self.num_slices, self.target_interval,
-                                   self.keep_thick_slices, self.fraction_rule)
+        stack = volume_stack(results['volume'], results['z_positions'], int(results['key_index']),
+                             self.num_slices, self.target_interval, self.keep_thick_slices,
+                             self.fraction_rule)
         return put_stack(results, stack)
 
     def __repr__(self):
