@@ -267,16 +267,3 @@ def test_meta_keys_have_one_home(config):
     assert 'slice_interval' in cfg.train_meta_keys
     assert {'instances', 'slice_interval', 'key_slice'} <= set(cfg.test_meta_keys)
     assert set(LoadVolumeSlices.META_KEYS) - set(cfg.test_meta_keys) == {'key_index'}
-
-
-def test_configs_readme_and_metafile_list_every_config():
-    import yaml
-    text = open(osp.join(ROOT, 'configs', 'README.md')).read()
-    meta = yaml.safe_load(open(osp.join(ROOT, 'configs', 'metafile.yml')))
-    listed = {m['Config'] for m in meta['Models']}
-    for c in ALL_CONFIGS:
-        rel = osp.relpath(c, ROOT)
-        assert osp.basename(c) in text, rel
-        assert rel in listed, rel
-    for m in meta['Models']:
-        assert osp.isfile(osp.join(ROOT, m['Config'])), m['Config']
