@@ -109,7 +109,7 @@ class LesionVisualizer(DetLocalVisualizer):
         return img
 
     def finding(self, hu: np.ndarray, lesion, mask: Optional[np.ndarray] = None) -> np.ndarray:
-        """BGR picture of one inference finding (:class:`~acsdet.apis.lesion_record.LesionFinding`)
+        """BGR picture of one inference finding (:class:`~acsdet.inference.LesionFinding`)
         on its key slice: its box and ``id: score``, its mask and its RECIST diameters."""
         img = self.slice_image(hu)
         if mask is not None and mask.any():
