@@ -18,7 +18,6 @@ channel 1 of the mask ``conv_logits``). The A3D fusion weights of convolutions b
 ``enable_shift=False`` (conv0, transitions) are never used by the authors' model: they are
 listed and dropped. Every other key must find its place and shape, or the import fails naming it.
 """
-import hashlib
 import os.path as osp
 import pickle
 import re
@@ -27,7 +26,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 
 from ..models.backbones.truncated_densenet import LEGACY_DENSENET_KEY
-from ..utils import atomic_save
+from ..utils import atomic_save, file_sha256
 from ..utils.errors import naming
 from ..version import __version__
 from .architecture import ARCH_KEY, checkpoint_state, model_architecture, state_dict_mismatch
@@ -217,14 +216,6 @@ def m3dv_config_path(arch: str, num_slices: int) -> str:
     return osp.join(root, 'configs', 'm3dv', f'{arch}_{num_slices}slice.py')
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def convert_m3dv_checkpoint(src: str,
                             dst: str,
                             arch: Optional[str] = None,
@@ -276,7 +267,7 @@ def convert_m3dv_checkpoint(src: str,
         'converted_from':
         dict(
             file=osp.basename(src),
-            sha256=_sha256(src),
+            sha256=file_sha256(src),
             arch=found,
             num_slices=d,
             backbone=BACKBONE_CLASSES[found],

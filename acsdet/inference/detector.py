@@ -13,7 +13,6 @@ input's geometry (:mod:`acsdet.inference.restore`), which :mod:`acsdet.export` w
 """
 import copy
 import dataclasses
-import hashlib
 import time
 from typing import Optional, Sequence, Tuple, Union
 
@@ -31,6 +30,7 @@ from ..engine.architecture import check_architecture, load_state_strictly
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from ..models.backbones.depth_stream import BackboneOutput
+from ..utils import file_sha256
 from ..utils.errors import naming
 from .grouping import GroupingRule
 from .restore import restore_lesions
@@ -57,15 +57,6 @@ def check_device(device: str) -> str:
     if why:
         raise naming(ValueError(why), 'device')
     return device
-
-
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file (a checkpoint's identity in a result's provenance)."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 #: Slices per pass of the test pipeline in volumetric mode (OpenCV 5 takes at most 128 channels).

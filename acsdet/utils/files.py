@@ -181,3 +181,12 @@ def check_writable_dir(directory: str, what: str = 'output folder') -> None:
         os.remove(probe)
     except OSError as e:
         raise OSError(f'cannot write to the {what} {directory}: {e.strerror or e}') from e
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (a checkpoint's identity)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
