@@ -1,4 +1,5 @@
-"""Convert a 2D PyTorch model into its 3D counterpart: ACS, 2.5D, 3D (I3D), A3D, TSM or AlignShift.
+"""Convert a 2D PyTorch model into its 3D counterpart: ACS (and Mean-/Soft-ACS), 2.5D, 3D (I3D),
+A3D, TSM or AlignShift.
 
 ``convert(model, mode)`` returns an ordinary ``nn.Module`` (a converted deep copy; no proxy) whose
 layers take ``(N, C, D, H, W)`` input, with the 2D weights carried over. ACS and 2.5D keep every
@@ -23,6 +24,9 @@ dimension-free and kept. ``'a3d'`` is ``'2.5d'`` with a learned per-channel D x 
 before every convolution, 1 x 1 included (:class:`A3DConv`; needs ``num_slices``; depth must
 stay D; a network turns it off where it wants none, as the truncated DenseNet's stem and
 transitions).
+``'mean-acs'`` and ``'soft-acs'`` are the ACS paper's variants (:class:`MeanACSConv`,
+:class:`SoftACSConv`: every output channel over all three views; 2D weights kept, Soft-ACS's
+``soft_w_core`` new; 1 x 1 convolutions as in ``'acs'``).
 ``'tsm'`` and ``'alignshift'`` are ``'2.5d'`` with a slice shift of 1/``n_fold`` of the channels
 each way before every convolution (:class:`~acsdet.ops.shift.TSMConv`;
 :class:`~acsdet.ops.shift.AlignShiftConv`, weighted by each sample's slice thickness, so depth
@@ -50,7 +54,8 @@ import torch
 import torch.nn as nn
 
 from .defaults import ALIGNSHIFT_REF_THICKNESS_MM, SHIFT_N_FOLD
-from .ops import A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d
+from .ops import (A3DConv, ACSConv, ACSConvTranspose, Conv2_5d, ConvTranspose2_5d, MeanACSConv,
+                  SoftACSConv)
 from .ops.shift import AlignShiftConv, TSMConv
 from .utils.lookup import close_names, look_up
 
@@ -262,6 +267,22 @@ def _conv_acs(m, name, opts):
     if g.k == 1:  # 1x1: the 1x1x1 Conv3d in the 2D weight layout
         return _planar(m, g)
     return _with_weight(_build(ACSConv, m, g, False), m, m.weight)
+
+
+@register_conv_mode('mean-acs')
+def _conv_mean_acs(m, name, opts):
+    g = _geometry(m, name, opts)
+    if g.k == 1:  # 1x1: the three views are one and the same 1x1x1 convolution
+        return _planar(m, g)
+    return _with_weight(_build(MeanACSConv, m, g, False), m, m.weight)
+
+
+@register_conv_mode('soft-acs')
+def _conv_soft_acs(m, name, opts):
+    g = _geometry(m, name, opts)
+    if g.k == 1:
+        return _planar(m, g)
+    return _with_weight(_build(SoftACSConv, m, g, False), m, m.weight)
 
 
 @register_conv_mode('2.5d')

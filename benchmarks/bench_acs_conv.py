@@ -1,4 +1,5 @@
-"""ACSConv vs nn.Conv3d (1, K, K) (2.5D, same FLOPs: the floor) and (K, K, K) (3D).
+"""ACSConv, MeanACSConv and SoftACSConv (dense kernel and three planar convolutions) vs nn.Conv3d
+(1, K, K) (2.5D, same FLOPs as ACS: the floor) and (K, K, K) (3D).
 
 The 3x3 dense-layer convolution of DenseNet-121 at 7 slices: N=2, 128 -> 32 channels, D=7,
 H=W in (16, 32, 64); forward + backward (input and weight gradients). Time: median of interleaved
@@ -18,16 +19,22 @@ import torch.nn as nn
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import machine, markdown_table, peak_mib, run_isolated, time_interleaved_ms  # noqa
 
-from acsdet.ops import ACSConv  # noqa: E402
+from acsdet.ops import ACSConv, MeanACSConv, SoftACSConv  # noqa: E402
 
-OPS = ('2.5D Conv3d(1,K,K)', 'ACSConv', '3D Conv3d(K,K,K)')
+OPS = ('2.5D Conv3d(1,K,K)', 'ACSConv', 'MeanACSConv', 'SoftACSConv', 'SoftACSConv planar',
+       '3D Conv3d(K,K,K)')
 
 
 def make_layer(name, cin, cout, k=3):
     if name == OPS[0]:
         return nn.Conv3d(cin, cout, (1, k, k), padding=(0, k // 2, k // 2), bias=False)
-    if name == OPS[1]:
+    if name == 'ACSConv':
         return ACSConv(cin, cout, k, padding=k // 2, bias=False)
+    if name == 'MeanACSConv':
+        return MeanACSConv(cin, cout, k, padding=k // 2, bias=False)
+    if name.startswith('SoftACSConv'):  # dense: one conv3d with the views' kernel; planar: three
+        method = 'planar' if name.endswith('planar') else 'dense'
+        return SoftACSConv(cin, cout, k, padding=k // 2, bias=False, method=method)
     return nn.Conv3d(cin, cout, k, padding=k // 2, bias=False)
 
 
@@ -36,7 +43,7 @@ def make_step(name, size, args, device):
     layer = make_layer(name, args.cin, args.cout).to(device)
     x = torch.randn(args.batch, args.cin, args.slices, size, size, device=device)
     if args.channels_last:  # ACSConv's weight is 2D (4-D tensor): the input sets the layout
-        if name != 'ACSConv':
+        if not name.startswith(('ACSConv', 'MeanACSConv', 'SoftACSConv')):
             layer = layer.to(memory_format=torch.channels_last_3d)
         x = x.contiguous(memory_format=torch.channels_last_3d)
     x.requires_grad_()

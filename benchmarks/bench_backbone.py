@@ -21,7 +21,7 @@ from _common import machine, markdown_table, peak_mib, run_isolated, time_interl
 import acsdet  # noqa: E402,F401
 from mmdet.registry import MODELS  # noqa: E402
 
-MODES = ('2.5d', 'acs', '3d', 'a3d', 'tsm', 'alignshift')
+MODES = ('2.5d', 'acs', 'mean-acs', 'soft-acs', '3d', 'a3d', 'tsm', 'alignshift')
 
 
 def make_step(mode, args, device):

@@ -20,9 +20,11 @@ unshifted input and shifts it again in the backward pass (as ACSConv keeps its m
 plain convolution's); the shift's own gradient is its adjoint, taken by autograd on that
 recomputation.
 """
-from typing import Optional, Union
+import contextlib
+from typing import Iterator, Optional, Union
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from ..defaults import ALIGNSHIFT_REF_THICKNESS_MM, SHIFT_N_FOLD
@@ -177,13 +179,19 @@ class AlignShiftConv(ShiftConv):
     def forward(self, x: torch.Tensor, thickness: Optional[torch.Tensor] = None) -> torch.Tensor:
         t = thickness
         if self.fold:
+            scoped = t is None and _SCOPED in self.__dict__
+            if scoped:
+                t = self.__dict__[_SCOPED]
             if t is None:
                 raise RuntimeError(
                     'AlignShiftConv needs the slice thickness of every sample: pass thickness '
-                    "(N,) mm, or use the 'ThicknessAwareMaskRCNN' detector, which hands the "
-                    "samples' slice_interval to the backbone")
+                    "(N,) mm, run the network inside acsdet.ops.slice_thickness(model, t), or "
+                    "use the 'ThicknessAwareMaskRCNN' detector, which hands the samples' "
+                    'slice_interval to the backbone')
             dtype = torch.promote_types(x.dtype, torch.float32)  # the blend weight at >= fp32
             t = torch.as_tensor(t, device=x.device).to(dtype).reshape(-1)
+            if scoped and t.numel() == 1:  # one thickness for the whole batch
+                t = t.expand(x.shape[0])
             if t.numel() != x.shape[0]:
                 raise ValueError(f'AlignShiftConv: {t.numel()} thicknesses for a batch of '
                                  f'{x.shape[0]}')
@@ -192,3 +200,41 @@ class AlignShiftConv(ShiftConv):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', ref_thickness={self.ref_thickness}'
+
+
+#: Where :func:`slice_thickness` keeps a layer's thickness for the duration of its block.
+_SCOPED = '_scoped_thickness'
+_ABSENT = object()
+
+
+@contextlib.contextmanager
+def slice_thickness(model: nn.Module, thickness) -> Iterator[nn.Module]:
+    """Hand ``thickness`` to every AlignShift layer of ``model`` for the duration of the block.
+
+    For networks that cannot pass it down as an argument (a converted ``nn.Sequential`` or
+    ResNet): ``with slice_thickness(model, t): y = model(x)``. Inside the block each
+    :class:`AlignShiftConv` of ``model`` called without a thickness uses ``thickness`` (``(N,)``
+    mm, or one number for the whole batch); an explicit argument still wins. After the block, also
+    when it raises, the layers hold nothing again (an inner block over a submodule restores the
+    outer block's value). With gradient checkpointing, run the backward inside the block: the
+    recomputation reads the thickness then.
+
+    Args:
+        model: a module holding AlignShift layers (any nesting).
+        thickness: per-sample slice thickness, mm.
+
+    Returns:
+        A context manager yielding ``model``.
+    """
+    layers = [m for m in model.modules() if isinstance(m, AlignShiftConv)]
+    before = [m.__dict__.get(_SCOPED, _ABSENT) for m in layers]
+    for m in layers:
+        m.__dict__[_SCOPED] = thickness
+    try:
+        yield model
+    finally:
+        for m, old in zip(layers, before):
+            if old is _ABSENT:
+                m.__dict__.pop(_SCOPED, None)
+            else:
+                m.__dict__[_SCOPED] = old

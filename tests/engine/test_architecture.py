@@ -28,9 +28,9 @@ def test_record_fills_class_defaults_and_ignores_initialisation():
     assert model_architecture(_model_cfg(conv_mode='2.5d')) != a
 
 
-@pytest.mark.parametrize('mode', ['2.5d', 'tsm', 'alignshift'])
+@pytest.mark.parametrize('mode', ['2.5d', 'mean-acs', 'tsm', 'alignshift'])
 def test_a_checkpoint_of_another_conv_mode_is_refused_naming_both(mode):
-    """2.5D / TSM / AlignShift checkpoints have exactly ACS's keys and shapes."""
+    """2.5D / Mean-ACS / TSM / AlignShift checkpoints have exactly ACS's keys and shapes."""
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import MODELS
@@ -109,3 +109,21 @@ def test_training_context_is_not_part_of_the_record():
     check_architecture({'meta': {ARCH_KEY: recorded}}, _model_cfg(), 'ctx.pth')  # that has it
     with pytest.raises(CheckpointMismatch):  # while the architecture itself is still compared
         check_architecture({'meta': {ARCH_KEY: recorded}}, _model_cfg(conv_mode='3d'), 'ctx.pth')
+
+
+def test_soft_acs_is_told_apart_from_acs_and_mean_acs():
+    """Soft-ACS adds soft_w_core to every 3x3 conv; the record names each variant."""
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    records = {
+        m: model_architecture(_model_cfg(conv_mode=m))
+        for m in ('acs', 'mean-acs', 'soft-acs')
+    }
+    assert len({r['backbone']['conv_mode'] for r in records.values()}) == 3
+    soft = set(MODELS.build(_model_cfg(conv_mode='soft-acs')).state_dict())
+    extra = soft - set(MODELS.build(_model_cfg()).state_dict())
+    assert extra and all(k.endswith('soft_w_core') for k in extra)
+    with pytest.raises(CheckpointMismatch, match="conv_mode='soft-acs'"):
+        check_architecture({'meta': {ARCH_KEY: records['soft-acs']}}, _model_cfg(), 's.pth')

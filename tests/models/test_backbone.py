@@ -181,28 +181,6 @@ def _model(config):
     return MODELS.build(cfg.model), cfg.model.backbone.num_slices
 
 
-# Table VII's rows: (config, conv mode, slices, ImageNet-pretrained)
-TABLE_VII = [('deeplesion_2.5d_7slice_random', '2.5d', 7, False),
-             ('deeplesion_2.5d_7slice', '2.5d', 7, True),
-             ('deeplesion_3d_7slice_random', '3d', 7, False),
-             ('deeplesion_3d_7slice', '3d', 7, True),
-             ('deeplesion_acs_7slice_random', 'acs', 7, False),
-             ('deeplesion_acs_7slice', 'acs', 7, True), ('deeplesion_acs_3slice', 'acs', 3, True)]
-
-
-@pytest.mark.parametrize('name, mode, slices, pretrained', TABLE_VII, ids=[r[0] for r in TABLE_VII])
-def test_configs_are_table_vii_settings(name, mode, slices, pretrained):
-    """Each Table VII row's config builds that row's model: conv mode, D slices in the backbone
-    and in every loading step, ImageNet initialisation or random."""
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
-    bb = cfg.model.backbone
-    assert bb.conv_mode == mode and bb.num_slices == slices
-    assert (bb.get('init_cfg') or {}).get('type') == ('Pretrained' if pretrained else None)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        steps = [s for s in cfg[loader].dataset.pipeline if s['type'] == 'LoadDeepLesionSlices']
-        assert len(steps) == 1 and steps[0]['num_slices'] == slices, loader
-
-
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda c: osp.basename(c)[:-3])
 def test_config_builds_and_infers(config):
     cfg = Config.fromfile(config)

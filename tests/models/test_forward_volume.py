@@ -18,7 +18,8 @@ def _backbone(mode, d=3):
             num_init_features=8)).eval()
 
 
-@pytest.mark.parametrize('mode,radius', [('2.5d', 0), ('acs', 3 + 6), ('3d', 3 + 6), ('tsm', 12),
+@pytest.mark.parametrize('mode,radius', [('2.5d', 0), ('acs', 3 + 6), ('mean-acs', 3 + 6),
+                                         ('soft-acs', 3 + 6), ('3d', 3 + 6), ('tsm', 12),
                                          ('alignshift', 12)])
 def test_chunks_do_not_change_the_pass_and_2_5d_equals_every_stack(mode, radius):
     bb = _backbone(mode)
