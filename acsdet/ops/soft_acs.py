@@ -16,8 +16,9 @@ paper's 3x time and space.
 Computation: by linearity the weighted sum of the three views is one ``conv3d`` with the
 ``(K, K, K)`` kernel that holds ``w_v[o] * W[o]`` on each view's plane (summed where the planes
 cross). ``benchmarks/bench_acs_conv.py`` measured that kernel against three planar convolutions
-on this project's CPU (forward + backward): the single dense convolution is faster, so it is the
-one used (``method='dense'``; ``'planar'`` is kept for the comparison). Both are exact for every
+on this project's CPU (forward + backward): the single dense convolution is 1.5-1.6x faster and
+holds a third less memory, so it is the one used (``method='dense'``; ``'planar'`` is kept for
+the comparison; docs/backbones.md has the table). Both are exact for every
 stride, padding (ints, per axis, ``'same'``, ``'valid'``), padding mode, dilation and grouping:
 the padding is applied explicitly, as ``nn.Conv3d`` applies it.
 
@@ -93,10 +94,13 @@ def soft_acs_conv3d(x: torch.Tensor,
             raise ValueError(f'input size {tuple(x.shape[2:])} is too small for kernel size {k} '
                              f'with dilation {dilation}, padding {padding}: output size would be '
                              f'{out_size}')
-        flat = [p for axis in reversed(pads) for p in axis]
-        if any(flat):
+        kernel = view_kernel(weight, view_weights)
+        if padding_mode == 'zeros' and all(p0 == p1 for p0, p1 in pads):  # conv3d pads itself
+            out = F.conv3d(x, kernel, None, stride, tuple(p0 for p0, _ in pads), dilation, groups)
+        else:  # as nn.Conv3d does for other modes: pad once, explicitly
+            flat = [p for axis in reversed(pads) for p in axis]
             x = F.pad(x, flat, mode='constant' if padding_mode == 'zeros' else padding_mode)
-        out = F.conv3d(x, view_kernel(weight, view_weights), None, stride, 0, dilation, groups)
+            out = F.conv3d(x, kernel, None, stride, 0, dilation, groups)
     if bias is not None:
         out = out + bias.to(out.dtype).view(1, -1, 1, 1, 1)
     return out

@@ -3,7 +3,8 @@
 conv0 7x7/2 - norm0 - relu0 - pool0 3x3/2 - denseblock1 (256 ch, stride 4) - transition1 (/8) -
 denseblock2 (512 ch, /8) - transition2 (/16) - denseblock3 (1024 ch, /16), built in 2D and
 converted by :func:`acsdet.converters.convert` with ``conv_mode`` (any registered mode; built in:
-'acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift') and that mode's own options, or left 2D
+'acs', 'mean-acs', 'soft-acs', '2.5d', '3d', 'a3d', 'tsm', 'alignshift') and that mode's own
+options, or left 2D
 (``'2d'``: the D slices are conv0's input channels, the 3DCE / MULAN / AlignShift-"25d"
 baseline, the authors' ``DenseNetCustomTrunc``; no depth, no depth-collapsing convs). Depth
 is kept throughout: strides and pooling act in-plane (``pool_depth=1``, ``conv_depth_stride=1``).
@@ -108,8 +109,8 @@ class TruncatedDenseNet(BaseModule):
     """DenseNet-121 truncated after dense block 3, converted to 3D, collapsing depth per block.
 
     Args:
-        conv_mode: 'acs', '2.5d', '3d' (I3D when pretrained), 'a3d', 'tsm', 'alignshift', or
-            '2d' (slices as conv0's input channels, no 3D layer). The shift and fusion modes
+        conv_mode: 'acs', 'mean-acs', 'soft-acs', '2.5d', '3d' (I3D when pretrained), 'a3d', 'tsm',
+            'alignshift', or '2d' (slices as conv0's input channels, no 3D layer). The shift and fusion modes
             shift / fuse the inputs of the dense layers' 1x1 and 3x3 convolutions, not the
             stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
             per-sample slice thickness in ``forward`` (``ThicknessAwareMaskRCNN`` passes it).
