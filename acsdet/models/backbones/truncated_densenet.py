@@ -111,8 +111,8 @@ class TruncatedDenseNet(BaseModule):
     Args:
         conv_mode: 'acs', 'mean-acs', 'soft-acs', '2.5d', '3d' (I3D when pretrained), 'a3d', 'tsm',
             'alignshift', or '2d' (slices as conv0's input channels, no 3D layer). The shift and
-            fusion modes shift / fuse the inputs of the dense layers' 1x1 and 3x3 convolutions, not the
-            stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
+            fusion modes shift / fuse the inputs of the dense layers' 1x1 and 3x3 convolutions,
+            not the stem's or the transitions' (as the authors' backbones); 'alignshift' needs the
             per-sample slice thickness in ``forward`` (``ThicknessAwareMaskRCNN`` passes it).
         num_slices: D, the number of input slices (odd, >= 1).
         train_context_slices: c >= 0: training stacks may carry c more slices each side
