@@ -305,10 +305,18 @@ class LesionDetector:
                  slices: Optional[Tuple[int, int]] = None,
                  progress: bool = False,
                  **read_kwargs) -> DetectionResult:
-        """Detect lesions in a CT (a :class:`CTVolume` or anything :func:`read_ct` reads).
+        """Detect lesions in a CT.
 
-        ``slices``: ``(start, end)`` axial slice indices of the volume (DeepLesion's order, head
-        to feet), end exclusive (default: all); a range outside the volume is a ``ValueError``.
+        Args:
+            volume_or_path: a :class:`CTVolume`, or anything :func:`read_ct` reads.
+            slices: ``(start, end)`` axial slice indices of the volume (DeepLesion's order, head
+                to feet), end exclusive (default: all); outside the volume a ``ValueError``.
+            progress: show a progress bar.
+            **read_kwargs: :func:`read_ct`'s options (``series``, ``spacing``, ...).
+
+        Returns:
+            The frozen :class:`DetectionResult`, with its provenance, timings and how the
+            detections were made (``inference``).
         """
         t0 = time.perf_counter()
         vol = volume_or_path if isinstance(volume_or_path, CTVolume) else read_ct(

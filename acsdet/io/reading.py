@@ -26,11 +26,17 @@ def read_ct(path: str, reader: Optional[str] = None, **options) -> CTVolume:
     """Read a CT from a DICOM folder or enhanced-CT file, a NIfTI / NRRD / MetaImage file or a
     DeepLesion PNG series folder, or any format a registered reader takes.
 
-    ``reader``: the registered reader's name (default: the first whose ``accepts`` takes
-    ``path``). ``options`` (None means not given): ``series`` (DICOM folder: its
-    SeriesInstanceUID), ``spacing`` and ``slice_interval`` (mm; PNG series, or looked up in
-    ``dl_info``, a ``DL_info.csv``); each reader gets only the ones it takes. An option no reader
-    takes is a ``TypeError``.
+    Args:
+        path: the file or folder.
+        reader: the registered reader's name (default: the first whose ``accepts`` takes
+            ``path``).
+        **options: None means not given: ``series`` (DICOM folder: its SeriesInstanceUID),
+            ``spacing`` and ``slice_interval`` (mm; PNG series, or looked up in ``dl_info``, a
+            ``DL_info.csv``); each reader gets only the ones it takes; one no reader takes is a
+            ``TypeError``.
+
+    Returns:
+        The :class:`CTVolume` (DeepLesion's slice order, validated).
 
     Raises :class:`CTReadError` (a ``ValueError``) with a one-line message naming the input.
     """
