@@ -73,6 +73,13 @@ class _Header:
         except (AttributeError, ValueError, TypeError):
             self.iop = self.ipp = None
 
+    def show(self, what: str) -> str:
+        """``what`` (a header keyword) as this file holds it, for messages."""
+        value = getattr(self.ds, what, None)
+        if what == 'PixelSpacing' and value:
+            value = [float(v) for v in value]
+        return f'{what} {value}'
+
 
 def _check_sizes(keep: List[_Header], source: str) -> None:
     sizes = Counter(h.size for h in keep)
@@ -82,6 +89,35 @@ def _check_sizes(keep: List[_Header], source: str) -> None:
         raise CTReadError(f'{source}: slices of mixed sizes ({len(odd)} of {len(keep)} are not '
                           f'{common[1]} x {common[0]} px: {osp.basename(odd[0].path)} is '
                           f'{odd[0].size[1]} x {odd[0].size[0]}): not one CT volume')
+
+
+def _check_one_volume(keep: List[_Header], source: str) -> None:
+    """Refuse slices that are not one CT: two pixel spacings (one would be applied to all: wrong
+    sizes and positions), one SOPInstanceUID twice (a SEG frame would reference two slices), or
+    another patient, study or frame of reference in one series. Errors name the files."""
+
+    def differing(values, what: str) -> None:
+        groups = Counter(values)
+        if len(groups) > 1:
+            common = groups.most_common(1)[0][0]
+            odd = [h for h, v in zip(keep, values) if v != common]
+            raise CTReadError(
+                f'{source}: {len(odd)} of {len(keep)} slices have another {what} than the rest '
+                f'({odd[0].show(what)} in {osp.basename(odd[0].path)}, '
+                f'{keep[values.index(common)].show(what)} in '
+                f'{osp.basename(keep[values.index(common)].path)}): not one CT volume')
+
+    spacing = [tuple(round(float(v), 4) for v in h.pixel_spacing or ()) for h in keep]
+    differing(spacing, 'PixelSpacing')
+    for what in ('PatientID', 'StudyInstanceUID', 'FrameOfReferenceUID'):
+        differing([str(getattr(h.ds, what, '') or '') for h in keep], what)
+    seen = {}
+    for h in keep:
+        uid = str(getattr(h.ds, 'SOPInstanceUID', '') or '')
+        if uid and uid in seen:
+            raise CTReadError(f'{source}: {osp.basename(seen[uid])} and {osp.basename(h.path)} '
+                              f'have one SOPInstanceUID ({uid}): a copied file? Keep one of them')
+        seen[uid] = h.path
 
 
 def _check_missing(keep: List[_Header], pos: np.ndarray, source: str) -> None:
@@ -126,6 +162,7 @@ def _classic_series(files: List[str], datasets: list, source: str, name: str):
         raise CTReadError(f'{keep[0].path}: no Pixel Spacing (0028,0030): the pixel size is '
                           'unknown')
     _check_sizes(keep, source)
+    _check_one_volume(keep, source)
     iop = np.array(common)
     normal = np.cross(iop[:3], iop[3:])
     pos = np.array([float(h.ipp @ normal) for h in keep])

@@ -152,6 +152,9 @@ def _scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
             if name.startswith('.') or name.upper() == 'DICOMDIR':
                 continue
             path = osp.join(root, name)
+            if not osp.isfile(path):  # regular files only: a FIFO or socket would block a read
+                skipped.append(osp.relpath(path, folder))
+                continue
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
                 uid = str(ds.SeriesInstanceUID)

@@ -174,3 +174,50 @@ def test_one_discovery_extracts_and_scans_a_study_once_per_run(study, hu, tmp_pa
     expand_series(Case(str(zpath), None, 'study'))  # outside the block: afresh every time
     read_ct(str(zpath), series=study['thin'])
     assert len(extractions) == 3 and len(scans) == 3
+
+
+def test_slices_that_are_not_one_ct_are_refused_naming_the_files(hu, tmp_path):
+    """Two pixel spacings, one SOPInstanceUID twice, another patient / study / frame of
+    reference in one series: refused, naming a file of each side (issue 34, items 5, 6, 11)."""
+    import shutil
+    src = tmp_path / 'ct'
+    write_dicom_series(hu, SPACING, src)
+    files = sorted(glob.glob(str(src / '*.dcm')))
+
+    def variant(name, edit):
+        folder = tmp_path / name
+        shutil.copytree(src, folder)
+        target = folder / osp.basename(files[0])
+        ds = pydicom.dcmread(target)
+        edit(ds)
+        ds.save_as(target)
+        return str(folder), osp.basename(files[0])
+
+    folder, odd = variant('spacing', lambda ds: setattr(ds, 'PixelSpacing', [0.5, 0.5]))
+    with pytest.raises(
+            CTReadError,
+            match=rf'1 of {len(hu)} slices have another PixelSpacing '
+            rf'than the rest \(PixelSpacing \[0\.5, 0\.5\] in {odd}'):
+        read_ct(folder)
+    for what in ('PatientID', 'StudyInstanceUID', 'FrameOfReferenceUID'):
+        folder, odd = variant(what, lambda ds: setattr(ds, what, '1.2.3.4'))
+        with pytest.raises(CTReadError, match=rf'another {what} than the rest .*in {odd}'):
+            read_ct(folder)
+    dup = tmp_path / 'dup'
+    shutil.copytree(src, dup)
+    shutil.copy(files[0], dup / 'copy_of_first.dcm')
+    with pytest.raises(
+            CTReadError,
+            match=r'copy_of_first\.dcm have one SOPInstanceUID|'
+            r'and copy_of_first\.dcm have one SOPInstanceUID'):
+        read_ct(str(dup))
+    np.testing.assert_array_equal(read_ct(str(src)).hu, hu)  # the series itself reads
+
+
+def test_a_fifo_in_a_dicom_folder_is_skipped_not_read(hu, tmp_path):
+    """Only regular files are read: a named pipe would block forever (issue 34, item 17)."""
+    write_dicom_series(hu, SPACING, tmp_path / 'ct')
+    os.mkfifo(tmp_path / 'ct' / 'pipe')
+    series, skipped = scan_folder(str(tmp_path / 'ct'))
+    assert skipped == ['pipe'] and len(series) == 1
+    np.testing.assert_array_equal(read_ct(str(tmp_path / 'ct')).hu, hu)
