@@ -81,11 +81,13 @@ def main(argv=None):
         p.error('no image with a GT lesion to evaluate')
     metrics, text, missing, without_gt = score_matched(matched, gt, args.fps, args.iou,
                                                        args.out_dir)
-    ignored = unmatched + without_gt
     if missing:
         print(f'note: {missing} GT images have no detections (scored as empty)')
-    if ignored:
-        print(f'note: detections of {ignored} images without GT lesions were ignored')
+    if unmatched:
+        print(f'note: detections of {len(unmatched)} images that are not in the GT were ignored '
+              f'(e.g. {", ".join(repr(k) for k in unmatched[:3])})')
+    if without_gt:
+        print(f'note: detections of {without_gt} images without GT lesions were ignored')
     print(text)
     if args.out_dir:
         print(f'wrote {osp.join(args.out_dir, "froc.json")} and froc_curve.png')

@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 
 import acsdet  # noqa: F401
 from acsdet.engine.cli import add_common_args, load_checkpoint_strictly, load_config, parse_common
-from acsdet.engine.dist import setup_distributed
+from acsdet.engine.dist import finish_distributed, setup_distributed
 
 
 def parse_args(argv=None):
@@ -73,6 +73,7 @@ def main(argv=None):
         with open(table) as f:
             print('\n' + f.read())
         print(f'FROC files: {cfg.work_dir}/froc.json, froc_table.txt, froc_curve.png')
+    finish_distributed()
     return metrics
 
 

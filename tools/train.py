@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 
 import acsdet  # noqa: F401  (registers acsdet, installs the checkpoint loader)
 from acsdet.engine.cli import add_common_args, enable_amp, load_config, parse_common, resolve_resume
-from acsdet.engine.dist import setup_distributed
+from acsdet.engine.dist import finish_distributed, setup_distributed
 
 
 def parse_args(argv=None):
@@ -54,6 +54,7 @@ def main(argv=None):
     setup_distributed(cfg)  # gloo on machines without CUDA, where MMEngine's launchers fail
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    finish_distributed()
     return runner
 
 

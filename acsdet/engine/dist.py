@@ -105,3 +105,13 @@ def setup_distributed(cfg: Config) -> bool:
         kwargs = dict(timeout=datetime.timedelta(seconds=timeout)) if timeout else {}
         torch_dist.init_process_group(backend='gloo', init_method='env://', **kwargs)
     return True
+
+
+def finish_distributed() -> None:
+    """End a distributed run cleanly: wait for every process, then destroy the process group.
+    Left to the interpreter's exit, gloo's threads can outlive it (the process then aborts with
+    'terminate called without an active exception' after its work is done). No-op when not
+    distributed."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

@@ -173,15 +173,21 @@ def _index(entries, field: str, path: str) -> dict:
 
 
 def match(entries, gt, samples, det_path: str, gt_path: str, fingerprints=(None, None)):
-    """``{GT index: (n, 5) detections}`` and the number of detection entries matched to no GT
-    image. By image key when every detection entry has one; else by id, checked: against the
-    pickle's own GT, or by the detections' GT fingerprint (``fingerprints``: the detections',
-    the GT file's)."""
+    """``({GT index: (n, 5) detections}, keys of detection images not in GT)``. By image key
+    when every detection entry has one (none matching at all is an :class:`InputError` listing
+    some: another naming, not an empty result); else by id, checked: against the pickle's own
+    GT, or by the detections' GT fingerprint (``fingerprints``: the detections', the GT
+    file's)."""
     if all(e['key'] is not None for e in entries):
         dets = _index(entries, 'key', det_path)
         gt_index = {g['key']: i for i, g in enumerate(gt)}
         matched = {gt_index[k]: e['dets'] for k, e in dets.items() if k in gt_index}
-        return matched, len(dets) - len(matched)
+        unknown = sorted(k for k in dets if k not in gt_index)
+        if dets and not matched:
+            raise InputError(f'{det_path}: none of its {len(dets)} images is an image of {gt_path}'
+                             f' (e.g. {", ".join(repr(k) for k in unknown[:3])}; images are '
+                             'matched by "<series>/<slice>.png", case and spaces included)')
+        return matched, unknown
     if any(g['id'] is None for g in gt):
         raise InputError(f'{det_path}: detections without file names can only be matched by COCO '
                          f'id, and {gt_path} has no ids')
@@ -212,7 +218,7 @@ def match(entries, gt, samples, det_path: str, gt_path: str, fingerprints=(None,
                 raise InputError(
                     f'{det_path}: image id {own["id"]} holds other lesions than in {gt_path}: '
                     'the ids do not line up (was the COCO file converted again?)')
-    return {gt_index[i]: e['dets'] for i, e in dets.items()}, 0
+    return {gt_index[i]: e['dets'] for i, e in dets.items()}, []
 
 
 def score_matched(matched: dict, gt: list, fps, iou_thr: float, output_dir=None):

@@ -10,8 +10,8 @@ writes. The rules, so that no run ever destroys a user's file:
   another input are refused with an error naming them (nothing is moved or deleted);
 - an output location that is, contains or lies inside an input is refused
   (:func:`check_output_location`);
-- case names are unique in a run and stable across runs into one output folder
-  (:func:`assign_case_names`);
+- case names are unique in a run and stable across runs into one output folder, and never a
+  name acsdet writes there itself (:data:`RESERVED_NAMES`; :func:`assign_case_names`);
 - temporaries (``.<case>.<owner>.<hex>.tmp`` / ``.old``) of runs that were killed are removed by
   the next write of that case, only when their process is gone and they carry the manifest.
 """
@@ -27,6 +27,8 @@ from ..utils.errors import naming
 from ..version import __version__
 
 MANIFEST = 'acsdet-case.json'
+#: Names acsdet writes in an output folder itself: never a case's name.
+RESERVED_NAMES = ('summary.csv', )
 
 
 class CaseFolderError(OSError):
@@ -83,6 +85,9 @@ def assign_case_names(out_dir: str, inputs: Sequence[Tuple[str, str]]) -> List[s
                 claimed[name] = man['input']
     out = []
     for key, name in inputs:
+        if name in RESERVED_NAMES:  # a case named summary.csv would block the run's summary
+            out.append(_hashed(name, key))
+            continue
         owner = claimed.setdefault(name, key)
         out.append(name if owner == key else _hashed(name, key))
     return out

@@ -21,10 +21,17 @@ def test_json_detections_match_gt_by_key_and_score(tmp_path):
     assert [e['key'] for e in entries] == ['000001_01_01/010.png', '000003_01_01/001.png']
     images, _ = load_gt(str(tmp_path / 'gt.json'))
     matched, unmatched = match(entries, images, None, 'dets.json', 'gt.json')
-    assert list(matched) == [0] and unmatched == 1
+    assert list(matched) == [0] and unmatched == ['000003_01_01/001.png']
     np.testing.assert_allclose(matched[0][:, 4], [0.9, 0.8])
     metrics, text, missing, without_gt = score_matched(matched, images, [0.5, 1, 2], 0.5)
     assert missing == 0 and without_gt == 0 and '(1 images, 1 lesions)' in text
     assert metrics['sens@0.5'] == metrics['avg'] == 1.0  # the hit outscores the false positive
+    (tmp_path / 'off.json').write_text(json.dumps({'000001_01_01/010.PNG': [[1, 1, 5, 5, 0.5]]}))
+    off, _, _ = load_detections(str(tmp_path / 'off.json'))
+    with pytest.raises(
+            InputError,
+            match=r"off\.json: none of its 1 images is an image of gt\.json "
+            r"\(e\.g\. '000001_01_01/010\.PNG'"):  # issue 34, item 14
+        match(off, images, None, str(tmp_path / 'off.json'), 'gt.json')
     with pytest.raises(InputError, match='no image with a GT lesion'):
         score_matched({}, [dict(instances=[], slice_interval=None)], [1], 0.5)

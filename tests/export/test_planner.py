@@ -45,3 +45,14 @@ def test_a_plan_runs_each_input_once_over_several_manifests(tmp_path):
         why, dict(outputs='--output-type'))
     ok = plan_cases([], str(tmp_path / 'out'), [str(tmp_path / 'm2.csv')])
     assert ok.names == ['bee', 'a'] and not ok.failed
+
+
+def test_a_case_is_never_named_as_the_run_summary(tmp_path):
+    """A case named summary.csv (a file, a folder, a manifest's case) gets a hashed name, so the
+    run's summary.csv stays writable (issue 34, item 15)."""
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.zeros((4, 8, 8), np.int16)), str(tmp_path / 'a.nii.gz'))
+    (tmp_path / 'm.csv').write_text('path,case\na.nii.gz,summary.csv\n')
+    plan = plan_cases([], str(tmp_path / 'out'), [str(tmp_path / 'm.csv')])
+    assert len(plan.names) == 1 and plan.names[0].startswith('summary.csv-')
+    assert plan.names[0] != 'summary.csv' and len(plan.names[0]) == len('summary.csv-') + 8
