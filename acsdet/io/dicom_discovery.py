@@ -146,8 +146,15 @@ def _scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
     import pydicom
     groups: Dict[str, List[Tuple[str, object, str]]] = defaultdict(list)
     skipped = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+    visited = {osp.realpath(folder)}
+    for root, dirs, files in os.walk(folder, followlinks=True):  # a linked series folder counts
+        keep = []
+        for d in sorted(d for d in dirs if not d.startswith('.')):
+            real = osp.realpath(osp.join(root, d))
+            if real not in visited:  # each folder once: a link loop or a second link is skipped
+                visited.add(real)
+                keep.append(d)
+        dirs[:] = keep
         for name in sorted(files):
             if name.startswith('.') or name.upper() == 'DICOMDIR':
                 continue

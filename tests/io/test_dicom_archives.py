@@ -221,3 +221,17 @@ def test_a_fifo_in_a_dicom_folder_is_skipped_not_read(hu, tmp_path):
     series, skipped = scan_folder(str(tmp_path / 'ct'))
     assert skipped == ['pipe'] and len(series) == 1
     np.testing.assert_array_equal(read_ct(str(tmp_path / 'ct')).hu, hu)
+
+
+def test_a_linked_series_folder_is_found_once_and_link_loops_end(hu, tmp_path):
+    """A symlinked series folder is followed (it gave '0 CT series'); a link back to a parent
+    and a second link to the same folder are not walked again (issue 34, item 12)."""
+    write_dicom_series(hu, SPACING, tmp_path / 'store' / 'ct')
+    study = tmp_path / 'study'
+    study.mkdir()
+    os.symlink(tmp_path / 'store' / 'ct', study / 'series')
+    os.symlink(tmp_path / 'store' / 'ct', study / 'again')
+    os.symlink(study, study / 'loop')
+    series, skipped = scan_folder(str(study))
+    assert len(series) == 1 and len(series[0].files) == len(hu) and skipped == []
+    np.testing.assert_array_equal(read_ct(str(study)).hu, hu)
