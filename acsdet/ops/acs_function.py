@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from .autocast import apply_as_convolution
-from .conv_args import (PADDING_MODES, IntOr3, conv_output_size, resolve_acs_split, resolve_padding,
-                        square_kernel_size, triple)
+from .conv_args import (PADDING_MODES, IntOr3, conv_output_sizes, resolve_acs_split,
+                        resolve_padding, square_kernel_size, triple)
 
 
 def _part_conv(x, weight, stride, padding, dilation, groups, out_lo, out_hi):
@@ -55,11 +55,7 @@ def acs_conv3d(x: torch.Tensor,
     if padding_mode not in PADDING_MODES:
         raise ValueError(f'padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}')
 
-    in_size = x.shape[2:]
-    out_size = [conv_output_size(in_size[a], k, stride[a], pads[a], dilation[a]) for a in range(3)]
-    if min(out_size) < 1:
-        raise ValueError(f'input size {tuple(in_size)} is too small for kernel size {k} with '
-                         f'dilation {dilation}, padding {padding}: output size would be {out_size}')
+    out_size = conv_output_sizes(x.shape[2:], k, stride, pads, dilation, padding)
     centre = k // 2
     symmetric = all(p0 == p1 for p0, p1 in pads)
     # Fast path: odd K, symmetric zero padding. Otherwise pad once for all views (as nn.Conv3d

@@ -63,3 +63,17 @@ def resolve_padding(padding, kernel_size: int, dilation: Tuple[int, int, int],
 def conv_output_size(size: int, kernel_size: int, stride: int, pad: Tuple[int, int],
                      dilation: int) -> int:
     return (size + pad[0] + pad[1] - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+def conv_output_sizes(in_size, kernel_size: int, stride, pads, dilation, padding) -> list:
+    """The output size ``[D', H', W']`` of a (K, K, K) convolution over ``in_size``, as
+    ``nn.Conv3d`` computes it; a ``ValueError`` (as ``nn.Conv3d`` raises) when one is below 1
+    (``padding``: the argument as given, for the message)."""
+    out = [
+        conv_output_size(in_size[a], kernel_size, stride[a], pads[a], dilation[a]) for a in range(3)
+    ]
+    if min(out) < 1:
+        raise ValueError(f'input size {tuple(in_size)} is too small for kernel size '
+                         f'{kernel_size} with dilation {dilation}, padding {padding}: output size '
+                         f'would be {out}')
+    return out

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from .acs_conv import Conv2dWeightIn3d
 from .acs_function import acs_conv3d
-from .conv_args import (PADDING_MODES, IntOr3, conv_output_size, resolve_padding,
+from .conv_args import (PADDING_MODES, IntOr3, conv_output_sizes, resolve_padding,
                         square_kernel_size, triple)
 
 __all__ = ['MeanACSConv', 'SoftACSConv', 'view_kernel', 'soft_acs_conv3d']
@@ -87,13 +87,7 @@ def soft_acs_conv3d(x: torch.Tensor,
         k = square_kernel_size(tuple(weight.shape[2:]))
         stride, dilation = triple(stride, 'stride'), triple(dilation, 'dilation')
         pads = resolve_padding(padding, k, dilation, stride)
-        out_size = [
-            conv_output_size(x.shape[2 + a], k, stride[a], pads[a], dilation[a]) for a in range(3)
-        ]
-        if min(out_size) < 1:
-            raise ValueError(f'input size {tuple(x.shape[2:])} is too small for kernel size {k} '
-                             f'with dilation {dilation}, padding {padding}: output size would be '
-                             f'{out_size}')
+        conv_output_sizes(x.shape[2:], k, stride, pads, dilation, padding)  # or a ValueError
         kernel = view_kernel(weight, view_weights)
         if padding_mode == 'zeros' and all(p0 == p1 for p0, p1 in pads):  # conv3d pads itself
             out = F.conv3d(x, kernel, None, stride, tuple(p0 for p0, _ in pads), dilation, groups)

@@ -61,12 +61,17 @@ GRID = list(
     ))
 
 
+def too_small(x, k, padding, dilation) -> bool:
+    """Whether ``nn.Conv3d`` with these arguments has no output for ``x``."""
+    pads = (padding, ) * 3 if isinstance(padding, int) else padding
+    return any(n + 2 * p - dilation * (k - 1) < 1 for n, p in zip(x.shape[2:], pads))
+
+
 @pytest.mark.parametrize('k,stride,padding,dilation', GRID)
 def test_matches_dense_conv3d(k, stride, padding, dilation):
     acs = ACSConv(4, 7, k, stride=stride, padding=padding, dilation=dilation)
     x = torch.randn(2, 4, 7, 9, 8)
-    pads = (padding, ) * 3 if isinstance(padding, int) else padding
-    if any(n + 2 * p - dilation * (k - 1) < 1 for n, p in zip(x.shape[2:], pads)):
+    if too_small(x, k, padding, dilation):
         with pytest.raises(ValueError, match='too small'):  # nn.Conv3d raises too
             acs(x)
     else:

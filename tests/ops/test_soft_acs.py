@@ -8,7 +8,7 @@ import torch.nn as nn
 from acsdet.converters import convert
 from acsdet.ops import MeanACSConv, SoftACSConv
 
-from .test_acs_conv import GRID
+from .test_acs_conv import GRID, too_small
 
 
 def reference(module, x):
@@ -57,8 +57,7 @@ def check(module, x):
 def test_soft_acs_matches_the_reference(k, stride, padding, dilation, method):
     conv = SoftACSConv(4, 7, k, stride=stride, padding=padding, dilation=dilation, method=method)
     x = torch.randn(2, 4, 7, 9, 8)
-    pads = (padding, ) * 3 if isinstance(padding, int) else padding
-    if any(n + 2 * p - dilation * (k - 1) < 1 for n, p in zip(x.shape[2:], pads)):
+    if too_small(x, k, padding, dilation):
         with pytest.raises(ValueError, match='too small'):  # nn.Conv3d raises too
             conv(x)
     else:
