@@ -15,7 +15,9 @@ the naming of DeepLesion's manual 3D test set, whose sub-volumes ``tools/froc3d_
 --gt-deeplesion-3d`` scores). With ``--split`` the series are those of the split's
 (non-noisy) lesions in ``DL_info.csv``, in file order, optionally of one coarse lesion type. Files
 are written atomically; a series that cannot be read is reported and the others go on (exit
-status 1).
+status 1). Nothing is written over an input or over a file acsdet did not write (the folder's
+ledger ``.acsdet-files.json`` says which it wrote); two inputs of one name get two names
+(``<name>-<8 hex>.nii.gz``, :mod:`acsdet.utils.run_outputs`).
 """
 import argparse
 import os.path as osp
@@ -98,7 +100,9 @@ def main(argv=None):
     import SimpleITK as sitk
 
     from acsdet.io import CTReadError, read_ct, volume_to_image
-    from acsdet.utils import atomic_save, check_writable_dir
+    from acsdet.utils import check_writable_dir
+    from acsdet.utils.run_outputs import OutputRefused, RunOutputs
+    outputs = RunOutputs('deeplesion_to_nifti', args.series + [args.dl_info])
     try:
         check_writable_dir(args.out_dir)
     except OSError as e:
@@ -122,9 +126,15 @@ def main(argv=None):
         else:
             parts = [vol]
         for part in parts:
-            out = osp.join(args.out_dir, f'{part.name}.nii.gz')
+            key = f'{osp.realpath(s)}#{part.name}'
+            try:
+                out = outputs.claim(osp.join(args.out_dir, f'{part.name}.nii.gz'), key)
+            except OutputRefused as e:
+                print(f'error: {s}: {e}', file=sys.stderr)
+                failed.append(s)
+                continue
             image = volume_to_image(part)
-            atomic_save(out, lambda tmp: sitk.WriteImage(image, tmp, True), '.nii.gz')
+            outputs.save(out, lambda tmp: sitk.WriteImage(image, tmp, True), '.nii.gz', key)
             print(f'{s} -> {out} ({part.hu.shape[0]} slices)')
             written.append(out)
     if failed:

@@ -42,7 +42,7 @@ from acsdet.evaluation.froc3d import AVERAGE_FPS_3D, FPS_3D, MODES, OVERLAPS, co
 from acsdet.evaluation.lesion_boxes import (LesionBoxError, csv_boxes_to_frame, find_detections,
                                             label_map_boxes, long_side_mm, read_box_csv,
                                             read_manual_3d_test_set, sub_volume_offset)
-from acsdet.utils import atomic_write
+from acsdet.utils.run_outputs import OutputRefused, RunOutputs
 
 LABEL_MAP_EXTENSIONS = ('.nii.gz', '.nii', '.nrrd', '.mha', '.mhd')
 
@@ -78,11 +78,16 @@ def _pair(gt_cases, det_cases, only_paired: bool):
     return sorted(set(gt_cases) & set(det_cases)), missing_det, missing_gt
 
 
-def load_cases(args):
-    """``(names, detections (n, 7) each, GT (m, 6) each, GT sizes mm each, unpaired note)``."""
+def load_cases(args, outputs: RunOutputs = None):
+    """``(names, detections (n, 7) each, GT (m, 6) each, GT sizes mm each, unpaired note)``;
+    the files read are added to ``outputs``' inputs."""
     dets = find_detections(args.detections)
+    if outputs is not None:
+        outputs.add_inputs(d.path for d in dets.values())
     if args.gt_label_maps:
         maps = _label_maps(args.gt_label_maps)
+        if outputs is not None:
+            outputs.add_inputs(maps.values())
         cases, *unpaired = _pair(maps, dets, args.only_paired)
         gts = {c: label_map_boxes(maps[c], dets[c].geometry, args.gt_lesions) for c in cases}
     elif args.gt_csv:
@@ -138,8 +143,12 @@ def main(argv=None):
         p.error(f'--average-fps {args.average_fps} must be among --fps {args.fps}')
     if not 0 < args.sizes[0] < args.sizes[1]:
         p.error(f'--sizes needs 0 < LO < HI, got {args.sizes}')
+    outputs = RunOutputs(
+        'froc3d_eval',
+        args.detections + [args.gt_label_maps or args.gt_csv or args.gt_deeplesion_3d])
     try:
-        cases, dets, gts, sizes, (no_det, no_gt) = load_cases(args)
+        cases, dets, gts, sizes, (no_det, no_gt) = load_cases(args, outputs)
+        out = outputs.claim(args.out) if args.out else None  # before the work
         kw = dict(
             fps=args.fps,
             metric=args.overlap,
@@ -153,7 +162,7 @@ def main(argv=None):
             sub = [g[(s >= lo) & (s < hi)] for g, s in zip(gts, sizes)]
             if sum(len(s) for s in sub):
                 subsets[name] = compute_froc_3d(dets, sub, **kw)
-    except (LesionBoxError, ValueError, OSError) as e:
+    except (LesionBoxError, ValueError, OSError, OutputRefused) as e:
         p.exit(2, f'{p.prog}: error: {e}\n')
     setting = (f'{args.overlap.upper()} >= {args.thr:g}, {args.mode.upper()}, '
                f'{len(cases)} volumes')
@@ -167,7 +176,7 @@ def main(argv=None):
                                                                     no_gt)):
         if names:
             print(f'note: --only-paired left out {len(names)} {what}: {names[:10]}')
-    if args.out:
+    if out:
         doc = dict(
             setting=dict(
                 overlap=args.overlap,
@@ -196,8 +205,8 @@ def main(argv=None):
             },
             unpaired=dict(gt_without_detections=no_det, detections_without_gt=no_gt),
             cases=cases)
-        atomic_write(args.out, lambda f: json.dump(doc, f, indent=1))
-        print(f'wrote {args.out}')
+        outputs.write(out, lambda f: json.dump(doc, f, indent=1))
+        print(f'wrote {out}')
     return main_res, subsets
 
 

@@ -37,6 +37,8 @@ import numpy as np
 from acsdet.evaluation.detection_files import (InputError, gt_from_samples, load_detections,
                                                load_gt, match, score_matched)
 from acsdet.evaluation.froc import DEFAULT_FPS
+from acsdet.evaluation.froc_metric import FROC_FILES
+from acsdet.utils.run_outputs import OutputRefused, RunOutputs
 
 __all__ = ['InputError', 'gt_from_samples', 'load_detections', 'load_gt', 'main', 'match']
 
@@ -57,7 +59,7 @@ def main(argv=None):
     p.add_argument('gt', nargs='?')
     p.add_argument('--iou', type=float, default=0.5)
     p.add_argument('--fps', type=float, nargs='+', default=list(DEFAULT_FPS))
-    p.add_argument('--out-dir', help='write froc.json and froc_curve.png here')
+    p.add_argument('--out-dir', help='write froc.json, froc_table.txt and froc_curve.png here')
     args = p.parse_args(argv)
     _check_args(p, args)
     for path in filter(None, (args.detections, args.gt)):
@@ -75,12 +77,15 @@ def main(argv=None):
             p.error('GT is required unless DETECTIONS is a tools/test.py pickle holding instances')
         matched, unmatched = match(entries, gt, samples, args.detections, gt_path,
                                    (det_fingerprint, gt_fingerprint))
-    except (InputError, ValueError, OSError, pickle.UnpicklingError) as e:
+        outputs = RunOutputs('froc_eval', [args.detections, args.gt])
+        for name in FROC_FILES if args.out_dir else ():  # refused before the work, not after
+            outputs.claim(osp.join(args.out_dir, name))
+    except (InputError, ValueError, OSError, OutputRefused, pickle.UnpicklingError) as e:
         p.exit(2, f'{p.prog}: error: {e}\n')
     if not any(g['instances'] for g in gt):
         p.error('no image with a GT lesion to evaluate')
     metrics, text, missing, without_gt = score_matched(matched, gt, args.fps, args.iou,
-                                                       args.out_dir)
+                                                       args.out_dir, outputs)
     if missing:
         print(f'note: {missing} GT images have no detections (scored as empty)')
     if unmatched:

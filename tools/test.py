@@ -49,7 +49,12 @@ def build_cfg(args) -> Config:
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit('--out must be a .pkl or .pickle file')
-        cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=args.out)]
+        cfg.test_evaluator = evaluators + [
+            dict(
+                type='AcsdetDumpDetResults',
+                out_file_path=args.out,
+                inputs=[args.config, args.checkpoint])
+        ]
     hooks = list(cfg.get('custom_hooks', []))
     hooks.append(dict(type='ProgressBarHook'))
     if args.show_dir:

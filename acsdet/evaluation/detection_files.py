@@ -221,7 +221,7 @@ def match(entries, gt, samples, det_path: str, gt_path: str, fingerprints=(None,
     return {gt_index[i]: e['dets'] for i, e in dets.items()}, []
 
 
-def score_matched(matched: dict, gt: list, fps, iou_thr: float, output_dir=None):
+def score_matched(matched: dict, gt: list, fps, iou_thr: float, output_dir=None, outputs=None):
     """The FROC of the matched detections (:func:`match`) over the GT images with a lesion.
 
     Args:
@@ -230,6 +230,7 @@ def score_matched(matched: dict, gt: list, fps, iou_thr: float, output_dir=None)
         fps: false positives per image to report.
         iou_thr: IoU for a hit.
         output_dir: where :class:`~acsdet.evaluation.FROCMetric` writes its files (None: none).
+        outputs: their :class:`~acsdet.utils.run_outputs.RunOutputs` (the run's inputs known).
 
     Returns:
         ``(metrics, table text, GT images without detections, matched images without a GT
@@ -242,6 +243,8 @@ def score_matched(matched: dict, gt: list, fps, iou_thr: float, output_dir=None)
     metric = FROCMetric(
         fps=fps, iou_thr=iou_thr, output_dir=output_dir,
         continuous_boxes=False)  # everything is inclusive pixel boxes by now
+    if outputs is not None:
+        metric.outputs = outputs
     missing = 0
     for i in evaluated:
         arr = matched.get(i)

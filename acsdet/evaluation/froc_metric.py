@@ -12,7 +12,8 @@ from mmdet.registry import METRICS
 
 from ..deeplesion.boxes import continuous_to_inclusive
 from ..deeplesion.info import LESION_TYPES as LESION_TYPE_NAMES
-from ..utils import atomic_write, json_safe
+from ..utils import json_safe
+from ..utils.run_outputs import OutputRefused, RunOutputs
 from .froc import (DEFAULT_FPS, FROCResult, compute_froc, compute_froc_by_group, size_bucket,
                    thickness_bucket)
 
@@ -39,8 +40,10 @@ class FROCMetric(BaseMetric):
             < 10, 10-30, >= 30 mm) and 'thickness' (slice interval <= 2.5 mm or thicker); they
             need ``lesion_type`` / ``long_diameter_mm`` in the instances and ``slice_interval``
             in the sample.
-        output_dir: if set, write ``froc.json`` (operating points, subsets, the curve) and
-            ``froc_curve.png`` there; ``tools/test.py`` sets it to the work dir.
+        output_dir: if set, write ``froc.json`` (operating points, subsets, the curve),
+            ``froc_table.txt`` and ``froc_curve.png`` there; ``tools/test.py`` sets it to the
+            work dir. A file of those names that acsdet did not write is left as it is, with a
+            warning (:mod:`acsdet.utils.run_outputs`).
         continuous_boxes: boxes are MMDetection's continuous ``[x1, y1, x2, y2)`` (default); the
             official protocol's inclusive pixel boxes with the +1 IoU are ``x2 - 1, y2 - 1`` of
             them (the IoU is the same; :mod:`acsdet.deeplesion.boxes`). False: boxes are already
@@ -63,6 +66,8 @@ class FROCMetric(BaseMetric):
         self.fps, self.iou_thr, self.subsets = tuple(fps), iou_thr, tuple(subsets)
         self.output_dir = output_dir
         self.continuous_boxes = continuous_boxes
+        #: the writer of the output files (a tool sets one with its inputs and claims first)
+        self.outputs = RunOutputs(type(self).__name__)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -131,9 +136,12 @@ class FROCMetric(BaseMetric):
             lines.append(self._subset_table(name, res))
         text = '\n\n'.join(lines)
         if self.output_dir:
-            self.save(main, by_subset, self.output_dir)
-            atomic_write(
-                osp.join(self.output_dir, 'froc_table.txt'), lambda f: f.write(text + '\n'))
+            try:
+                self.save(main, by_subset, self.output_dir)
+                self.outputs.write(
+                    osp.join(self.output_dir, 'froc_table.txt'), lambda f: f.write(text + '\n'))
+            except OutputRefused as e:
+                MMLogger.get_current_instance().warning(f'FROCMetric: not written: {e}')
         return metrics, text
 
     def _subset_table(self, name: str, res: Dict[str, FROCResult]) -> str:
@@ -167,14 +175,22 @@ class FROCMetric(BaseMetric):
                 }
                 for name, res in by_subset.items()
             })
-        atomic_write(
+        self.outputs.write(
             osp.join(out_dir, 'froc.json'),
             lambda f: json.dump(json_safe(payload), f, indent=1, allow_nan=False))
-        plot_froc(main, osp.join(out_dir, 'froc_curve.png'))
+        plot_froc(main, osp.join(out_dir, 'froc_curve.png'), outputs=self.outputs)
 
 
-def plot_froc(result: FROCResult, path: str, title: str = 'FROC') -> None:
-    """Save the FROC curve (sensitivity vs FPs per image, log x axis) with its operating points."""
+#: The files :class:`FROCMetric` writes into its ``output_dir``.
+FROC_FILES = ('froc.json', 'froc_table.txt', 'froc_curve.png')
+
+
+def plot_froc(result: FROCResult,
+              path: str,
+              title: str = 'FROC',
+              outputs: Optional[RunOutputs] = None) -> None:
+    """Save the FROC curve (sensitivity vs FPs per image, log x axis) with its operating points
+    (through ``outputs``, :class:`~acsdet.utils.run_outputs.RunOutputs`, when given)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -199,5 +215,6 @@ def plot_froc(result: FROCResult, path: str, title: str = 'FROC') -> None:
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(loc='lower right')
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format='png'), binary=True)
+    (outputs or RunOutputs('plot_froc')).write(
+        path, lambda f: fig.savefig(f, format='png'), binary=True)
     plt.close(fig)

@@ -98,6 +98,30 @@ class CaseGeometry:
             direction=direction)
 
 
+def _is_number(v) -> bool:
+    """A JSON number (not a string, not a boolean), finite."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _pair_of_numbers(v) -> list:
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_number(a) for a in v):
+        raise TypeError(v)
+    return [float(a) for a in v]
+
+
+def check_inside(box, geo: CaseGeometry, where: str) -> None:
+    """Refuse an inclusive voxel box ``[x1, y1, z1, x2, y2, z2]`` that is inverted or lies
+    (partly) outside the CT of ``geo`` (by more than half a voxel), naming ``where``."""
+    b = np.asarray(box, float)
+    size = geo.size.astype(float)
+    if (b[3:] < b[:3]).any():
+        raise LesionBoxError(f'{where}: inverted box {np.round(b, 2).tolist()} (x2 < x1, y2 < y1 '
+                             'or z2 < z1)')
+    if (b[:3] < -0.5).any() or (b[3:] > size - 0.5).any():
+        raise LesionBoxError(f'{where}: box {np.round(b, 2).tolist()} lies outside the CT of '
+                             f'{size.astype(int).tolist()} voxels (x, y, z; indices from 0)')
+
+
 def inclusive_box(x, y, z) -> list:
     """A lesion's ``box_voxel`` (x, y: continuous edges ``[first, last)``; z: inclusive slices)
     as an inclusive voxel box ``[x1, y1, z1, x2, y2, z2]``: the voxel centres ``x1 .. x2 - 1``,
@@ -127,11 +151,17 @@ def read_lesions_json(path: str, case: Optional[str] = None) -> CaseDetections:
     rows = []
     for n, les in enumerate(doc['lesions']):
         try:
-            b, score = les['box_voxel'], float(les['score'])
-            row = [*inclusive_box(b['x'], b['y'], b['z']), score]
+            b = les['box_voxel']
+            x, y, z = (_pair_of_numbers(b[a]) for a in 'xyz')
+            score = les['score']
+            if not _is_number(score):
+                raise TypeError
+            row = [*inclusive_box(x, y, z), float(score)]
         except (KeyError, TypeError, IndexError, ValueError):
-            raise LesionBoxError(f'{path}: lesion {n} has no 3D box (box_voxel x, y, z and '
-                                 'score): written by an older tools/infer.py?') from None
+            raise LesionBoxError(f'{path}: lesion {n} has no 3D box (box_voxel x, y, z: two '
+                                 'numbers each, and a numeric score): written by an older '
+                                 'tools/infer.py, or edited?') from None
+        check_inside(row[:6], geo, f'{path}: lesion {n}')
         rows.append(row)
     name = case or osp.basename(osp.dirname(osp.abspath(path)))
     return CaseDetections(name, path, geo, np.array(rows, float).reshape(-1, 7))
@@ -174,7 +204,13 @@ def _manifest(path: str) -> List[Tuple[str, Optional[str]]]:
             raise LesionBoxError(f'{path}: a manifest needs a lesions_json column (and '
                                  f'optionally case), got {reader.fieldnames}')
         base = osp.dirname(osp.abspath(path))
-        return [(osp.join(base, r['lesions_json']), (r.get('case') or None)) for r in reader]
+        out = []
+        for line, r in enumerate(reader, start=2):
+            if not (r.get('lesions_json') or '').strip():
+                raise LesionBoxError(f'{path}, line {line}: no lesions_json (a missing cell?)')
+            out.append((osp.join(base, r['lesions_json'].strip()), (r.get('case') or '').strip()
+                        or None))
+        return out
 
 
 # ---------------------------------------------------------------- ground truth
@@ -217,8 +253,9 @@ def label_map_boxes(path: str, geo: CaseGeometry, lesions: str = 'components') -
         raise LesionBoxError(f'{path}: negative labels ({int(arr.min())})')
     if lesions == 'components':
         ids, _ = ndimage.label(arr != 0, structure=np.ones((3, 3, 3), bool))
-    else:
-        ids = arr.astype(np.int64)
+    else:  # each label value one lesion, renumbered 1..n (values may be large: 4e9)
+        values, ids = np.unique(arr, return_inverse=True)
+        ids = ids.reshape(arr.shape) + (0 if values[0] == 0 else 1)
     boxes = []
     for sl in ndimage.find_objects(ids):
         if sl is None:  # a label value not present
@@ -232,11 +269,24 @@ def label_map_boxes(path: str, geo: CaseGeometry, lesions: str = 'components') -
 CSV_COLUMNS = ('case', 'x1', 'y1', 'z1', 'x2', 'y2', 'z2')
 
 
-def read_box_csv(path: str) -> Dict[str, np.ndarray]:
+class BoxRows(np.ndarray):
+    """GT corner pairs ``(n, 6)`` of one case read from a CSV, with ``where`` (``file, line``
+    of each row) for messages."""
+    where: List[str]
+
+
+def _box_rows(rows: List[List[float]], where: List[str]) -> BoxRows:
+    out = np.array(rows, float).reshape(-1, 6).view(BoxRows)
+    out.where = where
+    return out
+
+
+def read_box_csv(path: str) -> Dict[str, BoxRows]:
     """GT boxes by case from a CSV with columns ``case, x1, y1, z1, x2, y2, z2`` (two opposite
     corners; what they are in is the caller's ``units``). A malformed row is an error naming
     its line."""
     out: Dict[str, List[List[float]]] = {}
+    lines: Dict[str, List[str]] = {}
     with open(path, newline='', encoding='utf-8-sig') as f:
         reader = csv.DictReader(f)
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
@@ -252,7 +302,8 @@ def read_box_csv(path: str) -> Dict[str, np.ndarray]:
             if not np.isfinite(vals).all() or not r['case']:
                 raise LesionBoxError(f'{path}, line {line}: needs a case and six finite numbers')
             out.setdefault(r['case'], []).append(vals)
-    return {k: np.array(v, float) for k, v in out.items()}
+            lines.setdefault(r['case'], []).append(f'{path}, line {line}')
+    return {k: _box_rows(v, lines[k]) for k, v in out.items()}
 
 
 def csv_boxes_to_frame(rows: np.ndarray, geo: CaseGeometry, units: str) -> np.ndarray:
@@ -261,13 +312,16 @@ def csv_boxes_to_frame(rows: np.ndarray, geo: CaseGeometry, units: str) -> np.nd
     if units not in ('voxel', 'lps'):
         raise LesionBoxError(f"units must be 'voxel' or 'lps', got {units!r}")
     out = []
-    for r in np.asarray(rows, float).reshape(-1, 6):
+    where = getattr(rows, 'where', None)
+    for n, r in enumerate(np.asarray(rows, float).reshape(-1, 6)):
         a, b = r[:3], r[3:]
         corners = np.array([[x, y, z] for x in (a[0], b[0]) for y in (a[1], b[1])
                             for z in (a[2], b[2])])
         v = geo.stored_to_voxel(corners) if units == 'voxel' else geo.lps_to_voxel(corners)
-        out.append(_box_of(np.round(v, 6)))
-    return np.round(np.array(out, float).reshape(-1, 6))
+        box = np.round(_box_of(np.round(v, 6)))
+        check_inside(box, geo, where[n] if where else f'GT box {n}')
+        out.append(box)
+    return np.array(out, float).reshape(-1, 6)
 
 
 def long_side_mm(boxes: np.ndarray, geo: CaseGeometry) -> np.ndarray:

@@ -29,6 +29,7 @@ from ..deeplesion.info import SPLITS, LesionRecord, group_by_key_slice, read_dl_
 from ..deeplesion.png import decode_slice, png_shape
 from ..utils import atomic_write_set, check_writable_dir, mask_to_rle
 from ..utils.hu import SOFT_TISSUE_WINDOW, WIDE_WINDOW
+from ..utils.run_outputs import RunOutputs, record_written
 from ..version import __version__
 from .weak_masks import weak_mask
 
@@ -207,6 +208,10 @@ def convert_deeplesion(data_root: str,
     t0 = time.time()
     dl_info = dl_info or osp.join(data_root, 'DL_info.csv')
     images_dir = images_dir or osp.join(data_root, 'Images_png')
+    names = [f'deeplesion_{s}.json' for s in splits] + [REPORT_NAME]
+    outputs = RunOutputs('deeplesion_to_coco', [dl_info])
+    for name in names:  # never over the input or a file acsdet did not write; before the work
+        outputs.claim(osp.join(out_dir, name))
     records, errors = read_dl_info(dl_info)
     summary = ConversionSummary()
     summary.skipped += [(e.line, f'{e.field}: {e.message}') for e in errors]
@@ -320,5 +325,7 @@ def convert_deeplesion(data_root: str,
     writers = {f'deeplesion_{s}.json': _json_writer(coco[s]) for s in splits}
     writers[REPORT_NAME] = _json_writer(summary.as_json())
     atomic_write_set(out_dir, writers)  # every split computed: only now replace the old set
+    for name in writers:
+        record_written(osp.join(out_dir, name), 'deeplesion_to_coco')
     summary.files = [osp.join(out_dir, name) for name in writers if name != REPORT_NAME]
     return summary

@@ -1,13 +1,25 @@
-"""Atomic file writing (one file, or a set of files replaced together) and the temporaries it
-leaves: who owns them, which are stale."""
+"""Atomic file writing (one file, or a set of files replaced together), the temporaries it
+leaves (who owns them, which are stale) and advisory file locks.
+
+The rule for temporaries: each carries its owner (``<host hash>-<pid>``, :func:`owner_tag`) in its
+name, and a later run removes it only once the owner is gone: on this host when no process of
+that id runs; on another host (a shared folder of a cluster or of containers) when it has not
+changed for :data:`FOREIGN_STALE_SECONDS` (24 h; ``ACSDET_FOREIGN_STALE_HOURS``), since no host
+can see another's processes and acsdet's file and case temporaries live seconds to minutes. What
+lives as long as a run (a zip's extraction folder) is held under a :func:`file_lock` instead:
+one whose lock can be taken is a gone process's, on any host that shares the folder.
+"""
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import os.path as osp
 import re
 import socket
+import time
 import uuid
-from typing import IO, Callable, Dict, List, Optional
+from typing import IO, Callable, Dict, Iterator, List, Optional
 
 #: Left in a folder while :func:`atomic_write_set` renames its files; its presence means a
 #: commit was interrupted, and :func:`finish_write_set` completes it.
@@ -16,6 +28,8 @@ WRITE_SET_JOURNAL = '.acsdet-write-set.json'
 #: versions wrote none).
 _TMP_SUFFIX = re.compile(r'(?:([0-9a-f]{8}-\d+)\.)?[0-9a-f]{32}\.(?:tmp|old)')
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+#: How long a temporary of another host's process stays untouched before it counts as stale.
+FOREIGN_STALE_SECONDS = 3600 * float(os.environ.get('ACSDET_FOREIGN_STALE_HOURS', 24))
 
 
 def owner_tag() -> str:
@@ -24,12 +38,19 @@ def owner_tag() -> str:
     return f'{_HOST}-{os.getpid()}'
 
 
-def owner_is_dead(tag: Optional[str]) -> bool:
-    """Whether the process of an :func:`owner_tag` has ended (False when unknown: another host,
-    or a process of that id runs)."""
+def owner_is_dead(tag: Optional[str], path: Optional[str] = None) -> bool:
+    """Whether the process of an :func:`owner_tag` has ended: on this host, no process of that
+    id runs; on another host, the temporary ``path`` (when given) has not changed for
+    :data:`FOREIGN_STALE_SECONDS`. False when unknown."""
     host, _, pid = (tag or '').partition('-')
-    if host != _HOST or not pid.isdigit():
+    if not pid.isdigit() or len(host) != 8:
         return False
+    if host != _HOST:
+        try:
+            return path is not None and time.time() - os.lstat(path).st_mtime > \
+                FOREIGN_STALE_SECONDS
+        except OSError:
+            return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -57,8 +78,9 @@ def stale_temporaries(directory: str, prefix: str) -> List[str]:
         if not name.startswith(prefix):
             continue
         m = _TMP_SUFFIX.fullmatch(name[len(prefix):])
-        if m and (m.group(1) is None or owner_is_dead(m.group(1))):
-            out.append(osp.join(directory, name))
+        path = osp.join(directory, name)
+        if m and (m.group(1) is None or owner_is_dead(m.group(1), path)):
+            out.append(path)
     return out
 
 
@@ -181,6 +203,28 @@ def check_writable_dir(directory: str, what: str = 'output folder') -> None:
         os.remove(probe)
     except OSError as e:
         raise OSError(f'cannot write to the {what} {directory}: {e.strerror or e}') from e
+
+
+@contextlib.contextmanager
+def file_lock(path: str, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive advisory lock (``flock``) on the file ``path`` (created if needed) for the
+    block: concurrent acsdet runs serialise their read-modify-write of a shared file (a folder's
+    ``summary.csv``) through it, on one host and on network file systems that support locks. The
+    lock ends with the process, however it ends. Yields whether it was taken (always True when
+    ``blocking``)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def file_sha256(path: str) -> str:

@@ -283,3 +283,63 @@ def test_p3d_scores_ground_truth_drawn_on_one_slice(cases, tmp_path, capsys):
     with pytest.raises(SystemExit):
         _eval(cases['out'] / 'perfect', '--gt-csv', cases['csv']['voxel'], '--mode', 'p3d')
     assert 'P3D ground truth lies on one slice' in capsys.readouterr().err
+
+
+def test_boxes_outside_the_ct_and_numbers_as_strings_are_refused(cases, tmp_path, capsys):
+    """Issue 34 items 13, 18: named by file and row, one line, exit 2."""
+    folder = cases['out'] / 'perfect'
+
+    def error(*args):
+        with pytest.raises(SystemExit) as e:
+            _eval(*args)
+        assert e.value.code == 2
+        msg = capsys.readouterr().err.strip()
+        assert '\n' not in msg
+        return msg
+
+    rows = tmp_path / 'gt.csv'
+    rows.write_text('case,x1,y1,z1,x2,y2,z2\nscan,1,1,1,5,5,5\nscan,1,1,1,5,5,500\n')
+    assert 'gt.csv, line 3: box' in error(folder, '--gt-csv', rows)
+    rows.write_text('case,x1,y1,z1,x2,y2,z2\nscan,-3,1,1,5,5,5\n')
+    assert 'gt.csv, line 2: box' in error(folder, '--gt-csv', rows)
+    doc = json.loads((folder / 'scan' / 'lesions.json').read_text())
+    for bad, want in (({
+            'z': [str(v) for v in doc['lesions'][0]['box_voxel']['z']]
+    }, 'no 3D box'), ({
+            'z': [0, 500]
+    }, 'lies outside the CT')):
+        edited = json.loads(json.dumps(doc))
+        edited['lesions'][0]['box_voxel'].update(bad)
+        case = tmp_path / want.replace(' ', '_') / 'scan'
+        case.mkdir(parents=True)
+        (case / 'lesions.json').write_text(json.dumps(edited))
+        msg = error(case / 'lesions.json', '--gt-csv', cases['csv']['voxel'])
+        assert 'lesions.json: lesion 0' in msg and want in msg
+    manifest = tmp_path / 'dets.csv'
+    manifest.write_text(f'lesions_json,case\n{folder / "scan" / "lesions.json"},scan\n,other\n')
+    assert 'dets.csv, line 3: no lesions_json' in error(manifest, '--gt-csv', cases['csv']['voxel'])
+
+
+def test_label_values_as_large_as_4e9_are_lesions_not_a_memory_error(cases, tmp_path):
+    img = sitk.ReadImage(f'{cases["gt_dir"]}/scan.nii.gz')
+    arr = sitk.GetArrayFromImage(img).astype(np.uint32)
+    arr[arr == 2] = 4_000_000_000
+    big = sitk.GetImageFromArray(arr)
+    big.CopyInformation(img)
+    gt = tmp_path / 'gt'
+    gt.mkdir()
+    sitk.WriteImage(big, str(gt / 'scan.nii.gz'))
+    res, _ = _eval(cases['out'] / 'perfect', '--gt-label-maps', gt, '--gt-lesions', 'labels')
+    assert res.num_lesions == 3 and res.average == 1.0
+
+
+def test_out_never_replaces_an_input_or_a_case_file(cases, capsys):
+    """Issue 34 item 1: --out over the GT CSV it read, or over a lesions.json, is refused before
+    the work; both files stay as they were."""
+    folder = cases['out'] / 'perfect'
+    for target in (cases['csv']['voxel'], folder / 'scan' / 'lesions.json'):
+        before = open(target, 'rb').read()
+        with pytest.raises(SystemExit) as e:
+            _eval(folder, '--gt-csv', cases['csv']['voxel'], '--out', target)
+        assert e.value.code == 2 and 'refusing' in capsys.readouterr().err
+        assert open(target, 'rb').read() == before

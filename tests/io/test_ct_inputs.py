@@ -90,6 +90,36 @@ def test_png_series_exported_to_nifti_shows_the_head_at_the_top(body, tmp_path):
     np.testing.assert_allclose(back.origin, _read(body, 'png').origin, atol=1e-4)
 
 
+def test_nifti_conversion_never_writes_over_an_input_or_a_users_file(body, tmp_path, capsys):
+    """Issue 34 item 1: the input's own folder as --out-dir (the input stays float32, exit 1),
+    two inputs of one base name (two files), a user's file of that name (left as it was)."""
+    import shutil
+
+    from data_converters import deeplesion_to_nifti
+    src = tmp_path / 'in' / 'CT.nii.gz'
+    src.parent.mkdir()
+    sitk.WriteImage(sitk.Cast(sitk.ReadImage(body['files']['LPS']), sitk.sitkFloat32), str(src))
+    before = src.read_bytes()
+    written, failed = deeplesion_to_nifti.main([str(src), '--out-dir', str(src.parent)])
+    assert written == [] and failed == [str(src)] and src.read_bytes() == before
+    assert 'is an input of this run' in capsys.readouterr().err
+    twin = tmp_path / 'other' / 'CT.nii.gz'
+    twin.parent.mkdir()
+    shutil.copy(src, twin)
+    out = tmp_path / 'out'
+    written, failed = deeplesion_to_nifti.main([str(src), str(twin), '--out-dir', str(out)])
+    assert not failed and len(set(written)) == 2 and written[0] == str(out / 'CT.nii.gz')
+    assert sorted(os.listdir(out)) == sorted(
+        ['.acsdet-files.json', '.acsdet-files.lock', 'CT.nii.gz',
+         os.path.basename(written[1])])
+    user = tmp_path / 'user'
+    user.mkdir()
+    (user / 'CT.nii.gz').write_text('a file of mine')
+    written, failed = deeplesion_to_nifti.main([str(src), '--out-dir', str(user)])
+    assert failed and (user / 'CT.nii.gz').read_text() == 'a file of mine'
+    assert 'acsdet did not write it' in capsys.readouterr().err
+
+
 # ---- damaged files ---------------------------------------------------------------------------
 
 
