@@ -10,20 +10,29 @@ planning of a run, checked before any model runs, is :mod:`.planner`).
 - **Done.** With ``--skip-done`` a case whose folder is complete for its input with every output
   type asked for (:func:`~acsdet.export.case_folder.is_done`) is not run again; a folder left by a
   killed run is never complete (cases are written whole and swapped in).
-- **Summary.** ``summary.csv`` (:data:`SUMMARY_FIELDS`), one row per case of the run in input
-  order, rewritten atomically after every case, so a killed run leaves the rows it finished.
+- **Summary.** ``summary.csv`` (:data:`SUMMARY_FIELDS`) holds the latest row of every case ever
+  run into the output folder, merged by input key (column ``key``): a later run replaces the
+  rows of its own cases and keeps the others' (a failed case's error stays until that case runs
+  again). After every case the file is re-read, merged and replaced atomically under the
+  folder's lock (:func:`~acsdet.utils.files.folder_lock`), so concurrent runs
+  keep each other's rows and a killed run leaves the rows it finished. New cases are added in
+  input order after the rows already there.
 """
 import csv
 import io
 import os.path as osp
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..io import case_name, input_key
 from ..utils import atomic_write
 from ..utils.errors import naming
+from ..utils.files import folder_lock
 
-SUMMARY_FIELDS = ('case', 'input', 'series', 'status', 'lesions', 'seconds', 'folder', 'error')
+SUMMARY_FIELDS = ('case', 'input', 'series', 'status', 'lesions', 'seconds', 'folder', 'error',
+                  'key')
+#: The header of acsdet 0.4's summaries (no ``key``: keyed by the input's real path and series).
+_OLD_FIELDS = SUMMARY_FIELDS[:-1]
 
 
 @dataclass
@@ -68,30 +77,52 @@ def read_manifest_csv(path: str) -> List[Case]:
 
 
 class Summary:
-    """``summary.csv`` of a run: one row per case (in the order of ``keys``, the cases' input
-    keys), rewritten atomically after each."""
+    """``summary.csv`` of an output folder: the latest row of every case run into it, merged by
+    input key (see the module doc)."""
 
-    def __init__(self, out_dir: str, keys: Sequence[str]):
+    def __init__(self, out_dir: str, keys: Sequence[str] = ()):
         self.path = osp.join(out_dir, 'summary.csv')
-        self.rows = {k: None for k in keys}
+        self.out_dir = out_dir
+        self.keys = list(keys)  # this run's cases, in input order
         if osp.lexists(self.path):  # replaced only if it is a summary acsdet wrote
-            try:
-                with open(self.path, newline='') as f:
-                    head = next(csv.reader(f), None)
-            except (OSError, UnicodeDecodeError, csv.Error):
-                head = None
-            if osp.islink(self.path) or head != list(SUMMARY_FIELDS):
-                raise naming(
-                    OSError(f'{self.path} exists and is not a summary acsdet wrote: refusing to '
-                            'replace it; move it or choose another {out_dir}'), 'out_dir')
+            self._read()
+
+    def _read(self) -> Dict[str, dict]:
+        """The rows of the file by input key (empty without a file)."""
+        try:
+            with open(self.path, newline='', encoding='utf-8') as f:
+                rows = list(csv.reader(f))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, csv.Error):
+            rows = None
+        head = rows[0] if rows else None
+        if osp.islink(self.path) or head not in (list(SUMMARY_FIELDS), list(_OLD_FIELDS)):
+            raise naming(
+                OSError(f'{self.path} exists and is not a summary acsdet wrote: refusing to '
+                        'replace it; move it or choose another {out_dir}'), 'out_dir')
+        out = {}
+        for values in rows[1:]:
+            row = dict(zip(head, values))
+            key = row.get('key') or input_key(row.get('input', ''), row.get('series') or None)
+            out[key] = row
+        return out
 
     def record(self, key: str, **row) -> None:
         """The row of the case with input key ``key`` (:data:`SUMMARY_FIELDS`)."""
-        self.rows[key] = row
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, SUMMARY_FIELDS, extrasaction='raise')
-        w.writeheader()
-        for r in self.rows.values():
-            if r is not None:
-                w.writerow({k: r.get(k, '') for k in SUMMARY_FIELDS})
-        atomic_write(self.path, lambda f: f.write(buf.getvalue()), newline='')
+        row = dict(row, key=key)
+        with folder_lock(self.out_dir):
+            rows = self._read()
+            rows[key] = {k: row.get(k, '') for k in SUMMARY_FIELDS}
+            ours = set(self.keys)
+            keys = list(rows)
+            at = next(i for i, k in enumerate(keys) if k in ours or k == key)
+            order = [k for k in keys if k not in ours and k != key]  # other runs' cases
+            before = sum(1 for k in keys[:at] if k not in ours)
+            order[before:before] = [k for k in self.keys if k in rows]  # ours, in input order
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, SUMMARY_FIELDS, extrasaction='ignore')
+            w.writeheader()
+            for k in order:
+                w.writerow({f: rows[k].get(f, '') for f in SUMMARY_FIELDS})
+            atomic_write(self.path, lambda f: f.write(buf.getvalue()), newline='')

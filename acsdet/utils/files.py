@@ -28,6 +28,8 @@ WRITE_SET_JOURNAL = '.acsdet-write-set.json'
 #: versions wrote none).
 _TMP_SUFFIX = re.compile(r'(?:([0-9a-f]{8}-\d+)\.)?[0-9a-f]{32}\.(?:tmp|old)')
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+#: The lock file of a folder (:func:`folder_lock`) where the folder itself cannot be locked.
+FOLDER_LOCK = '.acsdet.lock'
 #: How long a temporary of another host's process stays untouched before it counts as stale.
 FOREIGN_STALE_SECONDS = 3600 * float(os.environ.get('ACSDET_FOREIGN_STALE_HOURS', 24))
 
@@ -224,6 +226,33 @@ def file_lock(path: str, blocking: bool = True) -> Iterator[bool]:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(directory: str) -> Iterator[None]:
+    """:func:`file_lock` of a folder, serialising the read-modify-write of its shared files
+    (``summary.csv``, the ledger of :mod:`acsdet.utils.run_outputs`): the folder itself is locked
+    where the file system allows it (local ones), else its lock file :data:`FOLDER_LOCK` (NFS
+    locks need a file open for writing)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            os.close(fd)
+            fd = None
+    if fd is None:
+        with file_lock(osp.join(directory, FOLDER_LOCK)):
+            yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 

@@ -21,11 +21,10 @@ import os
 import os.path as osp
 from typing import IO, Callable, Dict, Iterable, Optional
 
-from .files import atomic_save, atomic_write, file_lock
+from .files import atomic_save, atomic_write, folder_lock
 
 #: The ledger of the files acsdet wrote in a folder.
 LEDGER = '.acsdet-files.json'
-_LOCK = '.acsdet-files.lock'
 
 
 class OutputRefused(OSError):
@@ -155,7 +154,7 @@ class RunOutputs:
         return path
 
     def _record(self, folder: str, name: str, path: str, key: Optional[str]) -> None:
-        with file_lock(osp.join(folder, _LOCK)):
+        with folder_lock(folder):
             files = _ledger(folder)
             files[name] = dict(tool=self.tool, input=key, **_stamp(path))
             atomic_write(

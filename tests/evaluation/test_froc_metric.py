@@ -107,3 +107,21 @@ def test_froc_eval_cli_on_pickle_and_json(tmp_path, capsys):
     metrics = froc_eval.main([str(tmp_path / 'dets.json'), str(tmp_path / 'gt.json')])
     assert metrics['avg'] == pytest.approx(0.875)
     assert 'ignored' in capsys.readouterr().out
+
+
+def test_the_prediction_dump_never_replaces_an_input_or_a_users_file(tmp_path):
+    """tools/test.py --out (issue 34 item 1): refused when the metric is built, before the model
+    runs; else written atomically and readable as MMDetection's dump."""
+    from acsdet.evaluation import AcsdetDumpDetResults
+    from acsdet.utils.run_outputs import OutputRefused
+    ckpt, user = tmp_path / 'model.pkl', tmp_path / 'mine.pkl'
+    ckpt.write_bytes(b'weights')
+    user.write_bytes(b'mine')
+    for target in (ckpt, user):
+        with pytest.raises(OutputRefused):
+            AcsdetDumpDetResults(str(target), inputs=[str(ckpt)])
+    assert ckpt.read_bytes() == b'weights' and user.read_bytes() == b'mine'
+    dump = AcsdetDumpDetResults(str(tmp_path / 'results.pkl'), inputs=[str(ckpt)])
+    dump.compute_metrics([dict(img_id=3)])
+    with open(tmp_path / 'results.pkl', 'rb') as f:
+        assert pickle.load(f) == [dict(img_id=3)]

@@ -55,11 +55,11 @@ def test_every_series_of_a_study_is_listed_and_run(model_files, hu, tmp_path, ca
     line = bar.replace('\r', '\n').splitlines()
     done = [ln for ln in line if ln.startswith('CTs: 100%')][-1]  # "... 2/2 [00:04<00:00, ...]"
     assert ' 2/2 [' in done and '<00:00' in done and ('s/CT' in done or 'CT/s' in done)
-    rows = _summary(out)
+    rows = _summary(out)  # the first run's failure is kept: its row is its only record
     assert [(r['case'], r['series'], r['status'])
-            for r in rows] == [('PAT001_s2', study['thin'], 'done'),
+            for r in rows] == [('PAT001', '', 'failed'), ('PAT001_s2', study['thin'], 'done'),
                                ('PAT001_s3', study['thick'], 'done')]
-    for r in rows:
+    for r in rows[1:]:
         with open(osp.join(r['folder'], MANIFEST)) as f:
             assert json.load(f)['input'] == f'{osp.realpath(study["root"])}#{r["series"]}'
         with open(osp.join(r['folder'], 'lesions.json')) as f:
@@ -161,3 +161,34 @@ def test_a_batch_killed_in_a_case_resumes_with_skip_done(model_files, hu, tmp_pa
     assert infer.main(args + ['--skip-done', '--output-type', 'nifti']) == 0
     assert [r['status'] for r in _summary(out)] == ['done'] * 3
     assert all(osp.isfile(out / n / 'lesions.nii.gz') for n in ('one', 'two', 'three'))
+
+
+def _record_rows(out_dir, prefix, n):
+    from acsdet.export.batch import Summary
+    keys = [f'/data/{prefix}{i}' for i in range(n)]
+    summary = Summary(out_dir, keys)
+    for k in keys:
+        summary.record(k, case=osp.basename(k), input=k, status='done')
+
+
+def test_summary_keeps_every_cases_latest_row_across_and_between_concurrent_runs(tmp_path):
+    """Issue 34 item 2: rows merge by input key under the folder's lock; a later run replaces
+    its own cases' rows only."""
+    import multiprocessing as mp
+
+    from acsdet.export.batch import Summary
+    out = str(tmp_path)
+    first = Summary(out, ['/data/x', '/data/y'])
+    first.record('/data/x', case='x', input='/data/x', status='failed', error='bad header')
+    first.record('/data/y', case='y', input='/data/y', status='done')
+    Summary(out, ['/data/y']).record('/data/y', case='y', input='/data/y', status='skipped')
+    assert [(r['case'], r['status'], r['error'])
+            for r in _summary(out)] == [('x', 'failed', 'bad header'), ('y', 'skipped', '')]
+    procs = [mp.get_context('fork').Process(target=_record_rows, args=(out, p, 40)) for p in 'ab']
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    rows = _summary(out)
+    assert len(rows) == 82 and len({r['key'] for r in rows}) == 82
+    assert [r['case'] for r in rows if r['case'].startswith('a')] == [f'a{i}' for i in range(40)]
