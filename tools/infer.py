@@ -182,12 +182,13 @@ def _one_line(e: Exception, path: str) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if '--list' in argv:
-        return list_series(argv)
-    args = parse_args(argv)
+    args = None if '--list' in argv else parse_args(argv)
     from acsdet.io.dicom_discovery import one_discovery
-    with one_discovery():  # each study extracted and scanned once in the run
-        return run(args)
+    from acsdet.utils.signals import terminate_as_exit
+
+    # each study extracted and scanned once in the run; SIGTERM cleans up as SIGINT does
+    with terminate_as_exit(), one_discovery():
+        return list_series(argv) if args is None else run(args)
 
 
 def run(args) -> int:

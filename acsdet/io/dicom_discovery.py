@@ -26,10 +26,26 @@ ENHANCED_CT = '1.2.840.10008.5.1.4.1.1.2.1'
 #: Secondary Capture Image Storage and its multi-frame variants.
 SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7'
 
+#: The most a zip input may hold uncompressed (GiB; ``ACSDET_MAX_UNZIP_GB``): a larger one is
+#: refused before extraction (a "zip bomb" of a few MB can hold terabytes).
+MAX_UNZIP_BYTES = int(float(os.environ.get('ACSDET_MAX_UNZIP_GB', 16)) * (1 << 30))
+#: Free space left beside an extraction (bytes).
+UNZIP_RESERVE_BYTES = 256 << 20
+_ZIP_PREFIX = 'acsdet-zip-'
+_OWNER_LOCK = '.acsdet-owner.lock'
+
 
 def is_zip(path: str) -> bool:
-    """A ``.zip`` file (by name and signature)."""
-    return (not osp.isdir(path) and path.lower().endswith('.zip') and zipfile.is_zipfile(path))
+    """A ``.zip`` file, by name and by the signature of its first bytes (a truncated or damaged
+    zip is one too: reading it says what is wrong with it)."""
+    if osp.isdir(path) or not path.lower().endswith('.zip'):
+        return False
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head in (b'PK\x03\x04', b'PK\x05\x06') or zipfile.is_zipfile(path)
 
 
 @dataclass
@@ -224,19 +240,91 @@ def dicom_folder(path: str) -> Iterator[str]:
     yield cache.folders[key]
 
 
+def _check_unzip_size(z: zipfile.ZipFile, path: str, folder: str) -> None:
+    import shutil
+    total = sum(i.file_size for i in z.infolist())
+    gib = lambda n: f'{n / (1 << 30):.3g} GiB'  # noqa: E731
+    if total > MAX_UNZIP_BYTES:
+        raise CTReadError(f'{path}: the zip holds {gib(total)} uncompressed, more than the limit '
+                          f'of {gib(MAX_UNZIP_BYTES)} (ACSDET_MAX_UNZIP_GB): not extracted')
+    free = shutil.disk_usage(folder).free
+    if total + UNZIP_RESERVE_BYTES > free:
+        raise CTReadError(f'{path}: extracting needs {gib(total)}, and {folder} has {gib(free)} '
+                          'free (set TMPDIR to a larger folder)')
+
+
+def remove_stale_extractions(parent: Optional[str] = None) -> List[str]:
+    """Remove the extraction folders of processes that are gone (on any host sharing
+    ``parent``, the temporary folder by default): a live owner holds its folder's lock file for
+    the folder's life; a folder without one (a kill before it was made, or an older acsdet) goes
+    once it is :data:`~acsdet.utils.files.FOREIGN_STALE_SECONDS` old. Returns those removed."""
+    import fcntl
+    import shutil
+    import time
+
+    from ..utils.files import FOREIGN_STALE_SECONDS
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(_ZIP_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        folder = osp.join(parent, name)
+        if osp.islink(folder) or not osp.isdir(folder):
+            continue
+        try:
+            fd = os.open(osp.join(folder, _OWNER_LOCK), os.O_RDWR)
+        except OSError:
+            try:
+                stale = time.time() - os.lstat(folder).st_mtime > FOREIGN_STALE_SECONDS
+            except OSError:
+                stale = False
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                stale = True  # nobody holds it: its owner is gone
+            except OSError:
+                stale = False
+            finally:
+                os.close(fd)
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 @contextlib.contextmanager
 def _extracted(path: str) -> Iterator[str]:
-    """The zip ``path`` extracted into a temporary folder, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix='acsdet-zip-') as tmp:
+    """The zip ``path`` extracted into a temporary folder, removed afterwards: the total size is
+    checked against :data:`MAX_UNZIP_BYTES` and the free space first; the folder is held under
+    a lock for its life (:func:`remove_stale_extractions` removes those of gone processes); a
+    SIGTERM ends a command-line run through its clean-up like a SIGINT
+    (:func:`acsdet.utils.signals.terminate_as_exit`)."""
+    import fcntl
+
+    from ..utils.files import owner_tag
+    remove_stale_extractions()
+    with tempfile.TemporaryDirectory(prefix=f'{_ZIP_PREFIX}{owner_tag()}.') as tmp:
+        fd = os.open(osp.join(tmp, _OWNER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            with zipfile.ZipFile(path) as z:
-                bad = z.testzip()
-                if bad is not None:
-                    raise CTReadError(f'{path}: damaged zip (member {bad} fails its CRC check)')
-                z.extractall(tmp)  # member names are sanitised: nothing lands outside tmp
-        except (zipfile.BadZipFile, OSError, RuntimeError) as e:  # RuntimeError: encrypted
-            raise CTReadError(f'{path}: cannot extract the zip ({e})') from None
-        yield tmp
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                with zipfile.ZipFile(path) as z:
+                    _check_unzip_size(z, path, tmp)
+                    bad = z.testzip()
+                    if bad is not None:
+                        raise CTReadError(f'{path}: damaged zip (member {bad} fails its CRC '
+                                          'check)')
+                    z.extractall(tmp)  # member names are sanitised: nothing lands outside tmp
+            except zipfile.BadZipFile as e:
+                raise CTReadError(f'{path}: a damaged or truncated zip ({e}): copy it again') \
+                    from None
+            except (OSError, RuntimeError, EOFError) as e:  # RuntimeError: encrypted
+                raise CTReadError(f'{path}: cannot extract the zip ({e})') from None
+            yield tmp
+        finally:
+            os.close(fd)
 
 
 def left_out_note(series: List[DicomSeries], skipped: List[str], where: str) -> Optional[str]:

@@ -111,8 +111,8 @@ def test_a_zip_of_the_study_reads_like_the_folder(study, hu, tmp_path):
         z.writestr('readme.txt', 'no images')
     with pytest.raises(CTReadError, match=r'empty\.zip: holds no DICOM file \(1 other file'):
         read_ct(str(empty))
-    (tmp_path / 'broken.zip').write_bytes(zpath.read_bytes()[:200])
-    with pytest.raises(CTReadError, match=r'broken\.zip: unsupported file type|broken\.zip: '):
+    (tmp_path / 'broken.zip').write_bytes(zpath.read_bytes()[:200])  # truncated
+    with pytest.raises(CTReadError, match=r'broken\.zip: a damaged or truncated zip'):
         read_ct(str(tmp_path / 'broken.zip'))
 
 
@@ -174,6 +174,9 @@ def test_one_discovery_extracts_and_scans_a_study_once_per_run(study, hu, tmp_pa
     expand_series(Case(str(zpath), None, 'study'))  # outside the block: afresh every time
     read_ct(str(zpath), series=study['thin'])
     assert len(extractions) == 3 and len(scans) == 3
+    from tools import infer
+    assert infer.main(['--list', str(zpath), str(zpath)]) == 0  # --list: one extraction a run
+    assert len(extractions) == 4 and len(scans) == 4
 
 
 def test_slices_that_are_not_one_ct_are_refused_naming_the_files(hu, tmp_path):
@@ -235,3 +238,93 @@ def test_a_linked_series_folder_is_found_once_and_link_loops_end(hu, tmp_path):
     series, skipped = scan_folder(str(study))
     assert len(series) == 1 and len(series[0].files) == len(hu) and skipped == []
     np.testing.assert_array_equal(read_ct(str(study)).hu, hu)
+
+
+def _zip_of(study, path):
+    with zipfile.ZipFile(path, 'w') as z:
+        for d, _, files in os.walk(study['root']):
+            for f in files:
+                z.write(osp.join(d, f), osp.relpath(osp.join(d, f), study['root']))
+    return str(path)
+
+
+def test_a_zip_over_the_size_limit_or_the_free_space_is_refused_before_extraction(
+        study, tmp_path, monkeypatch):
+    """Issue 34 item 3: a few kB that unpack to 64 MB, against a 1 MB limit; and too little free
+    space. Nothing is left in the temporary folder."""
+    import shutil
+    from collections import namedtuple
+
+    from acsdet.io import dicom_discovery
+    bomb = tmp_path / 'bomb.zip'
+    with zipfile.ZipFile(bomb, 'w', zipfile.ZIP_DEFLATED) as z:
+        z.writestr('zeros.dcm', bytes(64 << 20))
+    assert bomb.stat().st_size < 200_000
+    before = set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*')))
+    monkeypatch.setattr(dicom_discovery, 'MAX_UNZIP_BYTES', 1 << 20)
+    with pytest.raises(
+            CTReadError,
+            match=r'bomb\.zip: the zip holds 0\.0625 GiB uncompressed, '
+            r'more than the limit of 0\.000977 GiB \(ACSDET_MAX_UNZIP_GB\)'):
+        read_ct(str(bomb))
+    monkeypatch.setattr(dicom_discovery, 'MAX_UNZIP_BYTES', 1 << 40)
+    usage = namedtuple('usage', 'total used free')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda p: usage(1 << 30, 1 << 30, 1 << 20))
+    with pytest.raises(CTReadError, match=r'extracting needs .* GiB free \(set TMPDIR'):
+        read_ct(_zip_of(study, tmp_path / 'study.zip'))
+    assert set(glob.glob(osp.join(tempfile.gettempdir(), 'acsdet-zip-*'))) == before
+
+
+SIGTERM_DURING_EXTRACTION = """
+import sys, time
+sys.path.insert(0, {root!r})
+from acsdet.io.dicom_discovery import dicom_folder
+from acsdet.utils.signals import terminate_as_exit
+with terminate_as_exit(), dicom_folder({zip!r}) as folder:
+    print(folder, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_removes_the_extracted_study_and_stale_extractions_are_removed(study, tmp_path):
+    """Issue 34 items 3, 4: SIGTERM (exit 143) cleans up as SIGINT does; an extraction folder
+    whose lock nobody holds (its process gone, on any host) is removed by the next extraction,
+    a live one's is kept, and one without a lock file only once it is old."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from acsdet.io.dicom_discovery import _OWNER_LOCK, remove_stale_extractions
+    from tests.helpers import ROOT
+    zpath = _zip_of(study, tmp_path / 'study.zip')
+    proc = subprocess.Popen(
+        [sys.executable, '-c',
+         SIGTERM_DURING_EXTRACTION.format(root=ROOT, zip=zpath)],
+        stdout=subprocess.PIPE,
+        text=True)
+    folder = proc.stdout.readline().strip()
+    assert osp.isfile(osp.join(folder, _OWNER_LOCK)) and len(os.listdir(folder)) > 1
+    live = subprocess.Popen(
+        [sys.executable, '-c',
+         SIGTERM_DURING_EXTRACTION.format(root=ROOT, zip=zpath)],
+        stdout=subprocess.PIPE,
+        text=True)
+    live_folder = live.stdout.readline().strip()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 143 and not osp.exists(folder)
+    parent = tmp_path / 'tmp'
+    for name in ('acsdet-zip-gone', 'acsdet-zip-old', 'acsdet-zip-new'):
+        (parent / name).mkdir(parents=True)
+    (parent / 'acsdet-zip-gone' / _OWNER_LOCK).write_text('')  # its owner's lock ended
+    old = time.time() - 2 * 24 * 3600
+    os.utime(parent / 'acsdet-zip-old', (old, old))
+    assert sorted(osp.basename(p) for p in remove_stale_extractions(str(parent))) == [
+        'acsdet-zip-gone', 'acsdet-zip-old'
+    ]
+    assert os.listdir(parent) == ['acsdet-zip-new']
+    assert osp.dirname(live_folder) == tempfile.gettempdir()
+    assert live_folder not in remove_stale_extractions()  # held by a running process
+    live.kill()
+    live.wait(30)
+    assert live_folder in remove_stale_extractions()  # killed with -9: its lock ended with it

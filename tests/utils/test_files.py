@@ -75,3 +75,19 @@ def test_atomic_save_by_name_keeps_the_old_file_when_the_writer_fails(tmp_path):
     with pytest.raises(OSError, match='disk full'):
         atomic_save(str(out), half_then_fail, '.nii.gz')
     assert out.read_bytes() == good and os.listdir(tmp_path) == ['ct.nii.gz']
+
+
+def test_another_hosts_temporaries_are_stale_once_untouched_for_a_day(tmp_path):
+    """Issue 34 item 4: no host sees another's processes, so a temporary of another host's
+    process is stale when it has not changed for FOREIGN_STALE_SECONDS (24 h)."""
+    import time
+
+    from acsdet.utils.files import FOREIGN_STALE_SECONDS
+    hexa = 'cd' * 16
+    fresh, old = (tmp_path / f'out.json.0000abcd-7.{hexa}.tmp'), (
+        tmp_path / f'out.json.0000abcd-8.{hexa}.tmp')
+    fresh.write_text('')
+    old.write_text('')
+    t = time.time() - FOREIGN_STALE_SECONDS - 60
+    os.utime(old, (t, t))
+    assert stale_temporaries(str(tmp_path), 'out.json.') == [str(old)]
