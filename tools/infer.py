@@ -272,7 +272,9 @@ def run(args) -> int:
             why = _one_line(e, case.path)
             print(f'error: {why}', file=sys.stderr)
             bad.append((case.path, why))
-            row.update(status='failed', error=why)
+            # DICOM outputs failed after the others were written: the folder holds those
+            partial = getattr(e, 'folder', None)
+            row.update(status='partial' if partial else 'failed', error=why, folder=partial or '')
         summary.record(case.key, **row)
         bar.update(1)
     bar.close()

@@ -13,7 +13,16 @@ from typing import Optional, Sequence
 from ..inference.results import DetectionResult
 from ..io import input_path
 from .case_folder import check_output_location, check_replaceable, commit_case, new_case_dir
+from .dicom_kit import DicomOutputError
 from .writers import DICOM_TYPES, WRITE_ORDER, CaseOutput, output_types, resolve_writer
+
+
+class PartialCaseError(DicomOutputError):
+    """The DICOM outputs of a case failed; its other outputs were written (``folder``)."""
+
+    def __init__(self, message: str, folder: str):
+        super().__init__(message)
+        self.folder = folder
 
 
 def write_case(result: DetectionResult,
@@ -46,6 +55,11 @@ def write_case(result: DetectionResult,
     An existing ``out_dir/<case>`` is replaced only if it is acsdet's case folder of the same
     input (:mod:`acsdet.export.case_folder`); anything else raises
     :class:`~acsdet.export.case_folder.CaseFolderError` and is left as it is.
+
+    A DICOM output that fails (a source header highdicom refuses) costs only the DICOM outputs:
+    the others are written and the case folder committed with the types it holds (so
+    ``--skip-done`` runs it again), ``lesions.json`` says why under ``dicom``, and then
+    :class:`PartialCaseError` (naming the folder) is raised.
     """
     vol = result.volume
     types = output_types(outputs, save_masks, save_overlays)
@@ -63,10 +77,27 @@ def write_case(result: DetectionResult,
     tmp = new_case_dir(out_dir, case, key, vol.source)
     try:
         out = CaseOutput(result, tmp, case, types, visualizer)
+        failed, done = None, set()
         for t in WRITE_ORDER:
-            if t in types:
+            if t not in types or (failed and t in DICOM_TYPES):  # the SR references the SEG
+                continue
+            try:
                 resolve_writer(t)(out)
-        return commit_case(tmp, out_dir, case, key, vol.source, types)
+                done.add(t)
+            except Exception as e:  # the DICOM writers' only; the others' are raised
+                if t not in DICOM_TYPES:
+                    raise
+                failed = f'{t}: {type(e).__name__}: {" ".join(str(e).split())[:300]}'
+                lost = [d for d in types if d in DICOM_TYPES and d not in done]
+                out.sections.setdefault('dicom', {})['error'] = failed
+                out.warnings.append(f'{vol.source}: {", ".join(lost)} not written ({failed})')
+        written = tuple(t for t in types if t in done)
+        folder = commit_case(tmp, out_dir, case, key, vol.source, written)
+        if failed:
+            raise PartialCaseError(
+                f'{vol.source}: the DICOM outputs failed ({failed}); the other outputs are in '
+                f'{folder}', folder)
+        return folder
     finally:
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

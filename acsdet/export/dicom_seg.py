@@ -7,13 +7,13 @@ algorithm acsdet with its version, config and checkpoint), its frames the source
 the voxels of ``lesions.nii.gz``. Patient and study attributes are copied from the source by
 highdicom as the Segmentation IOD requires; the series and instance UIDs are new each run.
 """
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
 from ..version import __version__
-from .dicom_kit import (SEG_SERIES_NUMBER, DicomOutputError, algorithm_parameters, dicom_source,
-                        new_instance)
+from .dicom_kit import (SEG_SERIES_NUMBER, DicomOutputError, algorithm_parameters,
+                        derivable_sources, dicom_source, new_instance)
 
 
 def stored_label_map(result) -> np.ndarray:
@@ -53,10 +53,13 @@ def lesion_segment_descriptions(result, tracking_uids: List[str]):
     ]
 
 
-def lesion_segmentation(result, tracking_uids: List[str]):
-    """The ``highdicom.seg.Segmentation`` of ``result``'s lesions (at least one)."""
+def lesion_segmentation(result, tracking_uids: List[str], sources: Optional[list] = None):
+    """The ``highdicom.seg.Segmentation`` of ``result``'s lesions (at least one); ``sources``:
+    the source headers to derive from (default: the volume's, made fit to copy by
+    :func:`~acsdet.export.dicom_kit.derivable_sources`)."""
     import highdicom as hd
     src = dicom_source(result)
+    sources = sources if sources is not None else derivable_sources(src.datasets)[0]
     if not result.lesions:
         raise DicomOutputError(f'{result.volume.source}: no lesion, no segment: a DICOM SEG '
                                'needs at least one')
@@ -68,7 +71,7 @@ def lesion_segmentation(result, tracking_uids: List[str]):
         segment_of[les.id] = n
     pixels = segment_of[labels]
     return hd.seg.Segmentation(
-        source_images=src.datasets,
+        source_images=sources,
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=lesion_segment_descriptions(result, tracking_uids),

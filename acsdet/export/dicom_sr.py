@@ -16,17 +16,29 @@ viewers (OHIF, 3D Slicer) expect. Values are ``lesions.json``'s; a polyline poin
 +0.5 as DICOM counts them. ``recist_*_mm`` includes the pixel the end points stand in (one pixel
 longer than the centre-to-centre distance of the polyline, see :func:`acsdet.inference.recist`).
 """
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
 from ..utils.errors import naming
 from ..version import __version__
-from .dicom_kit import (SR_SERIES_NUMBER, DicomOutputError, algorithm_parameters, dicom_source,
-                        new_instance)
+from .dicom_kit import (SR_SERIES_NUMBER, DicomOutputError, algorithm_parameters, derivable_sources,
+                        dicom_source, new_instance)
 
 #: The detection score's concept (a private coding scheme: DICOM has no code for it).
 SCORE_CODE = ('lesion-score', '99ACSDET', 'Lesion detection score')
+
+
+def check_axial(vol) -> None:
+    """Refuse an SR of a series not stored as axial slices (a key slice is then not one of its
+    instances, and the RECIST axes cannot be drawn on one): before the model runs, where the
+    planner can tell."""
+    if vol.to_stored[0][2] != 2:
+        raise naming(
+            DicomOutputError(f'{vol.source}: the series is not stored as axial slices, so a key '
+                             'slice is not one of its instances and the RECIST axes cannot be '
+                             "drawn on one: use {outputs} 'dicom-seg' (and lesions.json)"),
+            'outputs')
 
 
 def axis_on_instance(vol, key_slice: int, axis_px) -> np.ndarray:
@@ -37,20 +49,17 @@ def axis_on_instance(vol, key_slice: int, axis_px) -> np.ndarray:
     return stored[:, :2] + 0.5
 
 
-def lesion_report(result, seg, tracking_uids: List[str]):
-    """The ``highdicom.sr.Comprehensive3DSR`` of ``result``'s lesions, referencing ``seg``."""
+def lesion_report(result, seg, tracking_uids: List[str], sources: Optional[list] = None):
+    """The ``highdicom.sr.Comprehensive3DSR`` of ``result``'s lesions, referencing ``seg``;
+    ``sources`` as for :func:`~acsdet.export.dicom_seg.lesion_segmentation`."""
     import highdicom as hd
     from pydicom.dataset import Dataset
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
     vol = result.volume
     src = dicom_source(result)
-    if vol.to_stored[0][2] != 2:
-        raise naming(
-            DicomOutputError(f'{vol.source}: the series is not stored as axial slices, so a key '
-                             'slice is not one of its instances and the RECIST axes cannot be '
-                             "drawn on one: use {outputs} 'dicom-seg' (and lesions.json)"),
-            'outputs')
+    check_axial(vol)
+    sources = sources if sources is not None else derivable_sources(src.datasets)[0]
     algo = hd.sr.AlgorithmIdentification(
         name='acsdet',
         version=__version__,
@@ -88,7 +97,8 @@ def lesion_report(result, seg, tracking_uids: List[str]):
                     hd.sr.Measurement(name=score_code, value=les.score, unit=no_unit),
                 ],
                 **common))
-        ds, frame = src.instance(les.key_slice_stored)
+        _, frame = src.instance(les.key_slice_stored)  # the copy of that instance's header
+        ds = sources[0 if frame else les.key_slice_stored]
         image = hd.sr.SourceImageForRegion.from_source_image(
             ds, referenced_frame_numbers=[frame] if frame else None)
         for name, length, axis in ((codes.SCT.LongAxis, les.recist_long_mm,
@@ -116,7 +126,7 @@ def lesion_report(result, seg, tracking_uids: List[str]):
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
         imaging_measurements=groups)
     sr = hd.sr.Comprehensive3DSR(
-        evidence=list(src.datasets) + [seg],
+        evidence=list(sources) + [seg],
         content=report,
         is_complete=True,
         is_final=False,

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 from ..io import case_name
-from ..io.dicom_discovery import dicom_folder, find_ct_series, is_zip
+from ..io.dicom_discovery import dicom_folder, find_ct_series, is_zip, pick_series
 from ..io.readers import readers
 from ..utils import check_writable_dir
+from ..utils.errors import naming
 from .batch import Case, read_manifest_csv
 from .case_folder import assign_case_names, check_output_location, check_replaceable
 from .dicom_kit import DicomOutputError
@@ -46,6 +47,33 @@ def expand_series(case: Case) -> List[Case]:
         return hashlib.sha1(s.uid.encode()).hexdigest()[:8]
 
     return [Case(case.path, s.uid, f'{case.name}_{suffix(s)}') for s in ct]
+
+
+def check_dicom_outputs(case: Case, outputs: Sequence[str]) -> None:
+    """Refuse, before the model runs, DICOM outputs that a case cannot have: a non-DICOM input;
+    an SR of a classic series not stored as axial slices (its key slices are no instances).
+    Raises :class:`~acsdet.export.dicom_kit.DicomOutputError`, or the reader's
+    :class:`~acsdet.io.CTReadError` for a study whose series cannot be picked."""
+    import numpy as np
+    if not is_dicom_input(case.path):
+        raise DicomOutputError.not_dicom(case.path)
+    if 'dicom-sr' not in outputs or not (osp.isdir(case.path) or is_zip(case.path)):
+        return
+    with dicom_folder(case.path) as folder:
+        ct, _ = find_ct_series(folder, case.path)
+    chosen = pick_series(ct, case.series, case.path)
+    try:
+        iop = np.array([float(v) for v in chosen.datasets[0].ImageOrientationPatient])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return  # enhanced CT, or no orientation: the reader decides
+    normal = np.abs(np.cross(iop[:3], iop[3:]))
+    if normal.argmax() != 2:
+        plane = 'sagittal' if normal.argmax() == 0 else 'coronal'
+        raise naming(
+            DicomOutputError(f'{case.path}: series {chosen.label()} is stored as {plane} slices, '
+                             'so a key slice is not one of its instances and the RECIST axes of '
+                             "a DICOM SR cannot be drawn on one: use {outputs} 'dicom-seg' (and "
+                             'lesions.json), or an axial series'), 'outputs')
 
 
 @dataclass
@@ -107,9 +135,12 @@ def plan_cases(inputs: Sequence[str],
                 continue
             keys.add(c.key)
             plan.order.append(c.key)
-            if dicom_out and osp.exists(c.path) and not is_dicom_input(c.path):
-                plan.failed.append((c, DicomOutputError.not_dicom(c.path)))
-                continue
+            if dicom_out and osp.exists(c.path):
+                try:
+                    check_dicom_outputs(c, outputs)
+                except ValueError as e:  # DicomOutputError, CTReadError
+                    plan.failed.append((c, e))
+                    continue
             plan.cases.append(c)
     plan.names = assign_case_names(out_dir, [(c.key, c.name) for c in plan.cases])
     folders = [osp.join(out_dir, n) for n in plan.names]

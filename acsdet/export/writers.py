@@ -152,6 +152,18 @@ def write_nifti(out: CaseOutput) -> None:
         out.warnings.append(f'{vol.source}: {info["note"]}')
 
 
+def dicom_sources(out: CaseOutput) -> list:
+    """The source headers as the derived objects copy them
+    (:func:`~acsdet.export.dicom_kit.derivable_sources`), made once per case; what had to
+    change is a warning in ``lesions.json``."""
+    if 'sources' not in out.shared:
+        from .dicom_kit import derivable_sources, dicom_source
+        src = dicom_source(out.result)
+        out.shared['sources'], notes = derivable_sources(src.datasets)
+        out.warnings += [f'{out.result.volume.source}: {n}' for n in notes]
+    return out.shared['sources']
+
+
 @register_writer('dicom-seg')
 def write_dicom_seg(out: CaseOutput) -> None:
     """``lesions_seg.dcm`` (:mod:`.dicom_seg`), one segment per lesion; none without a lesion
@@ -167,7 +179,7 @@ def write_dicom_seg(out: CaseOutput) -> None:
         out.sections['dicom'] = dict(note=note)
         return
     uids = [generate_uid() for _ in result.lesions]
-    seg = lesion_segmentation(result, uids)
+    seg = lesion_segmentation(result, uids, dicom_sources(out))
     name = OUTPUT_FILES['dicom-seg'][0]
     seg.save_as(osp.join(out.folder, name))
     out.shared.update(seg=seg, tracking_uids=uids)
@@ -188,7 +200,8 @@ def write_dicom_sr(out: CaseOutput) -> None:
     from .dicom_sr import lesion_report
     if 'seg' not in out.shared:  # no lesion: no SEG, no SR (the SEG writer said so)
         return
-    sr = lesion_report(out.result, out.shared['seg'], out.shared['tracking_uids'])
+    sr = lesion_report(out.result, out.shared['seg'], out.shared['tracking_uids'],
+                       dicom_sources(out))
     name = OUTPUT_FILES['dicom-sr'][0]
     sr.save_as(osp.join(out.folder, name))
     out.sections['dicom']['sr'] = dict(

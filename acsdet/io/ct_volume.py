@@ -241,6 +241,13 @@ def from_image(img,
     odir = np.array(oriented.GetDirection()).reshape(3, 3)
     to_stored = _stored_map(direction, odir, img.GetSize())
     hu = sitk_.GetArrayFromImage(oriented).astype(np.float32)  # (Z, Y, X)
+    if to_stored[0][2] != 2 and min(hu.shape[1:]) < MIN_INPLANE_PX:  # few reformatted slices
+        plane = 'sagittal' if to_stored[0].index(2) == 0 else 'coronal'
+        w, h = img.GetSize()[:2]
+        raise CTReadError(f'{source}: {img.GetSize()[2]} {plane} slices of {w} x {h} px: acsdet '
+                          f'detects on axial slices, and as axial slices this volume is only '
+                          f'{hu.shape[2]} x {hu.shape[1]} px (at least {MIN_INPLANE_PX} x '
+                          f'{MIN_INPLANE_PX} needed): use the axial series')
     sx, sy, sz = oriented.GetSpacing()
     if z_positions is None or to_stored[0][2] != 2:  # uniform, or z was a stored in-plane axis
         z_positions = np.arange(hu.shape[0]) * sz

@@ -339,3 +339,94 @@ def test_a_lesion_without_voxels_is_an_empty_segment_without_axes(tmp_path):
                                  capture_output=True,
                                  text=True)
             assert 'Error' not in out.stdout + out.stderr, name
+
+
+JAPANESE = 'Yamada^Tarou=山田^太郎=やまだ^たろう'
+HOSTILE_HEADERS = {
+    # de-identified: Type 2 attributes absent
+    'type2':
+    lambda ds: [
+        delattr(ds, k) for k in
+        ('PatientBirthDate', 'StudyDate', 'StudyID', 'PatientID', 'PatientName', 'AccessionNumber')
+        if k in ds
+    ],
+    'japanese':
+    lambda ds: (setattr(ds, 'SpecificCharacterSet', ['', 'ISO 2022 IR 87']),
+                setattr(ds, 'PatientName', JAPANESE)),
+    'too long':
+    lambda ds: (setattr(ds, 'PatientName', 'A' * 401), setattr(ds, 'PatientID', 'B' * 100)),
+}
+
+
+@pytest.mark.parametrize('kind', list(HOSTILE_HEADERS))
+def test_real_world_headers_make_valid_seg_and_sr(kind, tmp_path):
+    """Issue 34 items 7, 16: Type 2 attributes missing, ISO 2022 code extensions, values longer
+    than their VR: the SEG and SR are written, valid (dciodvfy), with what had to change as a
+    warning; the source files are not changed."""
+    hu, lesions = head_to_feet_phantom(24, 64)
+    src = tmp_path / 'ct'
+    write_dicom_series(hu, SPACING, str(src))
+    for f in glob.glob(str(src / '*.dcm')):
+        ds = pydicom.dcmread(f)
+        HOSTILE_HEADERS[kind](ds)
+        ds.save_as(f)
+    before = pydicom.dcmread(sorted(glob.glob(str(src / '*.dcm')))[0])
+    folder = write_case(
+        phantom_result(read_ct(str(src)), lesions), str(tmp_path / 'out'), outputs=('dicom-sr', ))
+    with open(osp.join(folder, 'lesions.json')) as f:
+        warnings = json.load(f)['warnings']
+    seg, sr = (pydicom.dcmread(osp.join(folder, n)) for n in ('lesions_seg.dcm', 'lesions_sr.dcm'))
+    for ds in (seg, sr):
+        if kind == 'type2':
+            assert ds.PatientID == '' and ds.StudyDate == '' and 'PatientID' in ds
+        elif kind == 'japanese':
+            assert str(ds.PatientName) == JAPANESE
+            assert list(ds.SpecificCharacterSet) == ['ISO 2022 IR 6', 'ISO 2022 IR 87']
+        else:
+            assert str(ds.PatientName) == 'A' * 64 and ds.PatientID == 'B' * 64
+    want = {
+        'type2': 'PatientID missing in the source: written empty (Type 2)',
+        'japanese': None,
+        'too long': 'PatientName (PN, 401 characters) truncated to fit its VR'
+    }[kind]
+    assert (want is None and not warnings) or any(want in w for w in warnings)
+    again = pydicom.dcmread(sorted(glob.glob(str(src / '*.dcm')))[0])
+    assert again.get('PatientName') == before.get('PatientName')  # the source is as it was
+    if shutil.which('dciodvfy'):  # .ci/run installs it
+        for name in ('lesions_seg.dcm', 'lesions_sr.dcm'):
+            out = subprocess.run(['dciodvfy', osp.join(folder, name)],
+                                 capture_output=True,
+                                 text=True)
+            errors = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith('Error')]
+            assert not errors, (name, errors)
+
+
+def test_a_failing_dicom_output_keeps_the_other_outputs(tmp_path, monkeypatch):
+    """Issue 34 item 16: highdicom refusing the source costs the SEG and SR only: lesions.json
+    (saying why) and lesions.nii.gz are written, the manifest does not list the DICOM types (so
+    --skip-done runs the case again), and the error names the folder."""
+    from acsdet.export import is_done
+    from acsdet.export.case_writer import PartialCaseError
+    hu, lesions = head_to_feet_phantom(24, 64)
+    write_dicom_series(hu, SPACING, str(tmp_path / 'ct'))
+    result = phantom_result(read_ct(str(tmp_path / 'ct')), lesions)
+
+    def refuse(*args, **kwargs):
+        raise ValueError('a header highdicom does not take')
+
+    monkeypatch.setattr(hd.seg, 'Segmentation', refuse)
+    with pytest.raises(
+            PartialCaseError,
+            match=r'the DICOM outputs failed \(dicom-seg: ValueError: '
+            r'a header highdicom does not take\); the other outputs are in .*ct'):
+        write_case(result, str(tmp_path / 'out'), outputs=('nifti', 'dicom-sr'))
+    folder = tmp_path / 'out' / 'ct'
+    assert sorted(os.listdir(folder)) == [
+        'acsdet-case.json', 'lesions.csv', 'lesions.json', 'lesions.nii.gz', 'report.html'
+    ]
+    js = json.loads((folder / 'lesions.json').read_text())
+    assert js['dicom']['error'].startswith('dicom-seg: ValueError')
+    assert any('dicom-seg, dicom-sr not written' in w for w in js['warnings'])
+    key = result.volume.input_key
+    assert is_done(str(folder), key, ('json', 'nifti'))
+    assert not is_done(str(folder), key, ('json', 'nifti', 'dicom-seg', 'dicom-sr'))

@@ -56,3 +56,33 @@ def test_a_case_is_never_named_as_the_run_summary(tmp_path):
     plan = plan_cases([], str(tmp_path / 'out'), [str(tmp_path / 'm.csv')])
     assert len(plan.names) == 1 and plan.names[0].startswith('summary.csv-')
     assert plan.names[0] != 'summary.csv' and len(plan.names[0]) == len('summary.csv-') + 8
+
+
+def test_a_sagittal_series_is_refused_for_an_sr_before_the_model_and_named_when_read(tmp_path):
+    """Issue 34 item 19: 24 sagittal slices of 64 x 64 px: asking for a DICOM SR fails the case
+    at planning; reading it says it is sagittal, not that its slices are not CT slices."""
+    import glob
+
+    import pydicom
+    import pytest
+
+    from acsdet.io import CTReadError, read_ct
+    from acsdet.testing.ct_files import write_dicom_series
+    write_dicom_series(np.zeros((24, 64, 64), np.int16), (2.0, 0.8, 0.8), str(tmp_path / 'sag'))
+    for f in glob.glob(str(tmp_path / 'sag' / '*.dcm')):
+        ds = pydicom.dcmread(f)
+        ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+        ds.ImagePositionPatient = [-float(ds.ImagePositionPatient[2]), 0.0, 0.0]
+        ds.save_as(f)
+    plan = plan_cases([str(tmp_path / 'sag')], str(tmp_path / 'out'), outputs=('json', 'dicom-sr'))
+    assert plan.cases == [] and len(plan.failed) == 1
+    msg = cli_message(plan.failed[0][1], dict(outputs='--output-type'))
+    assert "stored as sagittal slices" in msg and "--output-type 'dicom-seg'" in msg
+    assert len(
+        plan_cases([str(tmp_path / 'sag')], str(tmp_path / 'out'),
+                   outputs=('json', 'dicom-seg')).cases) == 1
+    with pytest.raises(
+            CTReadError,
+            match=r'24 sagittal slices of 64 x 64 px: acsdet detects on '
+            r'axial slices, and as axial slices this volume is only 24 x 64 px'):
+        read_ct(str(tmp_path / 'sag'))
