@@ -22,7 +22,9 @@ lesions_sr.dcm (a TID 1500 measurement report referencing the SEG; DICOM inputs 
 --save-overlays lesion_NNN.png; the manifest acsdet-case.json. DIR/summary.csv lists every
 case of the run (done, skipped, failed). <case> is the input's base name (DICOM series of
 --all-series: <name>_s<series number>), or <name>-<8 hex> when two inputs share it (stable
-across runs). --skip-done skips cases whose folder is complete with every output asked for.
+across runs). --skip-done skips cases whose folder is complete with every output asked for,
+made by the same config, checkpoint, thresholds, slices, mode, grouping and reading options
+from the same input (its files' sizes and times unchanged).
 --volumetric runs the backbone once over the whole CT on the config's slice grid (docs/inference.md,
 "Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
 (--link-iou, --link-contain, --max-gap, --depth-ratio; docs/inference.md, "Grouping detections
@@ -210,6 +212,8 @@ def run(args) -> int:
 
     from acsdet.apis import GroupingRule, LesionDetector, write_case
     from acsdet.export import is_done
+    from acsdet.export.case_folder import made_with
+    from acsdet.io import input_fingerprint
     for case, why in failed:
         print(f'error: {why}', file=sys.stderr)
         summary.record(
@@ -219,20 +223,6 @@ def run(args) -> int:
             series=case.series or '',
             status='failed',
             error=why)
-    todo = []
-    for case, name in zip(cases, names):
-        folder = osp.join(args.out_dir, name)
-        if args.skip_done and is_done(folder, case.key, args.outputs):
-            summary.record(
-                case.key,
-                case=name,
-                input=case.path,
-                series=case.series or '',
-                status='skipped',
-                folder=folder,
-                error='done before (--skip-done)')
-        else:
-            todo.append((case, name))
     try:
         grouping = GroupingRule(args.link_iou, args.max_gap, args.depth_ratio or None,
                                 args.link_contain or None)
@@ -248,9 +238,34 @@ def run(args) -> int:
     except (ValueError, OSError, pickle.UnpicklingError) as e:
         print(f'error: {cli_message(e, FLAGS)}', file=sys.stderr)
         return 2
+    # what makes a case's results: --skip-done keeps only those made the same way
+    settings = dict(
+        detector.settings(),
+        slices=list(args.slices) if args.slices else None,
+        spacing=args.spacing,
+        slice_interval=args.slice_interval,
+        dl_info=input_fingerprint(args.dl_info) if args.dl_info else None)
+    todo = []
+    for case, name in zip(cases, names):
+        folder = osp.join(args.out_dir, name)
+        try:
+            made = made_with(settings, input_fingerprint(case.path))
+        except OSError:  # gone since planning: the run reports it
+            made = None
+        if args.skip_done and made and is_done(folder, case.key, args.outputs, made):
+            summary.record(
+                case.key,
+                case=name,
+                input=case.path,
+                series=case.series or '',
+                status='skipped',
+                folder=folder,
+                error='done before with the same settings and input (--skip-done)')
+        else:
+            todo.append((case, name, made))
     done, bad = [], [(c.path, why) for c, why in failed]
     bar = tqdm(total=len(todo), desc='CTs', unit='CT', disable=args.no_progress)
-    for case, name in todo:
+    for case, name, made in todo:
         row = dict(case=name, input=case.path, series=case.series or '')
         try:
             result = detector(
@@ -261,7 +276,8 @@ def run(args) -> int:
                 spacing=args.spacing,
                 slice_interval=args.slice_interval,
                 dl_info=args.dl_info)
-            folder = write_case(result, args.out_dir, name, outputs=args.outputs, checked=True)
+            folder = write_case(
+                result, args.out_dir, name, outputs=args.outputs, checked=True, made_with=made)
             done.append((case.path, folder, len(result.lesions), result.seconds['total']))
             row.update(
                 status='done',

@@ -56,12 +56,16 @@ def read_manifest_csv(path: str) -> List[Case]:
     folder), optional ``series`` (SeriesInstanceUID) and ``case`` (the case folder's name)."""
     try:
         with open(path, newline='', encoding='utf-8-sig') as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            head = reader.fieldnames
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ManifestError(f'{path}: cannot read the manifest ({e})') from None
-    if not rows or 'path' not in rows[0]:
+    if not head or 'path' not in head:
         raise ManifestError(f'{path}: a manifest is a CSV with a header row holding a "path" '
-                            'column (and optionally "series", "case")')
+                            f'column (and optionally "series", "case"); its header is {head}')
+    if not rows:
+        raise ManifestError(f'{path}: the manifest has its header row but no case rows')
     out = []
     base = osp.dirname(osp.abspath(path))
     for i, row in enumerate(rows, 2):

@@ -116,7 +116,9 @@ def write_manifest(folder: str,
                    source: str,
                    files: List[str],
                    complete: bool,
-                   outputs: Sequence[str] = ()) -> None:
+                   outputs: Sequence[str] = (),
+                   made_with: Optional[dict] = None) -> None:
+    """``made_with``: what made the results (:func:`made_with`), compared by :func:`is_done`."""
     with open(osp.join(folder, MANIFEST), 'w') as f:
         json.dump(
             dict(
@@ -126,10 +128,18 @@ def write_manifest(folder: str,
                 source=source,
                 complete=complete,
                 outputs=list(outputs),
-                files=sorted(files)),
+                files=sorted(files),
+                made_with=made_with),
             f,
             indent=1,
             allow_nan=False)
+
+
+def made_with(settings: dict, input_fingerprint: str) -> dict:
+    """What made a case's results, as its manifest records it and ``--skip-done`` compares it:
+    the run's ``settings`` (:meth:`acsdet.inference.LesionDetector.settings` and the reading
+    options) and the input's fingerprint (:func:`acsdet.io.input_fingerprint`), JSON-normal."""
+    return json.loads(json.dumps(dict(settings, input=input_fingerprint), sort_keys=True))
 
 
 def check_replaceable(final: str, key: Optional[str]) -> None:
@@ -160,13 +170,14 @@ def commit_case(tmp: str,
                 case: str,
                 key: Optional[str],
                 source: str,
-                outputs: Sequence[str] = ()) -> str:
+                outputs: Sequence[str] = (),
+                made_with: Optional[dict] = None) -> str:
     """Mark the finished temporary folder complete (with the output types it holds) and swap it
     in as ``out_dir/<case>`` (replacing only what :func:`check_replaceable` allows). Returns the
     case folder."""
     final = osp.join(out_dir, case)
     files = [n for n in os.listdir(tmp) if n != MANIFEST]
-    write_manifest(tmp, key, source, files, complete=True, outputs=outputs)
+    write_manifest(tmp, key, source, files, complete=True, outputs=outputs, made_with=made_with)
     if not osp.lexists(final):
         os.replace(tmp, final)
         return final
@@ -182,12 +193,20 @@ def commit_case(tmp: str,
     return final
 
 
-def is_done(folder: str, key: Optional[str], outputs: Sequence[str]) -> bool:
+def is_done(folder: str,
+            key: Optional[str],
+            outputs: Sequence[str],
+            made_with: Optional[dict] = None) -> bool:
     """Whether ``folder`` holds finished results of input ``key`` with every output type in
     ``outputs`` (``--skip-done``): a complete acsdet case folder (written whole, then swapped in)
-    of that input whose manifest lists those types and whose listed files are all there."""
+    of that input whose manifest lists those types and whose listed files are all there; with
+    ``made_with`` (:func:`made_with`), only if the same settings made them from the same input
+    (config, checkpoint, thresholds, slices, mode, grouping, reading options, the input's
+    fingerprint)."""
     man = read_manifest(folder) if osp.isdir(folder) else None
     if man is None or man.get('complete') is not True or man.get('input') != key:
+        return False
+    if made_with is not None and man.get('made_with') != made_with:
         return False
     if not set(outputs) <= set(man.get('outputs') or ()):
         return False

@@ -32,7 +32,8 @@ def write_case(result: DetectionResult,
                save_overlays: bool = False,
                visualizer=None,
                outputs: Sequence[str] = (),
-               checked: bool = False) -> str:
+               checked: bool = False,
+               made_with: Optional[dict] = None) -> str:
     """Write the case folder ``out_dir/<case>`` atomically.
 
     Args:
@@ -48,6 +49,8 @@ def write_case(result: DetectionResult,
             anything is written).
         checked: the output location was checked for this case before (a batch's planner
             checks every case before the model runs); the swap at the end checks it again.
+        made_with: what made the result (:func:`~acsdet.export.case_folder.made_with`),
+            recorded in the manifest for ``--skip-done``.
 
     Returns:
         The case folder.
@@ -92,7 +95,7 @@ def write_case(result: DetectionResult,
                 out.sections.setdefault('dicom', {})['error'] = failed
                 out.warnings.append(f'{vol.source}: {", ".join(lost)} not written ({failed})')
         written = tuple(t for t in types if t in done)
-        folder = commit_case(tmp, out_dir, case, key, vol.source, written)
+        folder = commit_case(tmp, out_dir, case, key, vol.source, written, made_with)
         if failed:
             raise PartialCaseError(
                 f'{vol.source}: the DICOM outputs failed ({failed}); the other outputs are in '

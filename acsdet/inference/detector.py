@@ -13,6 +13,8 @@ input's geometry (:mod:`acsdet.inference.restore`), which :mod:`acsdet.export` w
 """
 import copy
 import dataclasses
+import hashlib
+import json
 import time
 from typing import Optional, Sequence, Tuple, Union
 
@@ -148,6 +150,8 @@ class LesionDetector:
         self.grouping = grouping
         self.volumetric, self.depth_chunk = volumetric, depth_chunk
         self.num_slices = int(load.get('num_slices', NUM_SLICES))
+        self._config_sha256 = hashlib.sha256(
+            json.dumps(cfg.to_dict(), sort_keys=True, default=repr).encode()).hexdigest()
         self.target_interval = float(load.get('target_interval', TARGET_INTERVAL_MM))
         backbone_d = getattr(self.model.backbone, 'num_slices', self.num_slices)
         if backbone_d != self.num_slices:
@@ -299,6 +303,17 @@ class LesionDetector:
         data = self.model.data_preprocessor(
             dict(inputs=[torch.cat(parts)], data_samples=[sample]), False)
         return data['inputs'], data['data_samples'][0]
+
+    def settings(self) -> dict:
+        """What, besides the input and the reading options, decides this detector's results: the
+        config (SHA-256 of its resolved content), the checkpoint's SHA-256, the score threshold,
+        the mode and the grouping rule (what ``--skip-done`` compares)."""
+        return dict(
+            config_sha256=self._config_sha256,
+            checkpoint_sha256=self.provenance.checkpoint_sha256,
+            score_thr=self.score_thr,
+            mode='volumetric' if self.volumetric else 'per-slice',
+            grouping=dataclasses.asdict(self.grouping))
 
     def __call__(self,
                  volume_or_path: Union[str, CTVolume],

@@ -15,7 +15,10 @@ volume itself ends here, so the rules hold for all of them:
   that counts them; a volume with no finite voxel is refused. Slices smaller in-plane than
   :data:`MIN_INPLANE_PX` are refused (not a CT slice; the model's strides need room).
 """
+import hashlib
+import os
 import os.path as osp
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
@@ -191,8 +194,37 @@ def input_key(path: str, series: Optional[str] = None) -> str:
 
 
 def input_path(key: str) -> str:
-    """The path part of an :func:`input_key`."""
-    return key.split('#', 1)[0]
+    """The path part of an :func:`input_key` (a ``#`` in the path itself is kept: only a final
+    ``#<series UID>`` is the series)."""
+    path, sep, series = key.rpartition('#')
+    return path if sep and re.fullmatch(r'[0-9.]+', series) else key
+
+
+def input_fingerprint(path: str) -> str:
+    """What tells an input from one since replaced at the same path: the SHA-1 of the size and
+    modification time of the file, or of every file under the folder (links followed, each
+    real folder once)."""
+    h = hashlib.sha1()
+    if not osp.isdir(path):
+        st = os.stat(path)
+        h.update(f'{st.st_size}:{st.st_mtime_ns}'.encode())
+        return h.hexdigest()
+    seen = set()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = osp.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            try:
+                st = os.stat(osp.join(root, name))
+            except OSError:  # a broken link
+                continue
+            rel = osp.relpath(osp.join(root, name), path)
+            h.update(f'{rel}\0{st.st_size}:{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()
 
 
 def sitk():

@@ -3,8 +3,8 @@ in a folder at any depth or a ``.zip`` (series found by :mod:`acsdet.io.dicom_di
 
 Classic series: pydicom reads each file's header to leave out localizer / scout images (ImageType
 ``LOCALIZER``, or an orientation other than the series'), to refuse two slices at one position,
-slices of mixed sizes and missing slices (a gap in both the positions and the instance numbers)
-naming the files, and to keep the real slice positions; SimpleITK (GDCM) reads the pixels
+slices of mixed sizes, missing slices (a gap in both the positions and the instance numbers) and
+a gantry tilt (slices stepping sideways) naming the files, and to keep the real slice positions; SimpleITK (GDCM) reads the pixels
 (RescaleSlope/Intercept applied; every transfer syntax GDCM decodes: JPEG lossless and baseline,
 JPEG-LS, JPEG 2000, RLE, deflate). The headers stay with the volume (``CTVolume.dicom``,
 :class:`DicomSource`) for the DICOM SEG and SR that reference them. Enhanced CT (SOP class
@@ -120,6 +120,28 @@ def _check_one_volume(keep: List[_Header], source: str) -> None:
         seen[uid] = h.path
 
 
+def check_gantry_tilt(ipps: np.ndarray, iop: np.ndarray, pixel_mm: float, source: str) -> None:
+    """Refuse slices whose positions ``(n, 3)`` (sorted along the slice normal) step sideways, not
+    along the normal of ``iop``: a gantry tilt. Read as a stack along the normal, the volume
+    would be sheared against the CT and positions off by up to the sideways shift; refused
+    once that reaches half a pixel (``pixel_mm``)."""
+    if len(ipps) < 2:
+        return
+    normal = np.cross(iop[:3], iop[3:])
+    d = ipps - ipps[0]
+    along = d @ normal
+    sideways = d - along[:, None] * normal
+    shift = float(np.linalg.norm(sideways, axis=1).max())
+    if shift < 0.5 * pixel_mm:
+        return
+    angle = float(np.degrees(np.arctan2(np.linalg.norm(sideways[-1]), abs(along[-1]))))
+    raise CTReadError(f'{source}: a gantry tilt of {angle:.1f} degrees (the slices step '
+                      f'{shift:.1f} mm sideways over the series, not along their normal): read '
+                      'as a stack the volume would be sheared and lesion positions off by up to '
+                      'that; resample it onto an orthogonal grid first (dcm2niix or 3D Slicer '
+                      'correct gantry tilt) and pass the NIfTI')
+
+
 def _check_missing(keep: List[_Header], pos: np.ndarray, source: str) -> None:
     """Refuse a series whose instance numbers and positions both say slices are missing."""
     nums = [h.instance_number for h in keep]
@@ -170,6 +192,8 @@ def _classic_series(files: List[str], datasets: list, source: str, name: str):
     keep = [keep[i] for i in order]
     pos = pos[order]
     notes += check_slice_positions(pos, source, [osp.basename(h.path) for h in keep])
+    check_gantry_tilt(
+        np.array([h.ipp for h in keep]), iop, min(float(v) for v in keep[0].pixel_spacing), source)
     _check_missing(keep, pos, source)
     reader = sitk().ImageSeriesReader()
     reader.SetFileNames([h.path for h in keep])
@@ -291,6 +315,7 @@ def read_enhanced_ct(path: str, name: Optional[str] = None):
     pos = ipps @ normal
     order = np.argsort(pos, kind='stable')
     notes += check_slice_positions(pos[order], source, [f'frame {frames[i] + 1}' for i in order])
+    check_gantry_tilt(ipps[order], iops[0], float(spacings[0].min()), source)
     hu = np.stack(
         [pixels[frames[i]].astype(np.float32) * rescale[i][0] + rescale[i][1] for i in order])
     if len(hu) == 1:

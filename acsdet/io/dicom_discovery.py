@@ -158,8 +158,32 @@ def scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
     return cache.scans[key]
 
 
-def _scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
+def read_header(path: str):
+    """The header of a DICOM file (no pixel data), or None if it is not one with a series: a
+    Part 10 file, or a bare data set without the 128-byte preamble and file meta (as older
+    systems write them, and GDCM reads them), taken only when it holds a SOP class, a
+    SeriesInstanceUID and a Modality."""
     import pydicom
+    from pydicom.errors import InvalidDicomError
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            if not all(k in ds for k in ('SOPClassUID', 'SeriesInstanceUID', 'Modality')):
+                return None
+        except Exception:  # noqa: BLE001 - garbage read as a data set raises many types
+            return None
+    except Exception:  # noqa: BLE001 - damaged (pydicom raises many types)
+        return None
+    try:
+        str(ds.SeriesInstanceUID)
+    except Exception:  # noqa: BLE001
+        return None
+    return ds
+
+
+def _scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
     groups: Dict[str, List[Tuple[str, object, str]]] = defaultdict(list)
     skipped = []
     visited = {osp.realpath(folder)}
@@ -178,12 +202,11 @@ def _scan_folder(folder: str) -> Tuple[List[DicomSeries], List[str]]:
             if not osp.isfile(path):  # regular files only: a FIFO or socket would block a read
                 skipped.append(osp.relpath(path, folder))
                 continue
-            try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
-                uid = str(ds.SeriesInstanceUID)
-            except Exception:  # not DICOM, no series UID, or damaged (pydicom raises many types)
+            ds = read_header(path)
+            if ds is None:  # not DICOM, no series UID, or damaged
                 skipped.append(osp.relpath(path, folder))
                 continue
+            uid = str(ds.SeriesInstanceUID)
             groups[uid].append((path, ds, _kind(ds)))
     out = []
     for uid, members in groups.items():

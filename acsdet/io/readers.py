@@ -76,7 +76,10 @@ def file_extension(path: str) -> str:
 
 
 def case_name(path: str) -> str:
-    """The base name of an input, without its image extension: the case folder's name."""
+    """The base name of an input, without its image extension: the case folder's name (``.``
+    and ``..`` are named by the folder they are)."""
     base = osp.basename(osp.normpath(path))
+    if base in ('.', '..', ''):
+        base = osp.basename(osp.realpath(path)) or 'root'
     ext = file_extension(base)
     return base[:-len(ext)] if ext else base

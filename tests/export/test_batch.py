@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
@@ -161,6 +162,18 @@ def test_a_batch_killed_in_a_case_resumes_with_skip_done(model_files, hu, tmp_pa
     assert infer.main(args + ['--skip-done', '--output-type', 'nifti']) == 0
     assert [r['status'] for r in _summary(out)] == ['done'] * 3
     assert all(osp.isfile(out / n / 'lesions.nii.gz') for n in ('one', 'two', 'three'))
+    # issue 34 item 9: done only when made the same way from the same input
+    nifti = args + ['--skip-done', '--output-type', 'nifti']
+    assert infer.main(nifti) == 0
+    assert [r['status'] for r in _summary(out)] == ['skipped'] * 3
+    for changed in (['--score-thr', '0.4'], ['--slices', '0:3'], ['--max-gap', '2']):
+        assert infer.main(nifti + changed) == 0
+        assert [r['status'] for r in _summary(out)] == ['done'] * 3, changed
+        assert infer.main(nifti) == 0  # and back to the first settings: made anew
+    big = np.zeros((12, 40, 40), np.int16)  # another CT at the path of "two"
+    sitk.WriteImage(lps_image(big, SPACING), inputs[1])
+    assert infer.main(nifti) == 0
+    assert [r['status'] for r in _summary(out)] == ['skipped', 'done', 'skipped']
 
 
 def _record_rows(out_dir, prefix, n):

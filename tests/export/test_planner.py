@@ -86,3 +86,29 @@ def test_a_sagittal_series_is_refused_for_an_sr_before_the_model_and_named_when_
             match=r'24 sagittal slices of 64 x 64 px: acsdet detects on '
             r'axial slices, and as axial slices this volume is only 24 x 64 px'):
         read_ct(str(tmp_path / 'sag'))
+
+
+def test_names_and_messages_that_misled(tmp_path, monkeypatch):
+    """Issue 34 item 19: an input '.' is named by its folder; a '#' in a path stays in the path
+    the output checks use; a header-only manifest is said to have no rows."""
+    import pytest
+
+    from acsdet.export.batch import ManifestError, read_manifest_csv
+    from acsdet.export.case_folder import CaseFolderError, check_output_location
+    from acsdet.io import case_name, input_key, input_path
+    (tmp_path / 'PAT7').mkdir()
+    monkeypatch.chdir(tmp_path / 'PAT7')
+    assert case_name('.') == 'PAT7' and case_name('./') == 'PAT7' and case_name('..') == (
+        tmp_path.name)
+    odd = tmp_path / 'a#b' / 'study'
+    odd.mkdir(parents=True)
+    assert input_path(input_key(str(odd))) == str(odd)
+    assert input_path(input_key(str(odd), '1.2.840.99')) == str(odd)
+    with pytest.raises(CaseFolderError, match=r'a#b/study/out is inside the input .*a#b/study'):
+        check_output_location(str(odd / 'out'), [], [input_path(input_key(str(odd)))])
+    (tmp_path / 'm.csv').write_text('path,case\n')
+    with pytest.raises(ManifestError, match=r'm\.csv: the manifest has its header row but no'):
+        read_manifest_csv(str(tmp_path / 'm.csv'))
+    (tmp_path / 'm.csv').write_text('file,case\nx.nii.gz,x\n')
+    with pytest.raises(ManifestError, match=r"holding a \"path\" column .* its header is \['file'"):
+        read_manifest_csv(str(tmp_path / 'm.csv'))

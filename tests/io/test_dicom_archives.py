@@ -328,3 +328,42 @@ def test_sigterm_removes_the_extracted_study_and_stale_extractions_are_removed(s
     live.kill()
     live.wait(30)
     assert live_folder in remove_stale_extractions()  # killed with -9: its lock ended with it
+
+
+def test_a_gantry_tilt_is_refused_with_its_angle(hu, tmp_path):
+    """Issue 34 item 8: slices stacked along z with the image plane tilted 25 degrees about x
+    (IOP tilted): read as a stack they would be sheared, so the series is refused."""
+    write_dicom_series(hu, SPACING, str(tmp_path / 'tilt'))
+    t = np.radians(25)
+    for f in glob.glob(str(tmp_path / 'tilt' / '*.dcm')):
+        ds = pydicom.dcmread(f)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, float(np.cos(t)), float(np.sin(t))]
+        ds.save_as(f)
+    with pytest.raises(CTReadError, match=r'a gantry tilt of 25\.0 degrees'):
+        read_ct(str(tmp_path / 'tilt'))
+
+
+def test_dicom_files_without_the_part10_preamble_are_read(hu, tmp_path):
+    """Issue 34 item 12: bare data sets (no preamble, no file meta), as GDCM reads them, are a
+    series, not "not DICOM"; the SEG of it is written."""
+    write_dicom_series(hu, SPACING, str(tmp_path / 'bare'))
+    for f in glob.glob(str(tmp_path / 'bare' / '*.dcm')):
+        ds = pydicom.dcmread(f)
+        ds.preamble, ds.file_meta = None, pydicom.dataset.FileMetaDataset()
+        ds.save_as(f, enforce_file_format=False, implicit_vr=True, little_endian=True)
+        assert open(f, 'rb').read(132)[128:] != b'DICM'
+    (tmp_path / 'bare' / 'notes.txt').write_text('not a data set')
+    vol = read_ct(str(tmp_path / 'bare'))
+    np.testing.assert_array_equal(vol.hu, hu)
+    assert any('1 non-DICOM file(s) (notes.txt)' in w for w in vol.warnings)
+    from acsdet.apis import write_case
+    from tests.export.test_dicom_outputs import phantom_result
+    _, lesions = head_to_feet_phantom(len(hu), hu.shape[1])
+    folder = write_case(
+        phantom_result(vol, lesions), str(tmp_path / 'out'), outputs=('dicom-seg', ))
+    seg = pydicom.dcmread(osp.join(folder, 'lesions_seg.dcm'))
+    refs = {
+        r.ReferencedSOPInstanceUID
+        for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    }
+    assert refs <= {str(d.SOPInstanceUID) for d in vol.dicom.datasets} and refs
