@@ -3,14 +3,15 @@ in a folder at any depth or a ``.zip`` (series found by :mod:`acsdet.io.dicom_di
 
 Classic series: pydicom reads each file's header to leave out localizer / scout images (ImageType
 ``LOCALIZER``, or an orientation other than the series'), to refuse two slices at one position,
-slices of mixed sizes, missing slices (a gap in both the positions and the instance numbers) and
-a gantry tilt (slices stepping sideways) naming the files, and to keep the real slice positions; SimpleITK (GDCM) reads the pixels
-(RescaleSlope/Intercept applied; every transfer syntax GDCM decodes: JPEG lossless and baseline,
-JPEG-LS, JPEG 2000, RLE, deflate). The headers stay with the volume (``CTVolume.dicom``,
-:class:`DicomSource`) for the DICOM SEG and SR that reference them. Enhanced CT (SOP class
-1.2.840.10008.5.1.4.1.1.2.1): pydicom reads the frames and their functional groups (per-frame
-Image Position, shared or per-frame orientation, pixel spacing and rescale); frames whose values
-are not HU (a Real World Value Mapping in another unit, e.g. a perfusion map) are refused.
+slices of mixed sizes, missing slices (a gap in both the positions and the instance numbers) and a
+gantry tilt (slices stepping sideways) naming the files, and to keep the real slice positions;
+SimpleITK (GDCM) reads the pixels (RescaleSlope/Intercept applied; every transfer syntax GDCM
+decodes: JPEG lossless and baseline, JPEG-LS, JPEG 2000, RLE, deflate). The headers stay with the
+volume (``CTVolume.dicom``, :class:`DicomSource`) for the DICOM SEG and SR that reference them.
+Enhanced CT (SOP class 1.2.840.10008.5.1.4.1.1.2.1): pydicom reads the frames and their functional
+groups (per-frame Image Position, shared or per-frame orientation, pixel spacing and rescale);
+frames whose values are not HU (a Real World Value Mapping in another unit, e.g. a perfusion map)
+are refused.
 """
 import os.path as osp
 from collections import Counter
