@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import machine, markdown_table, peak_mib, run_isolated, time_interleaved_ms  # noqa
 
-import acsdet  # noqa: E402,F401
+import acsdet.all_modules  # noqa: E402,F401  (registers acsdet's modules)
 from mmdet.registry import MODELS  # noqa: E402
 
 MODES = ('2.5d', 'acs', 'mean-acs', 'soft-acs', '3d', 'a3d', 'tsm', 'alignshift')

@@ -52,7 +52,7 @@ def random_checkpoint(config: str, folder: str) -> str:
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    import acsdet  # noqa: F401
+    import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
     from mmdet.registry import MODELS
     cfg = Config.fromfile(config)
     init_default_scope('mmdet')

@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import markdown_table  # noqa: E402
 
-import acsdet  # noqa: E402,F401
+import acsdet.all_modules  # noqa: E402,F401  (registers acsdet's modules)
 from acsdet.datasets.slices import stack_plan  # noqa: E402
 from acsdet.preparation.deeplesion_coco import convert_deeplesion  # noqa: E402
 from mmdet.registry import DATASETS  # noqa: E402

@@ -8,7 +8,7 @@ import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
-import acsdet  # noqa: F401  (installs the checkpoint loader)
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 
 
 class _ToyModel(BaseModel):

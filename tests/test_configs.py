@@ -26,7 +26,7 @@ def test_every_config_has_one_metafile_row():
 def test_each_config_builds_the_backbone_its_row_states(row):
     from mmengine.registry import init_default_scope
 
-    import acsdet  # noqa: F401
+    import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
     from mmdet.registry import MODELS as REGISTRY
     cfg = Config.fromfile(osp.join(ROOT, row['Config']))
     b = cfg.model.backbone

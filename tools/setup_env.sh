@@ -71,8 +71,8 @@ STATE=$(cat setup.py pyproject.toml "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)-
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STATE" ] && "$PY" -c 'import acsdet' 2>/dev/null; then
   say "acsdet and its dependencies already installed (delete $STAMP to force)"
 else
-  say "installing acsdet (editable) with test extras"
-  "${PIP[@]}" install -q -c "$CONS_NO_TORCH" -e ".[tests]"
+  say "installing acsdet (editable) with the dev extra (DICOM outputs, test and lint tools)"
+  "${PIP[@]}" install -q -c "$CONS_NO_TORCH" -e ".[dev]"
   # The official ACS operators, the tests' reference. Its metadata pulls torchvision and a dozen
   # unrelated packages it does not import, so it is installed without them.
   "${PIP[@]}" install -q --no-deps "$(pin acsconv)"

@@ -143,3 +143,29 @@ def state_dict_mismatch(model_state: Mapping, strip: Mapping) -> str:
         if items:
             parts.append(f'{len(items)} keys {what} (e.g. {", ".join(items[:2])})')
     return '; '.join(parts)
+
+
+def config_from_checkpoint(checkpoint: Mapping, ckpt_path: str):
+    """The :class:`~mmengine.config.Config` a checkpoint carries in ``meta['cfg']`` (MMEngine's
+    runner writes it; ``acsdet import`` too). A checkpoint without one is a ``ValueError`` naming
+    the file and what it is: another code base's (a released M3DV/AlignShift model: convert it
+    with ``acsdet import``), or one written without the runner."""
+    from mmengine.config import Config
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    text = meta.get('cfg')
+    if not isinstance(text, str) or not text.strip():
+        if ARCH_KEY in meta:
+            what = 'an acsdet architecture record but no config'
+        elif 'config' in meta:
+            what = ('the config of another code base (mmcv 0.x meta, as the M3DV/AlignShift '
+                    'releases: `acsdet import` converts them)')
+        else:
+            what = 'no config and no acsdet architecture record (another code base\'s?)'
+        raise ValueError(f'{ckpt_path}: the checkpoint carries {what}: pass the config it was '
+                         'trained with (--config)')
+    try:
+        return Config.fromstring(text, '.py')
+    except Exception as e:  # a config text that does not parse
+        raise ValueError(f'{ckpt_path}: the config it carries does not read '
+                         f'({type(e).__name__}: {str(e)[:200]})') from None

@@ -211,9 +211,9 @@ def convert_m3dv_state(state: Mapping[str, torch.Tensor],
 
 
 def m3dv_config_path(arch: str, num_slices: int) -> str:
-    """``configs/m3dv/{arch}_{D}slice.py`` of this checkout."""
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    return osp.join(root, 'configs', 'm3dv', f'{arch}_{num_slices}slice.py')
+    """The shipped config ``m3dv/{arch}_{D}slice`` (:mod:`acsdet.model_index`)."""
+    from ..model_index import config_dir
+    return osp.join(config_dir(), 'm3dv', f'{arch}_{num_slices}slice.py')
 
 
 def convert_m3dv_checkpoint(src: str,

@@ -67,8 +67,9 @@ def write_case(result: DetectionResult,
     vol = result.volume
     types = output_types(outputs, save_masks, save_overlays)
     if any(t in DICOM_TYPES for t in types):
-        from .dicom_kit import dicom_source
-        dicom_source(result)  # a DICOM input, or an error before any work
+        from .dicom_kit import dicom_source, require_dicom_extra
+        require_dicom_extra()  # highdicom installed, a DICOM input: or an error before any work
+        dicom_source(result)
     case = case or vol.name
     final = osp.join(out_dir, case)
     key = vol.input_key

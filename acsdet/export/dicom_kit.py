@@ -24,6 +24,16 @@ class DicomOutputError(ValueError):
                 "the input's geometry)"), 'outputs')
 
 
+def require_dicom_extra() -> None:
+    """A :class:`DicomOutputError` naming the extra when highdicom (acsdet's ``dicom`` extra) is
+    not installed: before any work, not after the model ran."""
+    try:
+        import highdicom  # noqa: F401
+    except ImportError:
+        raise DicomOutputError("DICOM SEG / SR outputs need acsdet's DICOM extra (highdicom, "
+                               "python-gdcm): pip install 'acsdet[dicom]'") from None
+
+
 def dicom_source(result):
     """The :class:`~acsdet.io.dicom.DicomSource` of a result's volume, or
     :meth:`DicomOutputError.not_dicom`."""

@@ -55,6 +55,9 @@ def check_dicom_outputs(case: Case, outputs: Sequence[str]) -> None:
     Raises :class:`~acsdet.export.dicom_kit.DicomOutputError`, or the reader's
     :class:`~acsdet.io.CTReadError` for a study whose series cannot be picked."""
     import numpy as np
+
+    from .dicom_kit import require_dicom_extra
+    require_dicom_extra()
     if not is_dicom_input(case.path):
         raise DicomOutputError.not_dicom(case.path)
     if 'dicom-sr' not in outputs or not (osp.isdir(case.path) or is_zip(case.path)):

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os.path as osp
 import time
 from typing import Optional, Sequence, Tuple, Union
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from ..datasets.transforms import LoadVolumeSlices
 from ..datasets.transforms.loading import put_stack
 from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
-from ..engine.architecture import check_architecture, load_state_strictly
+from ..engine.architecture import check_architecture, config_from_checkpoint, load_state_strictly
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from ..models.backbones.depth_stream import BackboneOutput
@@ -87,7 +88,9 @@ class LesionDetector:
     """A detector config and checkpoint, ready for CT volumes.
 
     Args:
-        config: config path or :class:`~mmengine.config.Config`.
+        config: config path, :class:`~mmengine.config.Config`, or None: the config the checkpoint
+            carries (MMEngine records it; :func:`~acsdet.engine.architecture.config_from_checkpoint`
+            refuses one that carries none).
         checkpoint: checkpoint path (loaded strictly: every key of the model).
         device: 'cpu', 'cuda' or 'cuda:N'.
         score_thr: keep detections with at least this score.
@@ -102,7 +105,7 @@ class LesionDetector:
     """
 
     def __init__(self,
-                 config: Union[str, Config],
+                 config: Union[str, Config, None],
                  checkpoint: str,
                  device: str = 'cpu',
                  score_thr: float = 0.5,
@@ -110,10 +113,23 @@ class LesionDetector:
                  volumetric: bool = False,
                  depth_chunk: int = 32,
                  grouping: GroupingRule = GroupingRule()):
-        import acsdet  # noqa: F401  (registers acsdet's modules)
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
         from mmdet.registry import MODELS
         device = check_device(device)
-        cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+        if not osp.isfile(checkpoint):
+            raise naming(
+                FileNotFoundError(f'{{checkpoint}} {checkpoint}: no such file'), 'checkpoint')
+        loaded = _load_checkpoint(checkpoint, map_location='cpu')
+        if config is None:  # the config the checkpoint carries
+            cfg = config_from_checkpoint(loaded, checkpoint)
+            config_name = f'{checkpoint} (the config it carries)'
+        else:
+            cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+            config_name = config if isinstance(config, str) else None
+        #: where the config came from: 'checkpoint' (its meta), or 'given'
+        self.config_source = 'checkpoint' if config is None else 'given'
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         self.cfg = cfg
         if depth_chunk < 1:
@@ -125,7 +141,7 @@ class LesionDetector:
         test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
         load = _loading_step(test_pipeline)
         self.model = MODELS.build(cfg.model)
-        if volumetric:  # before the checkpoint is read
+        if volumetric:  # before any weights are loaded
             if not hasattr(self.model.backbone, 'forward_volume'):
                 raise ValueError(f'volumetric inference needs a backbone with forward_volume '
                                  f'(TruncatedDenseNet), not {type(self.model.backbone).__name__}')
@@ -135,9 +151,6 @@ class LesionDetector:
                 raise ValueError("volumetric inference resamples the volume once on one grid: "
                                  f"it cannot use fraction_rule={rule!r} (the references' "
                                  'per-stack weights); run this model per slice')
-        from mmengine.runner.checkpoint import _load_checkpoint
-        config_name = config if isinstance(config, str) else None
-        loaded = _load_checkpoint(checkpoint, map_location='cpu')
         check_architecture(loaded, cfg.model, checkpoint, config_name)
         load_state_strictly(self.model, loaded, checkpoint, config_name)
         self.provenance = Provenance(

@@ -307,8 +307,14 @@ def read_enhanced_ct(path: str, name: Optional[str] = None):
     try:
         pixels = ds.pixel_array
     except Exception as e:  # no decoder for the transfer syntax, damaged pixel data
+        hint = ''
+        try:
+            import gdcm  # noqa: F401
+        except ImportError:
+            hint = " (python-gdcm of acsdet's DICOM extra decodes it: pip install 'acsdet[dicom]')"
         raise CTReadError(f'{path}: cannot decode the pixel data (transfer syntax '
-                          f'{ds.file_meta.TransferSyntaxUID}): {e}') from None
+                          f'{ds.file_meta.get("TransferSyntaxUID", "unknown")}): {e}{hint}') \
+            from None
     pixels = pixels.reshape((n, ) + pixels.shape[-2:])
     left_out = set(localizers)
     frames = [i for i in range(n) if i not in left_out]

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import acsdet  # noqa: F401
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from acsdet.datasets.slices import SliceReader, load_slice_stack
 from acsdet.datasets.transforms.augment import warp_channels
 from acsdet.deeplesion.png import decode_slice

@@ -13,7 +13,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import acsdet  # noqa: F401
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from acsdet.engine.architecture import ARCH_KEY, CheckpointMismatch, model_architecture
 from acsdet.engine.m3dv_checkpoint import (M3DVCheckpointError, convert_m3dv_checkpoint,
                                            detect_arch, m3dv_config_path)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-import acsdet  # noqa: F401
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from acsdet.models.backbones.densenet import densenet_features
 from acsdet.testing import det_batch
 from mmdet.models.losses import DiceLoss
@@ -184,7 +184,7 @@ def _model(config):
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda c: osp.basename(c)[:-3])
 def test_config_builds_and_infers(config):
     cfg = Config.fromfile(config)
-    assert cfg.default_scope == 'mmdet' and cfg.custom_imports['imports'] == ['acsdet']
+    assert cfg.default_scope == 'mmdet' and cfg.custom_imports['imports'] == ['acsdet.all_modules']
     rcnn = cfg.model.test_cfg.rcnn
     assert rcnn.max_per_img <= 50 and rcnn.score_thr <= 0.005
     assert cfg.model.roi_head.mask_head.loss_mask.type == 'MaskDiceLoss'

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import acsdet  # noqa: F401
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from mmdet.registry import MODELS
 
 

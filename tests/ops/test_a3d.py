@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import acsdet  # noqa: F401
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from acsdet.converters import convert
 from acsdet.ops import A3DConv, SliceFusion
 from mmdet.registry import MODELS

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 
-import acsdet  # noqa: F401
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from acsdet.converters import convert
 from acsdet.models.backbones.densenet import densenet_features
 from acsdet.models.detectors import sample_thickness

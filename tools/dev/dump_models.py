@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import acsdet  # noqa: F401  (registers the modules)
+import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 from mmdet.registry import MODELS
 
 

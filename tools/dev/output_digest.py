@@ -34,7 +34,7 @@ def make_inputs(work: str) -> None:
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    import acsdet  # noqa: F401
+    import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
     from acsdet.engine.architecture import ARCH_KEY, model_architecture
     from acsdet.testing.ct_files import (head_to_feet_phantom, lps_image, write_dicom_series,
                                          write_png_series)

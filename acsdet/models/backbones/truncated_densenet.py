@@ -23,6 +23,7 @@ keeps the response to a grey image (R = G = B) unchanged; ``'3d'`` inflates ever
 I3D-style (repeat along depth, divide by K). Loaded and skipped keys are logged and kept in
 ``self.pretrained_report``.
 """
+import os.path as osp
 import re
 from dataclasses import fields
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -238,7 +239,15 @@ class TruncatedDenseNet(BaseModule):
 
     def load_pretrained(self, checkpoint: str) -> dict:
         """Load a torchvision-format DenseNet state dict (local path, or any MMEngine URI);
-        returns and logs ``{'loaded': [...], 'not_loaded': [...], 'unused': [...]}``."""
+        returns and logs ``{'loaded': [...], 'not_loaded': [...], 'unused': [...]}``. A local
+        path that does not exist is an error naming where it was looked for (a relative path is
+        relative to the working directory, as in MMDetection), never a silent random start."""
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'pretrained weights {checkpoint}: no such file ({osp.abspath(checkpoint)}; a '
+                'relative path is relative to the working directory): download torchvision\'s '
+                'densenet121-a639ec97.pth there, or set model.backbone.init_cfg.checkpoint '
+                '(--cfg-options)')
         src = _load_checkpoint(checkpoint, map_location='cpu')
         target = self.state_dict()
         mapped, unused = torchvision_densenet_to_backbone(src, target)
