@@ -4,7 +4,8 @@
         [--output-type json nifti dicom-seg dicom-sr] [--series UID | --all-series]
         [--skip-done] [--device cpu] [--score-thr 0.5] [--batch-size 4] [--slices START:END]
         [--save-masks] [--save-overlays] [--spacing MM --slice-interval MM | --dl-info CSV]
-        [--volumetric [--depth-chunk N]] [--link-iou 0.5] [--link-contain 0.8] [--max-gap 1]
+        [--mode per-slice|volumetric [--depth-chunk N]] [--precision fp32|bf16]
+        [--link-iou 0.5] [--link-contain 0.8] [--max-gap 1]
         [--depth-ratio 2]
     acsdet list INPUT [INPUT ...]
     python tools/infer.py CONFIG CHECKPOINT [INPUT ...] ...  (the same, config first)
@@ -29,11 +30,14 @@ case of the run (done, skipped, failed). <case> is the input's base name (DICOM 
 across runs). --skip-done skips cases whose folder is complete with every output asked for,
 made by the same config, checkpoint, thresholds, slices, mode, grouping and reading options
 from the same input (its files' sizes and times unchanged).
---volumetric runs the backbone once over the whole CT on the config's slice grid (docs/inference.md,
-"Volumetric inference"). Per-slice detections become 3D lesions by the grouping rule
-(--link-iou, --link-contain, --max-gap, --depth-ratio; docs/inference.md, "Grouping detections
-into lesions"). An existing case folder is replaced only if acsdet wrote it for the same input;
-anything else there is refused before any work, as is an output folder that is or lies inside
+--mode volumetric (--volumetric) runs the backbone once over the whole CT on the config's slice grid
+(docs/inference.md, "Volumetric inference"); without --mode, a checkpoint trained with
+train_context_slices runs volumetric and any other per slice. --precision bf16 runs the backbone and
+neck in bfloat16 where the hardware computes it natively. Per-slice detections become 3D lesions by
+the grouping rule (--link-iou, --link-contain, --max-gap, --depth-ratio; docs/inference.md,
+"Grouping detections into lesions"). An existing case folder is replaced only if acsdet wrote it for
+the same input; anything else there is refused before any work, as is an output folder that is or
+lies inside
 an input. A failing input is reported on one line and the others go on; the exit status is 1
 if any input failed, 2 if nothing could run (output folder, checkpoint, device, manifest).
 """
@@ -112,9 +116,22 @@ def build_parser(prog: Optional[str] = None, config_positional: bool = False):
         help='slice interval (mm) of a PNG series')
     p.add_argument('--dl-info', help='DL_info.csv to look up a PNG series\' geometry')
     p.add_argument(
+        '--mode',
+        choices=['per-slice', 'volumetric'],
+        help='one stack per key slice, or one 3D pass over the whole CT (default: volumetric '
+        'for a checkpoint trained with train_context_slices, per slice otherwise)')
+    p.add_argument(
         '--volumetric',
-        action='store_true',
-        help='one 3D pass over the whole CT instead of one stack per key slice')
+        dest='mode',
+        action='store_const',
+        const='volumetric',
+        help='--mode volumetric')
+    p.add_argument(
+        '--precision',
+        choices=['fp32', 'bf16'],
+        default='fp32',
+        help='bf16: bfloat16 autocast of the backbone and neck where the hardware has it '
+        '(AVX512-BF16 / AMX CPUs, GPUs); fp32 runs otherwise, with a warning')
     p.add_argument(
         '--depth-chunk',
         type=int,
@@ -268,9 +285,10 @@ def run(args) -> int:
             args.device,
             args.score_thr,
             args.batch_size,
-            volumetric=args.volumetric,
+            volumetric=None if args.mode is None else args.mode == 'volumetric',
             depth_chunk=args.depth_chunk,
-            grouping=grouping)
+            grouping=grouping,
+            precision=args.precision)
     except (ValueError, OSError, pickle.UnpicklingError) as e:
         print(f'error: {cli_message(e, FLAGS)}', file=sys.stderr)
         return 2

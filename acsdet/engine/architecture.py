@@ -67,7 +67,9 @@ def model_architecture(model_cfg: Mapping) -> dict:
         backbone={
             k: _plain(v)
             for k, v in sorted(full.items()) if k not in _IGNORED
-        })
+        },
+        # how it was trained (not compared: the same weights): what picks the inference mode
+        training=dict(train_context_slices=int(full.get('train_context_slices') or 0)))
 
 
 def _summary(arch: dict) -> str:
@@ -169,3 +171,22 @@ def config_from_checkpoint(checkpoint: Mapping, ckpt_path: str):
     except Exception as e:  # a config text that does not parse
         raise ValueError(f'{ckpt_path}: the config it carries does not read '
                          f'({type(e).__name__}: {str(e)[:200]})') from None
+
+
+def default_volumetric(checkpoint: Mapping, model_cfg: Mapping):
+    """``(volumetric, why)``: the inference mode a checkpoint runs in by default. Volumetric
+    when its architecture record says it was trained with ``train_context_slices`` (its
+    stacks saw real neighbours past their ends, as the volumetric pass gives them; the FROC
+    difference was measured at +0.00) and the backbone streams depth; per slice otherwise
+    (trained on D-slice stacks alone, released models, no record)."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    record = meta.get(ARCH_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(record, Mapping):
+        return False, 'per slice: the checkpoint has no architecture record'
+    c = int((record.get('training') or {}).get('train_context_slices') or 0)
+    mode = str((model_cfg.get('backbone') or {}).get('conv_mode', ''))
+    if c <= 0:
+        return False, 'per slice: trained on D-slice stacks alone (no train_context_slices)'
+    if mode in ('2d', 'a3d'):
+        return False, f'per slice: conv_mode {mode!r} has no volumetric pass'
+    return True, f'volumetric: trained with train_context_slices={c}'

@@ -29,13 +29,15 @@ from tqdm import tqdm
 from ..datasets.transforms import LoadVolumeSlices
 from ..datasets.transforms.loading import put_stack
 from ..defaults import NUM_SLICES, TARGET_INTERVAL_MM
-from ..engine.architecture import check_architecture, config_from_checkpoint, load_state_strictly
+from ..engine.architecture import (check_architecture, config_from_checkpoint, default_volumetric,
+                                   load_state_strictly)
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from ..models.backbones.depth_stream import BackboneOutput
 from ..utils import file_sha256
 from ..utils.errors import naming
 from .grouping import GroupingRule
+from .precision import autocast_to, resolve_precision, run_features_in
 from .restore import restore_lesions
 from .results import DetectionResult, Provenance
 
@@ -99,9 +101,14 @@ class LesionDetector:
         grouping: how detections become 3D lesions (:class:`~acsdet.inference.GroupingRule`:
             one-to-one links, gaps bridged, depth bounded by size).
         volumetric: run the backbone once over the whole CT (:meth:`predict_volume`) instead of
-            once per key slice's stack (:meth:`predict_slices`).
+            once per key slice's stack (:meth:`predict_slices`); None: as the checkpoint says
+            (:func:`~acsdet.engine.architecture.default_volumetric`: volumetric for a model
+            trained with ``train_context_slices``, per slice otherwise).
         depth_chunk: volumetric mode: key slices per step of the 3D pass (memory grows with
             it; see :meth:`~acsdet.models.backbones.TruncatedDenseNet.forward_volume`).
+        precision: 'fp32' or 'bf16' (:mod:`acsdet.inference.precision`: bfloat16 autocast of
+            the backbone and neck; float32, with a warning, where the hardware has no native
+            bfloat16).
     """
 
     def __init__(self,
@@ -110,9 +117,10 @@ class LesionDetector:
                  device: str = 'cpu',
                  score_thr: float = 0.5,
                  batch_size: int = 4,
-                 volumetric: bool = False,
+                 volumetric: Optional[bool] = None,
                  depth_chunk: int = 32,
-                 grouping: GroupingRule = GroupingRule()):
+                 grouping: GroupingRule = GroupingRule(),
+                 precision: str = 'fp32'):
         from mmengine.runner.checkpoint import _load_checkpoint
 
         import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
@@ -137,6 +145,11 @@ class LesionDetector:
                 ValueError(f'{{depth_chunk}} must be >= 1, got {depth_chunk}'), 'depth_chunk')
         if not isinstance(grouping, GroupingRule):
             raise TypeError(f'grouping must be a GroupingRule, got {grouping!r}')
+        if volumetric is None:
+            volumetric, self.mode_reason = default_volumetric(loaded, cfg.model)
+        else:
+            self.mode_reason = 'asked for'
+        self.precision = resolve_precision(precision, device)
         _skip_masks_below(cfg, score_thr)
         test_pipeline = innermost_dataset(cfg.test_dataloader).pipeline
         load = _loading_step(test_pipeline)
@@ -158,6 +171,7 @@ class LesionDetector:
             checkpoint=checkpoint,
             checkpoint_sha256=file_sha256(checkpoint))
         self.model.to(device).eval()
+        run_features_in(self.model, self.precision, device)
         self.device = device
         self.score_thr, self.batch_size = score_thr, batch_size
         self.grouping = grouping
@@ -252,30 +266,41 @@ class LesionDetector:
         inputs, sample = self._volume_inputs(vol, stack)
         t1 = time.perf_counter()
         thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None
-        try:
-            feats = backbone.forward_volume(inputs, thickness, self.depth_chunk, grid.keys - lo)
-        except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
-            if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
-                raise
-            raise naming(
-                MemoryError(f'{vol.source}: the 3D pass in steps of {self.depth_chunk} key '
-                            f'slices of {tuple(inputs.shape[-2:])} px does not fit in memory: '
-                            f'lower {{depth_chunk}} (now {self.depth_chunk}) or run per slice'),
-                'depth_chunk') from None
         bar = tqdm(
             total=len(grid.keys),
             desc=f'{vol.name}: key slices',
             unit='slice',
             disable=not progress)
         per_key = []
-        for start in range(0, len(grid.keys), self.batch_size):
-            part = tuple(f[start:start + self.batch_size] for f in feats)
-            samples = [copy.deepcopy(sample) for _ in range(part[0].shape[0])]
-            # MMDetection's own predict (neck, RPN, RoI heads, rescaling), its backbone call
-            # answered by the 3D pass's features
-            for pred in self.model.predict(BackboneOutput(part), samples, rescale=True):
-                per_key.append(self._kept(pred.pred_instances))
-            bar.update(part[0].shape[0])
+        # the heads run on each depth step as it is made: memory bounded by the chunk
+        steps = None
+        while True:
+            try:
+                with autocast_to(self.precision, self.device):
+                    if steps is None:
+                        steps = backbone.forward_volume_steps(inputs, thickness, self.depth_chunk,
+                                                              grid.keys - lo)
+                    step = next(steps, None)
+            except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
+                if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
+                    raise
+                raise naming(
+                    MemoryError(f'{vol.source}: the 3D pass in steps of {self.depth_chunk} key '
+                                f'slices of {tuple(inputs.shape[-2:])} px does not fit in '
+                                f'memory: lower {{depth_chunk}} (now {self.depth_chunk}) or run '
+                                'per slice'), 'depth_chunk') from None
+            if step is None:
+                break
+            feats = step[1]
+            for start in range(0, feats[0].shape[0], self.batch_size):
+                part = tuple(f[start:start + self.batch_size] for f in feats)
+                samples = [copy.deepcopy(sample) for _ in range(part[0].shape[0])]
+                # MMDetection's own predict (neck, RPN, RoI heads, rescaling), its backbone call
+                # answered by the 3D pass's features
+                for pred in self.model.predict(BackboneOutput(part), samples, rescale=True):
+                    per_key.append(self._kept(pred.pred_instances))
+                bar.update(part[0].shape[0])
+            del feats, step
         bar.close()
         if str(self.device).startswith('cuda'):
             torch.cuda.synchronize()
@@ -326,6 +351,7 @@ class LesionDetector:
             checkpoint_sha256=self.provenance.checkpoint_sha256,
             score_thr=self.score_thr,
             mode='volumetric' if self.volumetric else 'per-slice',
+            precision=self.precision,
             grouping=dataclasses.asdict(self.grouping))
 
     def __call__(self,

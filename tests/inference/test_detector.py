@@ -100,7 +100,7 @@ def test_a_chunk_that_does_not_fit_names_the_setting(random_2_5d, monkeypatch, c
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
 
-    monkeypatch.setattr(det.model.backbone, 'forward_volume', oom)
+    monkeypatch.setattr(det.model.backbone, 'forward_volume_steps', oom)
     with pytest.raises(
             MemoryError,
             match=r'phantom: the 3D pass in steps of 16 key slices .* lower '
@@ -218,6 +218,27 @@ def test_the_lesion_is_found_at_its_physical_position_from_every_format(phantom,
         assert saved['version'] == '1.0' and saved['lesions'] == [le.to_json() for le in les]
         assert open(osp.join(folder, 'lesions.csv')).read().count('\n') == len(les) + 1
         assert 'lesion_001.png' in open(osp.join(folder, 'report.html')).read()
+
+
+def test_bf16_finds_the_lesions_float32_finds_within_a_pixel(phantom, detected, e2e_trained):
+    """Issue 36: the trained model in bfloat16 (backbone and neck) against float32 on the
+    phantom: the same lesions, each key-slice box within 1 px, scores within 0.05."""
+    from acsdet.apis import LesionDetector
+    from acsdet.inference.precision import bf16_supported
+    assert bf16_supported('cpu')[0]  # this project's machine has AVX512-BF16
+    det = LesionDetector(
+        CONFIG_DEMO,
+        str(e2e_trained[0] / 'train' / f'epoch_{EPOCHS}.pth'),
+        score_thr=0.3,
+        precision='bf16')
+    assert det.precision == 'bf16' and det.volumetric is False  # no train_context_slices
+    key = detected['key']
+    ref = detected['results']['png'][0].lesions
+    got = det(_read(phantom, 'png'), (key - 3, key + 4)).lesions
+    assert ref and len(got) == len(ref)
+    for a, b in zip(got, ref):
+        assert np.abs(np.array(a.key_box_px) - np.array(b.key_box_px)).max() <= 1.0
+        assert a.score == pytest.approx(b.score, abs=0.05)
 
 
 @pytest.mark.parametrize('name', ['LPS', 'RAS', 'LPI', 'coronal', 'dicom'])

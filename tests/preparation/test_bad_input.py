@@ -24,6 +24,7 @@ from acsdet.preparation import deeplesion_coco
 from acsdet.preparation.deeplesion_coco import REPORT_NAME, convert_deeplesion
 from acsdet.testing.synthetic import make_synthetic_deeplesion
 from acsdet.utils import files as acsdet_files
+from acsdet.utils.run_outputs import LEDGER, OutputRefused
 
 from ..helpers import ROOT
 
@@ -193,7 +194,7 @@ def test_outputs_are_replaced_as_one_set(synth, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         convert_deeplesion(str(data), str(out))
     monkeypatch.undo()
-    assert _outputs(out) == old and sorted(os.listdir(out)) == sorted(OUTPUTS)
+    assert _outputs(out) == old and sorted(os.listdir(out)) == sorted(OUTPUTS + [LEDGER])
 
     # a hard kill leaves temporaries behind: the next run removes them
     stray = out / ('deeplesion_val.json.' + 'ab' * 16 + '.tmp')
@@ -224,7 +225,7 @@ def test_outputs_are_replaced_as_one_set(synth, tmp_path, monkeypatch):
     for n in OUTPUTS[:3]:
         assert done[n] == new[n], n
     assert json.loads(done[REPORT_NAME])['lesions'] == json.loads(new[REPORT_NAME])['lesions']
-    assert sorted(os.listdir(out)) == sorted(OUTPUTS)  # no journal, no temporaries
+    assert sorted(os.listdir(out)) == sorted(OUTPUTS + [LEDGER])  # no journal, no temporaries
 
 
 # ---- tools/froc_eval.py ----------------------------------------------------------------------
@@ -499,9 +500,12 @@ def test_froc_curve_and_show_dir_replace_symlinks(tmp_path):
     link = tmp_path / 'froc_curve.png'
     link.symlink_to(target)
     res = compute_froc([np.array([[0, 0, 9, 9, 0.9]])], [np.array([[0, 0, 9, 9]])])
-    plot_froc(res, str(link))
-    assert not link.is_symlink() and link.read_bytes()[:4] == b'\x89PNG'
-    assert target.read_text() == 'keep me'
+    with pytest.raises(OutputRefused, match='acsdet did not write it'):
+        plot_froc(res, str(link))  # a link acsdet did not make: neither it nor its target
+    assert link.is_symlink() and target.read_text() == 'keep me'
+    plot_froc(res, str(tmp_path / 'curve.png'))
+    plot_froc(res, str(tmp_path / 'curve.png'))  # its own output: replaced
+    assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
 
     series = tmp_path / 'Images_png' / '000001_01_01'
     series.mkdir(parents=True)

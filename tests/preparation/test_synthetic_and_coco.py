@@ -199,7 +199,9 @@ def test_interrupted_conversion_keeps_earlier_output(synth, tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         convert_deeplesion(str(root), str(out), splits=['val'])
     assert (out / 'deeplesion_val.json').read_bytes() == before
-    assert sorted(os.listdir(out)) == ['deeplesion_conversion_report.json', 'deeplesion_val.json']
+    assert sorted(os.listdir(out)) == [
+        '.acsdet-files.json', 'deeplesion_conversion_report.json', 'deeplesion_val.json'
+    ]
 
 
 def test_ellipse_fallback_covers_recist():

@@ -10,7 +10,7 @@ one a pass over the whole volume gives, whatever the chunk; memory is bounded by
 each layer's reach, not by the volume. (The simple alternative, a halo of the whole network's
 receptive radius around every chunk, recomputes 2 x 45 slices a chunk for the ACS DenseNet-121.)
 """
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -154,8 +154,19 @@ def stream(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Seque
     """The ``outputs``' slices ``keys`` (increasing), ``chunk`` output slices a step: one
     ``(len(keys), C, h, w)`` tensor per output. ``nodes``: every node but the input, each after
     its sources (the outputs among them)."""
-    keys = torch.as_tensor(keys, dtype=torch.long)
     parts: List[List[torch.Tensor]] = [[] for _ in outputs]
+    for _, feats in stream_steps(nodes, outputs, keys, chunk):
+        for part, f in zip(parts, feats):
+            part.append(f)
+    return [torch.cat(p) for p in parts]
+
+
+def stream_steps(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Sequence[int],
+                 chunk: int) -> Iterator[Tuple[torch.Tensor, List[torch.Tensor]]]:
+    """:func:`stream` one step at a time: ``(the step's keys, one (k, C, h, w) tensor per
+    output)``, so that a consumer (the heads) can finish a step before the next is computed and
+    memory stays bounded by the chunk."""
+    keys = torch.as_tensor(keys, dtype=torch.long)
     for a in range(0, outputs[0].length, chunk):
         sel = keys[(keys >= a) & (keys < a + chunk)]
         if not len(sel):
@@ -167,8 +178,7 @@ def stream(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Seque
             node.plan_sources()
         for node in nodes:
             node.advance()
-        for part, node in zip(parts, outputs):
-            part.append(node.view(lo, hi)[0, :, sel - lo].transpose(0, 1))
+        feats = [node.view(lo, hi)[0, :, sel - lo].transpose(0, 1) for node in outputs]  # copies
         for node in nodes:
             node.trim()
-    return [torch.cat(p) for p in parts]
+        yield sel, feats

@@ -42,7 +42,7 @@ from ...defaults import NUM_SLICES
 from ...ops.a3d import A3DConv
 from ...ops.shift import ShiftConv
 from .densenet import DenseLayer, dense_block_channels, densenet_features
-from .depth_stream import BackboneOutput, LayerNode, VolumeNode, depth_reach, stream
+from .depth_stream import BackboneOutput, LayerNode, VolumeNode, depth_reach, stream_steps
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
@@ -346,6 +346,20 @@ class TruncatedDenseNet(BaseModule):
         neighbours where a stack's ends are zero-padded. Eval mode only, and norms that act per
         slice (BatchNorm): a GroupNorm would normalise over the whole volume's depth.
         """
+        parts = [[] for _ in self.out_indices]
+        for _, feats in self.forward_volume_steps(x, thickness, depth_chunk, keys):
+            for part, f in zip(parts, feats):
+                part.append(f)
+        return tuple(torch.cat(p) for p in parts)
+
+    def forward_volume_steps(self,
+                             x: torch.Tensor,
+                             thickness: Optional[float] = None,
+                             depth_chunk: int = 32,
+                             keys: Optional[Sequence[int]] = None):
+        """:meth:`forward_volume` one depth step at a time: yields ``(the step's keys (k,),
+        tuple of (k, C_i, H / s_i, W / s_i))``, so that the heads can run on a step before the
+        next is computed (memory bounded by the chunk, not by the CT's length)."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] < self.num_slices:
             raise ValueError(f'forward_volume expects (1, L >= {self.num_slices}, H, W), got '
                              f'{tuple(x.shape)}')
@@ -359,7 +373,8 @@ class TruncatedDenseNet(BaseModule):
         keys = sorted(int(k) for k in keys)
         if keys and (keys[0] < 0 or keys[-1] >= n_keys or len(set(keys)) != len(keys)):
             raise ValueError(f'keys must be distinct key slices 0 .. {n_keys - 1}')
-        return tuple(stream(nodes, outputs, keys, depth_chunk))
+        for sel, feats in stream_steps(nodes, outputs, keys, depth_chunk):
+            yield sel, tuple(feats)
 
     def _check_streamable(self):
         self.depth_radius()  # '2d' has no volumetric pass

@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""Where whole-CT inference spends its work and time, against the machine: the FLOPs of each
+part of the model (``torch.utils.flop_counter.FlopCounterMode``: stem and dense blocks, the
+depth-collapsing convs, neck, RPN, RoI box head, mask head), the seconds of each (module hooks,
+a separate run), their achieved GFLOP/s, the GFLOP/s of a reference large convolution measured in
+the same run (the practical peak) and the ratio; and the seconds outside the model (reading,
+resampling and the test pipeline, grouping, writing).
+
+    python benchmarks/bench_infer_parts.py [--config CONFIG] [--ct 100x5] [--size 512]
+        [--precision fp32 bf16] [--mode volumetric] [--depth-chunk 32]
+
+Random weights (the work is the same as a trained model's); ``--score-thr`` sets how many
+detections reach the mask head (a trained model keeps a few per slice: the default 0.5 on
+random weights keeps about as many). Run on this project's 2-core CPU: docs/benchmarks.md.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from benchmarks.bench_infer import phantom_nifti, random_checkpoint  # noqa: E402
+
+#: The parts, by the module classes FlopCounterMode attributes the work to.
+PARTS = ('stem + dense blocks', 'depth collapse', 'neck', 'RPN', 'RoI box head', 'mask head')
+
+
+def part_modules(model) -> dict:
+    """``{part: [modules]}`` whose calls make up each part's FLOPs (none nested in another; the
+    volumetric pass calls the dense layers one by one, not their blocks)."""
+    b, f = model.backbone, model.backbone.features
+    dense = [f.conv0, f.norm0, f.relu0, f.pool0]
+    for n, m in f.named_children():
+        if n.startswith('denseblock'):
+            dense += list(m.children())  # the dense layers
+        elif n.startswith('transition') or (n.startswith('norm') and n != 'norm0'):
+            dense.append(m)
+    roi = model.roi_head
+    return {
+        'stem + dense blocks': dense,
+        'depth collapse': list(b.depth_collapse),
+        'neck': [model.neck],
+        'RPN': [model.rpn_head],
+        'RoI box head': [roi.bbox_roi_extractor, roi.bbox_head],
+        'mask head': [roi.mask_roi_extractor, roi.mask_head],
+    }
+
+
+#: The methods whose whole time is a head's (its layers and its post-processing: decoding, NMS,
+#: pasting masks into the image).
+HEAD_METHODS = {
+    'RPN': ('rpn_head', 'predict'),
+    'RoI box head': ('roi_head', 'predict_bbox'),
+    'mask head': ('roi_head', 'predict_mask')
+}
+
+
+def flops_by_part(model, run) -> dict:
+    """FLOPs of each part during ``run()`` (by the module that did them), and their total."""
+    from torch.utils.flop_counter import FlopCounterMode
+    names = {}
+    for part, mods in part_modules(model).items():
+        for m in mods:
+            names[id(m)] = part
+    by_part = defaultdict(float)
+    handles = []
+    stack = []
+
+    def pre(mod, args, part):
+        stack.append((part, counter.get_total_flops()))
+
+    def post(mod, args, out):
+        part, before = stack.pop()
+        by_part[part] += counter.get_total_flops() - before
+
+    with FlopCounterMode(display=False) as counter:
+        for part, mods in part_modules(model).items():
+            for m in mods:
+                handles.append(m.register_forward_pre_hook(lambda mod, a, p=part: pre(mod, a, p)))
+                handles.append(m.register_forward_hook(post))
+        try:
+            run()
+        finally:
+            for h in handles:
+                h.remove()
+    by_part['total'] = counter.get_total_flops()
+    return dict(by_part)
+
+
+def seconds_by_part(model, run) -> dict:
+    """Wall seconds of each part during ``run()``: the backbone's and neck's by forward hooks,
+    the heads' by their predict methods (post-processing included; CPU: synchronous)."""
+    by_part, handles, stack = defaultdict(float), [], []
+    saved = []
+    for part, (owner, name) in HEAD_METHODS.items():
+        obj = getattr(model, owner)
+        inner = getattr(obj, name)
+
+        def timed(*a, _inner=inner, _part=part, **k):
+            t = time.perf_counter()
+            try:
+                return _inner(*a, **k)
+            finally:
+                by_part[_part] += time.perf_counter() - t
+
+        setattr(obj, name, timed)
+        saved.append((obj, name))
+    for part, mods in part_modules(model).items():
+        if part in HEAD_METHODS:
+            continue
+        for m in mods:
+            handles.append(
+                m.register_forward_pre_hook(lambda mod, a, p=part: stack.append(
+                    (p, time.perf_counter()))))
+            handles.append(
+                m.register_forward_hook(lambda mod, a, o: (lambda p, t: by_part.__setitem__(
+                    p, by_part[p] + time.perf_counter() - t))(*stack.pop())))
+    try:
+        t0 = time.perf_counter()
+        out = run()
+        by_part['total'] = time.perf_counter() - t0
+    finally:
+        for h in handles:
+            h.remove()
+        for obj, name in saved:
+            delattr(obj, name)  # the class's method again
+    return dict(by_part), out
+
+
+def reference_conv_gflops(precision: str, rounds: int = 5) -> float:
+    """GFLOP/s of one large convolution (256 -> 256 channels, 3 x 3, 128 x 128, batch 2): what
+    these cores reach on the model's dominant operation."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from acsdet.inference.precision import autocast_to
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).eval()
+    x = torch.randn(2, 256, 128, 128)
+    with torch.no_grad(), autocast_to(precision, 'cpu'):
+        with FlopCounterMode(display=False) as fc:
+            conv(x)
+        for _ in range(2):
+            conv(x)
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            conv(x)
+        dt = (time.perf_counter() - t0) / rounds
+    return fc.get_total_flops() / dt / 1e9
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--config', default='configs/deeplesion_acs_7slice.py')
+    p.add_argument('--ct', default='100x5', help='NxMM: N slices MM apart')
+    p.add_argument('--size', type=int, default=512)
+    p.add_argument('--precision', nargs='+', default=['fp32', 'bf16'])
+    p.add_argument('--mode', default='volumetric', choices=['per-slice', 'volumetric'])
+    p.add_argument('--depth-chunk', type=int, default=32)
+    p.add_argument('--score-thr', type=float, default=0.5)
+    p.add_argument(
+        '--max-per-slice',
+        type=int,
+        default=5,
+        help='detections kept per key slice (test_cfg.rcnn.max_per_img): a trained model keeps a '
+        'few; random weights would keep 100, each with a mask')
+    p.add_argument('--no-flops', action='store_true', help='times only (FLOP counting is slow)')
+    args = p.parse_args(argv)
+    import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
+    from acsdet.apis import LesionDetector, write_case
+    from acsdet.io import read_ct
+    print(f'{torch.get_num_threads()} threads, torch {torch.__version__}; {args.config}, CT '
+          f'{args.ct} mm at {args.size} px, {args.mode}')
+    with tempfile.TemporaryDirectory() as tmp:
+        n, mm = args.ct.split('x')
+        ct = phantom_nifti(osp.join(tmp, 'ct'), int(n), float(mm), args.size)
+        ckpt = random_checkpoint(args.config, tmp)
+        from mmengine.config import Config
+        cfg = Config.fromfile(args.config)
+        cfg.model.test_cfg.rcnn.max_per_img = args.max_per_slice
+        for precision in args.precision:
+            det = LesionDetector(
+                cfg,
+                ckpt,
+                score_thr=args.score_thr,
+                volumetric=args.mode == 'volumetric',
+                depth_chunk=args.depth_chunk,
+                precision=precision)
+            ref = reference_conv_gflops(det.precision)
+            t0 = time.perf_counter()
+            vol = read_ct(ct)
+            t_read = time.perf_counter() - t0
+            secs, res = seconds_by_part(det.model, lambda: det(vol))
+            t1 = time.perf_counter()
+            with tempfile.TemporaryDirectory() as out:
+                write_case(res, out, 'case', save_masks=True)
+            t_write = time.perf_counter() - t1
+            flops = {} if args.no_flops else flops_by_part(det.model, lambda: det(vol))
+            model_s = res.seconds['model']
+            print(f'\nprecision {det.precision}: reference conv {ref:.0f} GFLOP/s; '
+                  f'{len(res.detections)} detections kept, {len(res.lesions)} lesions; heads '
+                  'timed with their post-processing (decoding, NMS, mask pasting)')
+            print('| part | TFLOP | s | GFLOP/s | of the reference conv |')
+            print('|---|---|---|---|---|')
+            for part in PARTS + ('model (all parts + glue)', ):
+                key = 'total' if part.startswith('model') else part
+                s = model_s if key == 'total' else secs.get(part, 0.0)
+                fl = flops.get(key)
+                rate = fl / s / 1e9 if fl and s else None
+                print(f'| {part} | {"-" if fl is None else f"{fl / 1e12:.2f}"} | {s:.1f} | '
+                      f'{"-" if rate is None else f"{rate:.0f}"} | '
+                      f'{"-" if rate is None else f"{100 * rate / ref:.0f}%"} |')
+            outside = dict(
+                read=t_read,
+                prepare=res.seconds.get('prepare', 0.0),
+                group=res.seconds['group'],
+                write=t_write)
+            print('outside the model: ' + ', '.join(f'{k} {v:.1f} s' for k, v in outside.items()) +
+                  f'; whole CT {t_read + res.seconds["total"] + t_write:.1f} s')
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('OMP_NUM_THREADS', str(torch.get_num_threads()))
+    sys.exit(main())
