@@ -74,16 +74,13 @@ def main(argv=None, prog: Optional[str] = None):
     args = parse_args(argv, prog)
     require_mmcv_ops(prog or 'acsdet')
     from mmengine.dist import is_main_process
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
 
     import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 
-    from ..engine.cli import load_checkpoint_strictly
-    from ..engine.dist import finish_distributed, setup_distributed
+    from ..engine.cli import build_runner, load_checkpoint_strictly
+    from ..engine.dist import finish_distributed
     cfg = build_cfg(args)
-    setup_distributed(cfg)  # gloo on machines without CUDA, where MMEngine's launchers fail
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     load_checkpoint_strictly(runner, cfg.checkpoint)
     metrics = runner.test()
     table = osp.join(cfg.work_dir, 'froc_table.txt')

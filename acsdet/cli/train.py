@@ -55,15 +55,11 @@ def main(argv=None, prog: Optional[str] = None):
     """Train; returns the runner."""
     args = parse_args(argv, prog)
     require_mmcv_ops(prog or 'acsdet')
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
     import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
 
-    from ..engine.dist import finish_distributed, setup_distributed
-    cfg = build_cfg(args)
-    setup_distributed(cfg)  # gloo on machines without CUDA, where MMEngine's launchers fail
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    from ..engine.cli import build_runner
+    from ..engine.dist import finish_distributed
+    runner = build_runner(build_cfg(args))
     runner.train()
     finish_distributed()
     return runner

@@ -1,13 +1,13 @@
-"""Helpers shared by ``tools/train.py`` and ``tools/test.py``."""
-import argparse
-import os
+"""The runner side of ``acsdet train`` and ``acsdet test``: reading a config with the command
+line applied, loading checkpoints strictly, resuming, the runner (their parsers are in
+:mod:`acsdet.cli`)."""
 import os.path as osp
 import pickle
 import warnings
 from typing import Optional
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from ..defaults import NUM_SLICES
 from .architecture import CheckpointMismatch, load_state_strictly
@@ -159,22 +159,12 @@ def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
         cfg.resume, cfg.load_from = True, latest
 
 
-def add_common_args(p: argparse.ArgumentParser) -> None:
-    """The arguments ``tools/train.py`` and ``tools/test.py`` share."""
-    p.add_argument('--data-root', help='override the data root of every dataset')
-    p.add_argument(
-        '--slice-cache',
-        metavar='DIR',
-        help='keep decoded slices in DIR (0.5 MiB a slice) so that epochs after the first skip '
-        'PNG decoding')
-    p.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+def build_runner(cfg: Config):
+    """The config's runner (its own ``runner_type`` or MMEngine's), the distributed set-up done
+    first (gloo on machines without CUDA, where MMEngine's launchers fail)."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
 
-
-def parse_common(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse, and export ``LOCAL_RANK`` for torch.distributed as MMDetection's tools do."""
-    args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    from .dist import setup_distributed
+    setup_distributed(cfg)
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -1,6 +1,7 @@
 """tools/froc3d_eval.py: lesions.json of whole CTs scored against label maps, box CSVs and
 DeepLesion's manual 3D test set, in any storage orientation of the CT."""
 import csv
+import functools
 import json
 import os.path as osp
 import pickle
@@ -69,6 +70,16 @@ def _eval(*args):
     return froc3d_eval.main([str(a) for a in args])
 
 
+def _error(capsys, *args) -> str:
+    """The one-line error (exit 2) of a run of ``args``."""
+    with pytest.raises(SystemExit) as e:
+        _eval(*args)
+    assert e.value.code == 2
+    msg = capsys.readouterr().err.strip()
+    assert '\n' not in msg
+    return msg
+
+
 def test_perfect_detections_score_one_from_label_maps_and_csvs(cases, capsys):
     folder = cases['out'] / 'perfect'
     results = [
@@ -123,12 +134,7 @@ def test_size_subsets_count_the_lesions_by_their_in_plane_size(cases):
 
 def test_bad_input_is_one_line_naming_it(cases, tmp_path, capsys):
     folder = cases['out'] / 'perfect'
-
-    def error(*args):
-        with pytest.raises(SystemExit) as e:
-            _eval(*args)
-        assert e.value.code == 2
-        return capsys.readouterr().err.strip()
+    error = functools.partial(_error, capsys)
 
     # a label map in another geometry
     other = tmp_path / 'other'
@@ -288,14 +294,7 @@ def test_p3d_scores_ground_truth_drawn_on_one_slice(cases, tmp_path, capsys):
 def test_boxes_outside_the_ct_and_numbers_as_strings_are_refused(cases, tmp_path, capsys):
     """Issue 34 items 13, 18: named by file and row, one line, exit 2."""
     folder = cases['out'] / 'perfect'
-
-    def error(*args):
-        with pytest.raises(SystemExit) as e:
-            _eval(*args)
-        assert e.value.code == 2
-        msg = capsys.readouterr().err.strip()
-        assert '\n' not in msg
-        return msg
+    error = functools.partial(_error, capsys)
 
     rows = tmp_path / 'gt.csv'
     rows.write_text('case,x1,y1,z1,x2,y2,z2\nscan,1,1,1,5,5,5\nscan,1,1,1,5,5,500\n')
