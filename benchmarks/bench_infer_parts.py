@@ -181,6 +181,7 @@ def main(argv=None):
         from mmengine.config import Config
         cfg = Config.fromfile(args.config)
         cfg.model.test_cfg.rcnn.max_per_img = args.max_per_slice
+        counted = {}
         for precision in args.precision:
             det = LesionDetector(
                 cfg,
@@ -198,7 +199,9 @@ def main(argv=None):
             with tempfile.TemporaryDirectory() as out:
                 write_case(res, out, 'case', save_masks=True)
             t_write = time.perf_counter() - t1
-            flops = {} if args.no_flops else flops_by_part(det.model, lambda: det(vol))
+            if not args.no_flops and not counted:  # the same work in every precision: once
+                counted = flops_by_part(det.model, lambda: det(vol))
+            flops = counted
             model_s = res.seconds['model']
             print(f'\nprecision {det.precision}: reference conv {ref:.0f} GFLOP/s; '
                   f'{len(res.detections)} detections kept, {len(res.lesions)} lesions; heads '

@@ -102,9 +102,14 @@ def test_a_conv_modes_own_option_defaults_are_part_of_the_record():
 
 
 def test_training_context_is_not_part_of_the_record():
-    """A checkpoint trained with context slices runs with the plain config (same weights)."""
+    """A checkpoint trained with context slices runs with the plain config (same weights): the
+    record says how it was trained (what picks the inference mode) apart from the architecture,
+    which is all that is compared."""
     ctx = model_architecture(_model_cfg(train_context_slices=3))
-    assert ctx == model_architecture(_model_cfg())
+    plain = model_architecture(_model_cfg())
+    assert ctx['backbone'] == plain['backbone'] and ctx['detector'] == plain['detector']
+    assert ctx['training'] == dict(train_context_slices=3) != plain['training']
+    check_architecture({'meta': {ARCH_KEY: ctx}}, _model_cfg(), 'ctx.pth')
     recorded = dict(ctx, backbone=dict(ctx['backbone'], train_context_slices=3))  # a record
     check_architecture({'meta': {ARCH_KEY: recorded}}, _model_cfg(), 'ctx.pth')  # that has it
     with pytest.raises(CheckpointMismatch):  # while the architecture itself is still compared
