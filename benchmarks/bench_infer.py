@@ -74,7 +74,8 @@ def run_one(a) -> dict:
         score_thr=0.5,
         batch_size=a.batch_size,
         volumetric=a.mode == 'volumetric',
-        depth_chunk=a.depth_chunk)
+        depth_chunk=a.depth_chunk,
+        precision=getattr(a, 'precision', 'fp32'))
     if a.device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -110,6 +111,7 @@ def main(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch-size', type=int, default=4)
     p.add_argument('--depth-chunk', type=int, default=32)
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
     p.add_argument('--one', nargs=3, metavar=('CKPT', 'CT', 'MODE'), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -139,7 +141,7 @@ def main(argv=None):
                         osp.abspath(__file__), '--config', config, '--device', args.device,
                         '--batch-size',
                         str(args.batch_size), '--depth-chunk',
-                        str(args.depth_chunk), '--per-slice-keys',
+                        str(args.depth_chunk), '--precision', args.precision, '--per-slice-keys',
                         str(args.per_slice_keys), '--one', ckpt, ct, mode
                     ]
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
