@@ -71,7 +71,7 @@ for call in [[n] for n in SUBCOMMANDS] + [['convert', c] for c in CONVERSIONS]:
 print(f'[wheel] {len(SUBCOMMANDS) + len(CONVERSIONS)} --help calls, each under a second')
 PYEOF
 
-say "convert synthetic + coco, train two iterations, infer from the checkpoint alone"
+say "convert synthetic + coco, train one epoch (one or two iterations), infer from the checkpoint alone"
 acsdet convert synthetic --out data --num-series 6 --seed 0 --image-size 128 --context-mm 8 \
   --lesion-mm 12 40 >/dev/null
 acsdet convert coco --data-root data --out-dir data/annotations >/dev/null
