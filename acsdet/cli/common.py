@@ -20,8 +20,10 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
 
 
 def parse_runner_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse, and export ``LOCAL_RANK`` for torch.distributed as MMDetection's tools do."""
+    """Parse, resolve the config (a path or a shipped name), and export ``LOCAL_RANK`` for
+    torch.distributed as MMDetection's tools do."""
     args = p.parse_args(argv)
+    args.config = resolve_config_arg(p, args.config)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -12,7 +12,7 @@ import argparse
 import os.path as osp
 from typing import Optional
 
-from .common import add_runner_args, parse_runner_args, require_mmcv_ops, resolve_config_arg
+from .common import add_runner_args, parse_runner_args, require_mmcv_ops
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -28,10 +28,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None, prog: Optional[str] = None):
-    p = build_parser(prog)
-    args = parse_runner_args(p, argv)
-    args.config = resolve_config_arg(p, args.config)
-    return args
+    return parse_runner_args(build_parser(prog), argv)
 
 
 def build_cfg(args):
