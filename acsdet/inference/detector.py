@@ -112,8 +112,8 @@ class LesionDetector:
     """
 
     def __init__(self,
-                 config: Union[str, Config, None],
-                 checkpoint: str,
+                 config: Union[str, Config, None] = None,
+                 checkpoint: Optional[str] = None,
                  device: str = 'cpu',
                  score_thr: float = 0.5,
                  batch_size: int = 4,
@@ -126,6 +126,9 @@ class LesionDetector:
         import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
         from mmdet.registry import MODELS
         device = check_device(device)
+        if checkpoint is None:
+            raise TypeError('LesionDetector needs a checkpoint (checkpoint=...); the config is '
+                            'optional: None takes the one the checkpoint carries')
         if not osp.isfile(checkpoint):
             raise naming(
                 FileNotFoundError(f'{{checkpoint}} {checkpoint}: no such file'), 'checkpoint')

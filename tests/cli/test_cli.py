@@ -137,7 +137,7 @@ def test_the_checkpoint_alone_runs_the_model_it_carries(carried, capsys):
     from acsdet.apis import LesionDetector
     from acsdet.io import read_ct
     vol = read_ct(str(carried / 'scan.nii.gz'))
-    alone = LesionDetector(None, str(carried / 'model.pth'), score_thr=0.0)
+    alone = LesionDetector(checkpoint=str(carried / 'model.pth'), score_thr=0.0)
     given = LesionDetector(CONFIG_DEMO, str(carried / 'model.pth'), score_thr=0.0)
     assert alone.config_source == 'checkpoint' and given.config_source == 'given'
     a, b = alone(vol, (4, 7)), given(vol, (4, 7))
