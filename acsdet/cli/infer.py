@@ -292,8 +292,12 @@ def run(args) -> int:
     except (ValueError, OSError, pickle.UnpicklingError) as e:
         print(f'error: {cli_message(e, FLAGS)}', file=sys.stderr)
         return 2
-    print(f'config: {args.config}' if args.
-          config else f'config: the one {args.checkpoint} carries (no --config given)')
+    if args.config:
+        print(f'config: {args.config}')
+    else:
+        print(f'config: the one {args.checkpoint} carries (no --config given)')
+    print(f'mode: {"volumetric" if detector.volumetric else "per-slice"} '
+          f'({detector.mode_reason}); precision {detector.precision}')
     # what makes a case's results: --skip-done keeps only those made the same way
     settings = dict(
         detector.settings(),

@@ -150,7 +150,10 @@ def test_the_checkpoint_alone_runs_the_model_it_carries(carried, capsys):
         str(carried / 'scan.nii.gz'), '--out-dir',
         str(out), '--slices', '4:7', '--no-progress'
     ]) == 0
-    assert f'config: the one {carried / "model.pth"} carries' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f'config: the one {carried / "model.pth"} carries' in printed
+    assert 'mode: per-slice (per slice: trained on D-slice stacks alone' in printed
+    assert 'precision fp32' in printed
     with open(out / 'scan' / 'lesions.json') as f:
         assert json.load(f)['config'].endswith('(the config it carries)')
 
