@@ -15,7 +15,6 @@ writes. The rules, so that no run ever destroys a user's file:
 - temporaries (``.<case>.<owner>.<hex>.tmp`` / ``.old``) of runs that were killed are removed by
   the next write of that case, only when their process is gone and they carry the manifest.
 """
-import hashlib
 import json
 import os
 import os.path as osp
@@ -24,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..utils import stale_temporaries, temporary_name
 from ..utils.errors import naming
+from ..utils.files import hashed_name
 from ..version import __version__
 
 MANIFEST = 'acsdet-case.json'
@@ -66,10 +66,6 @@ def check_output_location(out_dir: str, case_dirs: Sequence[str], inputs: Sequen
                                     'it: choose another {out_dir}'), 'out_dir')
 
 
-def _hashed(name: str, key: str) -> str:
-    return f'{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}'
-
-
 def assign_case_names(out_dir: str, inputs: Sequence[Tuple[str, str]]) -> List[str]:
     """A case name for each ``(input key, base name)``, unique in the run and stable across runs
     into the same ``out_dir``: the plain base name belongs to the first input that wrote it there
@@ -86,10 +82,10 @@ def assign_case_names(out_dir: str, inputs: Sequence[Tuple[str, str]]) -> List[s
     out = []
     for key, name in inputs:
         if name in RESERVED_NAMES:  # a case named summary.csv would block the run's summary
-            out.append(_hashed(name, key))
+            out.append(hashed_name(name, key))
             continue
         owner = claimed.setdefault(name, key)
-        out.append(name if owner == key else _hashed(name, key))
+        out.append(name if owner == key else hashed_name(name, key))
     return out
 
 

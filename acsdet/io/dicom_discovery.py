@@ -281,11 +281,9 @@ def remove_stale_extractions(parent: Optional[str] = None) -> List[str]:
     ``parent``, the temporary folder by default): a live owner holds its folder's lock file for
     the folder's life; a folder without one (a kill before it was made, or an older acsdet) goes
     once it is :data:`~acsdet.utils.files.FOREIGN_STALE_SECONDS` old. Returns those removed."""
-    import fcntl
     import shutil
-    import time
 
-    from ..utils.files import FOREIGN_STALE_SECONDS
+    from ..utils.files import file_lock, stale_by_age
     parent = parent or tempfile.gettempdir()
     removed = []
     try:
@@ -296,21 +294,15 @@ def remove_stale_extractions(parent: Optional[str] = None) -> List[str]:
         folder = osp.join(parent, name)
         if osp.islink(folder) or not osp.isdir(folder):
             continue
-        try:
-            fd = os.open(osp.join(folder, _OWNER_LOCK), os.O_RDWR)
-        except OSError:
-            try:
-                stale = time.time() - os.lstat(folder).st_mtime > FOREIGN_STALE_SECONDS
-            except OSError:
-                stale = False
+        lock = osp.join(folder, _OWNER_LOCK)
+        if not osp.isfile(lock):
+            stale = stale_by_age(folder)
         else:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                stale = True  # nobody holds it: its owner is gone
-            except OSError:
+                with file_lock(lock, blocking=False) as taken:
+                    stale = taken  # nobody held it: its owner is gone
+            except OSError:  # no locks here (some network file systems): keep it
                 stale = False
-            finally:
-                os.close(fd)
         if stale:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
@@ -324,14 +316,10 @@ def _extracted(path: str) -> Iterator[str]:
     a lock for its life (:func:`remove_stale_extractions` removes those of gone processes); a
     SIGTERM ends a command-line run through its clean-up like a SIGINT
     (:func:`acsdet.utils.signals.terminate_as_exit`)."""
-    import fcntl
-
-    from ..utils.files import owner_tag
+    from ..utils.files import file_lock, owner_tag
     remove_stale_extractions()
     with tempfile.TemporaryDirectory(prefix=f'{_ZIP_PREFIX}{owner_tag()}.') as tmp:
-        fd = os.open(osp.join(tmp, _OWNER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(osp.join(tmp, _OWNER_LOCK)):
             try:
                 with zipfile.ZipFile(path) as z:
                     _check_unzip_size(z, path, tmp)
@@ -346,8 +334,6 @@ def _extracted(path: str) -> Iterator[str]:
             except (OSError, RuntimeError, EOFError) as e:  # RuntimeError: encrypted
                 raise CTReadError(f'{path}: cannot extract the zip ({e})') from None
             yield tmp
-        finally:
-            os.close(fd)
 
 
 def left_out_note(series: List[DicomSeries], skipped: List[str], where: str) -> Optional[str]:

@@ -48,11 +48,7 @@ def owner_is_dead(tag: Optional[str], path: Optional[str] = None) -> bool:
     if not pid.isdigit() or len(host) != 8:
         return False
     if host != _HOST:
-        try:
-            return path is not None and time.time() - os.lstat(path).st_mtime > \
-                FOREIGN_STALE_SECONDS
-        except OSError:
-            return False
+        return path is not None and stale_by_age(path)
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -60,6 +56,21 @@ def owner_is_dead(tag: Optional[str], path: Optional[str] = None) -> bool:
     except OSError:  # exists, owned by someone else
         return False
     return False
+
+
+def hashed_name(name: str, key: str) -> str:
+    """``<name>-<8 hex of key>``: the second name of an output whose plain name another input
+    has (case folders, the files of :mod:`acsdet.utils.run_outputs`), stable across runs."""
+    return f'{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}'
+
+
+def stale_by_age(path: str) -> bool:
+    """Whether ``path`` has not changed for :data:`FOREIGN_STALE_SECONDS` (False if it is gone):
+    how a temporary of a process this host cannot see is known to be stale."""
+    try:
+        return time.time() - os.lstat(path).st_mtime > FOREIGN_STALE_SECONDS
+    except OSError:
+        return False
 
 
 def temporary_name(path: str, suffix: str = 'tmp') -> str:

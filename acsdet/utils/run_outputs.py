@@ -15,13 +15,12 @@ Every file is written atomically (:func:`~acsdet.utils.files.atomic_save`); the 
 under a lock, so concurrent runs into one folder keep each other's entries. Case folders carry
 their own manifest and are not in a ledger (:mod:`acsdet.export.case_folder`).
 """
-import hashlib
 import json
 import os
 import os.path as osp
 from typing import IO, Callable, Dict, Iterable, Optional
 
-from .files import atomic_save, atomic_write, folder_lock
+from .files import atomic_save, atomic_write, folder_lock, hashed_name
 
 #: The ledger of the files acsdet wrote in a folder.
 LEDGER = '.acsdet-files.json'
@@ -72,22 +71,21 @@ class RunOutputs:
         self.inputs += [p for p in paths if p and osp.exists(p)]
 
     def _is_input(self, path: str) -> Optional[str]:
-        real = osp.realpath(path)
+        """The input ``path`` is (the same file or folder: by path, link or hard link), or None."""
+        if not osp.exists(path):
+            return None
         for inp in self.inputs:
-            if osp.realpath(inp) == real:
-                return inp
-            if osp.exists(path) and osp.isfile(inp):
-                try:
-                    if osp.samefile(inp, path):
-                        return inp
-                except OSError:
-                    pass
+            try:
+                if osp.samefile(inp, path):
+                    return inp
+            except OSError:  # gone since
+                pass
         return None
 
-    def _hashed(self, path: str, key: str) -> str:
+    @staticmethod
+    def _hashed(path: str, key: str) -> str:
         stem, ext = _split_ext(osp.basename(path))
-        return osp.join(
-            osp.dirname(path), f'{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}{ext}')
+        return osp.join(osp.dirname(path), hashed_name(stem, key) + ext)
 
     def _taken(self, path: str, key: Optional[str], entry: Optional[dict]) -> bool:
         real = osp.realpath(path)
@@ -126,9 +124,10 @@ class RunOutputs:
         except OSError:
             same = False
         if not same:
-            why = 'acsdet did not write it' if entry is None else 'it changed since acsdet wrote it'
-            raise OutputRefused(f'{path} exists and {why} (no entry in {LEDGER}): refusing to '
-                                'replace it; move it or choose another output path')
+            why = (f'acsdet did not write it (no entry in {LEDGER})'
+                   if entry is None else f'it changed since acsdet wrote it ({LEDGER})')
+            raise OutputRefused(f'{path} exists and {why}: refusing to replace it; move it or '
+                                'choose another output path')
 
     def save(self,
              path: str,
@@ -147,23 +146,20 @@ class RunOutputs:
     def _written(self, path: str, key: Optional[str], do: Callable[[str], None]) -> str:
         if osp.realpath(path) not in self.claimed:
             path = self.claim(path, key)
-        folder = osp.dirname(osp.realpath(path))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(osp.dirname(osp.realpath(path)), exist_ok=True)
         do(path)
-        self._record(folder, osp.basename(osp.realpath(path)), path, key)
+        record_written(path, self.tool, key)
         return path
-
-    def _record(self, folder: str, name: str, path: str, key: Optional[str]) -> None:
-        with folder_lock(folder):
-            files = _ledger(folder)
-            files[name] = dict(tool=self.tool, input=key, **_stamp(path))
-            atomic_write(
-                osp.join(folder, LEDGER),
-                lambda f: json.dump(dict(acsdet_files=1, files=files), f, indent=1, sort_keys=True))
 
 
 def record_written(path: str, tool: str, key: Optional[str] = None) -> None:
-    """Record in its folder's ledger a file that a library writer (not :class:`RunOutputs`) wrote
-    at a claimed ``path`` (MMDetection's result dump)."""
-    RunOutputs(tool)._record(
-        osp.dirname(osp.realpath(path)), osp.basename(osp.realpath(path)), path, key)
+    """Record the file ``path`` as written by ``tool`` for input ``key`` in its folder's ledger
+    (under the folder's lock); also for a file a library writer made at a claimed path (the
+    COCO set of :func:`~acsdet.utils.files.atomic_write_set`)."""
+    folder, name = osp.split(osp.realpath(path))
+    with folder_lock(folder):
+        files = _ledger(folder)
+        files[name] = dict(tool=tool, input=key, **_stamp(path))
+        atomic_write(
+            osp.join(folder, LEDGER),
+            lambda f: json.dump(dict(acsdet_files=1, files=files), f, indent=1, sort_keys=True))
