@@ -180,8 +180,6 @@ class LesionDetector:
         self.grouping = grouping
         self.volumetric, self.depth_chunk = volumetric, depth_chunk
         self.num_slices = int(load.get('num_slices', NUM_SLICES))
-        self._config_sha256 = hashlib.sha256(
-            json.dumps(cfg.to_dict(), sort_keys=True, default=repr).encode()).hexdigest()
         self.target_interval = float(load.get('target_interval', TARGET_INTERVAL_MM))
         backbone_d = getattr(self.model.backbone, 'num_slices', self.num_slices)
         if backbone_d != self.num_slices:
@@ -276,13 +274,11 @@ class LesionDetector:
             disable=not progress)
         per_key = []
         # the heads run on each depth step as it is made: memory bounded by the chunk
-        steps = None
+        # a generator: each next() computes one depth step, under the precision (not the heads)
+        steps = backbone.forward_volume_steps(inputs, thickness, self.depth_chunk, grid.keys - lo)
         while True:
             try:
                 with autocast_to(self.precision, self.device):
-                    if steps is None:
-                        steps = backbone.forward_volume_steps(inputs, thickness, self.depth_chunk,
-                                                              grid.keys - lo)
                     step = next(steps, None)
             except (MemoryError, torch.OutOfMemoryError, RuntimeError) as e:
                 if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
@@ -348,9 +344,10 @@ class LesionDetector:
     def settings(self) -> dict:
         """What, besides the input and the reading options, decides this detector's results: the
         config (SHA-256 of its resolved content), the checkpoint's SHA-256, the score threshold,
-        the mode and the grouping rule (what ``--skip-done`` compares)."""
+        the mode, the precision and the grouping rule (what ``--skip-done`` compares)."""
+        config = json.dumps(self.cfg.to_dict(), sort_keys=True, default=repr)
         return dict(
-            config_sha256=self._config_sha256,
+            config_sha256=hashlib.sha256(config.encode()).hexdigest(),
             checkpoint_sha256=self.provenance.checkpoint_sha256,
             score_thr=self.score_thr,
             mode='volumetric' if self.volumetric else 'per-slice',

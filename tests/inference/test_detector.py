@@ -97,8 +97,9 @@ def test_a_chunk_that_does_not_fit_names_the_setting(random_2_5d, monkeypatch, c
     cfg, ckpt, vol = random_2_5d
     det = LesionDetector(cfg, ckpt, volumetric=True, depth_chunk=16)
 
-    def oom(*args, **kwargs):
+    def oom(*args, **kwargs):  # a generator, as forward_volume_steps: it fails in a step
         raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
+        yield
 
     monkeypatch.setattr(det.model.backbone, 'forward_volume_steps', oom)
     with pytest.raises(
