@@ -109,6 +109,11 @@ def load_cases(args, outputs: RunOutputs = None):
                     for c in cases], [gts[c] for c in cases], [sizes[c] for c in cases], unpaired)
 
 
+def _by_fps(result) -> dict:
+    """``{'<FPs>': sensitivity}`` of a 3D FROC result, as ``--out`` writes it."""
+    return {f'{f:g}': float(s) for f, s in zip(result.fps, result.sensitivities)}
+
+
 def _size_groups(edges):
     lo, hi = edges
     return [(f'<{lo:g}mm', -np.inf, lo), (f'{lo:g}-{hi:g}mm', lo, hi), (f'>={hi:g}mm', hi, np.inf)]
@@ -192,20 +197,10 @@ def main(argv=None, prog: Optional[str] = None):
                 sizes_mm=args.sizes),
             volumes=len(cases),
             lesions=main_res.num_lesions,
-            sensitivity={
-                f'{f:g}': float(s)
-                for f, s in zip(main_res.fps, main_res.sensitivities)
-            },
+            sensitivity=_by_fps(main_res),
             average=main_res.average,
             subsets={
-                k:
-                dict(
-                    lesions=r.num_lesions,
-                    average=r.average,
-                    sensitivity={
-                        f'{f:g}': float(s)
-                        for f, s in zip(r.fps, r.sensitivities)
-                    })
+                k: dict(lesions=r.num_lesions, average=r.average, sensitivity=_by_fps(r))
                 for k, r in subsets.items()
             },
             unpaired=dict(gt_without_detections=no_det, detections_without_gt=no_gt),
