@@ -2,6 +2,7 @@
 new object, the source CT they derive from (its headers made fit to copy), and the algorithm
 that made them."""
 import copy
+import functools
 import os.path as osp
 from typing import List, Optional, Tuple
 
@@ -47,21 +48,22 @@ def dicom_source(result):
 #: de-identified series often lacks them.
 TYPE2_COPIED = ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate',
                 'StudyTime', 'StudyID', 'AccessionNumber', 'ReferringPhysicianName')
-#: Character sets highdicom declares as they are; any other defined one is written as UTF-8.
-_DECLARED = None
 #: Value representations a copied value is checked against (UIDs, numbers and binary data are
 #: left as they are: they identify and place the source).
 _TEXT_VRS = ('AE', 'AS', 'CS', 'DA', 'DT', 'LO', 'LT', 'PN', 'SH', 'ST', 'TM', 'UC', 'UT')
+
+
+@functools.lru_cache(maxsize=1)
+def _declared_charsets() -> frozenset:
+    """The character sets highdicom declares as they are (any other is written as UTF-8)."""
+    import highdicom as hd
+    return frozenset(v.value for v in hd.SpecificCharacterSetValues)
 
 
 def _charset(value) -> Tuple[Optional[object], Optional[str]]:
     """``(SpecificCharacterSet for the derived object, a note)``: an empty first value with code
     extensions is ISO 2022 IR 6 (PS3.3 C.12.1.1.2); a defined term highdicom does not know is
     written as UTF-8 (ISO_IR 192: every value is a decoded string by then)."""
-    global _DECLARED
-    if _DECLARED is None:
-        import highdicom as hd
-        _DECLARED = {v.value for v in hd.SpecificCharacterSetValues}
     values = [value] if isinstance(value, str) else list(value or [])
     values = [str(v).strip() for v in values]
     if not any(values) or values == ['ISO_IR 6']:
@@ -69,7 +71,7 @@ def _charset(value) -> Tuple[Optional[object], Optional[str]]:
     if len(values) > 1 and not values[0]:
         values[0] = 'ISO 2022 IR 6'
     values = [v for v in values if v]
-    if all(v in _DECLARED for v in values):
+    if all(v in _declared_charsets() for v in values):
         return (values[0] if len(values) == 1 else values), None
     return 'ISO_IR 192', f'character set {values} written as UTF-8 (ISO_IR 192)'
 

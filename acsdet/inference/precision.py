@@ -6,9 +6,8 @@ bfloat16 needs hardware that computes it natively: on CPU the AVX512-BF16 or AMX
 (``torch.cpu._is_avx512_bf16_supported``), on CUDA ``torch.cuda.is_bf16_supported``. Elsewhere
 PyTorch emulates it, slower than float32, so :func:`resolve_precision` says so and runs float32.
 """
-import contextlib
 import warnings
-from typing import Iterator, Tuple
+from typing import Tuple
 
 import torch
 
@@ -39,14 +38,10 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-@contextlib.contextmanager
-def autocast_to(precision: str, device: str) -> Iterator[None]:
-    """bfloat16 autocast on ``device`` for ``'bf16'``; nothing for ``'fp32'``."""
-    if precision != 'bf16':
-        yield
-        return
-    with torch.autocast(str(device).split(':')[0], dtype=torch.bfloat16):
-        yield
+def autocast_to(precision: str, device: str) -> torch.autocast:
+    """bfloat16 autocast on ``device`` for ``'bf16'``; a disabled one (nothing) for ``'fp32'``."""
+    return torch.autocast(
+        str(device).split(':')[0], dtype=torch.bfloat16, enabled=precision == 'bf16')
 
 
 def as_float32(feats):
