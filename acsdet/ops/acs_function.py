@@ -80,7 +80,10 @@ def acs_conv3d(x: torch.Tensor,
             if offset >= 0:
                 conv_pad[axis] = 0
                 need = (out_size[axis] - 1) * stride[axis] + 1
-                if offset or need != x.shape[2 + axis]:
+                # the whole axis when it gives the same taps (a strided view of it would send
+                # oneDNN's 1-channel stem convolution to the slow reference kernel)
+                whole = (x.shape[2 + axis] - 1) // stride[axis] + 1 == out_size[axis]
+                if offset or not whole:
                     window = (offset, need)
             else:
                 conv_pad[axis] = -offset

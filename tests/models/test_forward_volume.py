@@ -123,3 +123,17 @@ def test_a_layer_that_changes_depth_is_refused_not_misaligned():
     drop = LayerNode(lambda x: x[:, :, 1:], [vol], radius=1)  # loses a slice
     with pytest.raises(RuntimeError, match='gave 3 slices for 4 .* must keep depth'):
         stream([drop], [drop], range(10), 3)
+
+
+def test_channels_last_features_give_the_same_contiguous_outputs():
+    bb = _backbone('acs')
+    x = torch.randn(1, 10, 32, 32)
+    layouts = []
+    bb.features.denseblock2.denselayer1.conv2.register_forward_hook(
+        lambda m, a, o: layouts.append(a[0].is_contiguous(memory_format=torch.channels_last_3d)))
+    fast = bb.forward_volume(x, channels_last=True)
+    plain = bb.forward_volume(x, channels_last=False)
+    assert layouts == [True, False]  # NDHWC through the blocks, NCDHW without it
+    for a, b in zip(fast, plain):
+        assert a.is_contiguous()
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
