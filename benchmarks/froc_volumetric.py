@@ -108,8 +108,7 @@ def same_boxes(reference, other, min_score=0.5, tol=1.0):
     for ref, oth in zip(reference, other):
         for box in ref[ref[:, 4] >= min_score, :4]:
             total += 1
-            found += bool(len(oth)) and bool(
-                (np.abs(oth[:, :4] - box).max(axis=1) <= tol).any())
+            found += bool(len(oth)) and bool((np.abs(oth[:, :4] - box).max(axis=1) <= tol).any())
     return found, total
 
 
