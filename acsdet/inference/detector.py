@@ -38,7 +38,7 @@ from ..ops.roi_align import use_separable_roi_align
 from ..utils import file_sha256
 from ..utils.errors import naming
 from .grouping import GroupingRule
-from .precision import autocast_to, resolve_precision, run_features_in
+from .precision import autocast_to, resolve_precision, run_layers_in
 from .restore import restore_lesions
 from .results import DetectionResult, Provenance
 
@@ -176,7 +176,7 @@ class LesionDetector:
             checkpoint_sha256=file_sha256(checkpoint))
         self.model.to(device).eval()
         use_separable_roi_align(self.model)  # mmcv's result, faster on CPU (ops/roi_align.py)
-        run_features_in(self.model, self.precision, device)
+        run_layers_in(self.model, self.precision, device)
         self.device = device
         self.score_thr, self.batch_size = score_thr, batch_size
         self.grouping = grouping

@@ -1,6 +1,9 @@
-"""The arithmetic a detector runs in: ``'fp32'`` or ``'bf16'`` (bfloat16 autocast of the
-backbone and neck, where almost all of the model's work is; the RPN and RoI heads, whose mmcv
-RoIAlign and NMS take float32, get float32 features).
+"""The arithmetic a detector runs in: ``'fp32'`` or ``'bf16'``: bfloat16 autocast of the layers
+that hold the work (backbone, neck, the RPN's 3 x 3 convolution, the RoI heads' shared layers and
+mask convolutions); float32 for the small layers that make scores and box deltas (the RPN's
+objectness and deltas, which rank thousands of near-equal proposals, the box head's classifier and
+regressor, the mask logits) and for everything between the layers (the features handed to the
+heads, RoIAlign, box decoding, NMS, mask pasting).
 
 bfloat16 needs hardware that computes it natively: on CPU the AVX512-BF16 or AMX instructions
 (``torch.cpu._is_avx512_bf16_supported``), on CUDA ``torch.cuda.is_bf16_supported``. Elsewhere
@@ -39,28 +42,55 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def autocast_to(precision: str, device: str) -> torch.autocast:
-    """bfloat16 autocast on ``device`` for ``'bf16'``; a disabled one (nothing) for ``'fp32'``."""
+    """bfloat16 autocast on ``device`` for ``'bf16'``; for ``'fp32'`` a disabled one (float32
+    inside an enclosing autocast too)."""
     return torch.autocast(
         str(device).split(':')[0], dtype=torch.bfloat16, enabled=precision == 'bf16')
 
 
-def as_float32(feats):
-    """Features (a tensor, or a tuple / list of them) as float32."""
-    if isinstance(feats, torch.Tensor):
-        return feats.float()
-    return type(feats)(f.float() for f in feats)
+def as_float32(out):
+    """A tensor, or the tensors in (nested) tuples / lists, as float32 (other values kept)."""
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(as_float32(o) for o in out)
+    return out
 
 
-def run_features_in(model, precision: str, device: str) -> None:
-    """Make ``model.extract_feat`` (backbone + neck of an MMDetection detector) run in
-    ``precision`` and hand float32 features on to the heads."""
+#: The layers of MMDetection's RPN, box and mask heads that make scores and box deltas.
+OUTPUT_LAYERS = ('rpn_cls', 'rpn_reg', 'fc_cls', 'fc_reg', 'conv_logits')
+
+
+def _run_in(owner, name: str, precision: str, device: str) -> None:
+    """``owner.<name>(...)`` under ``precision``'s autocast (``'fp32'``: on float32 inputs), its
+    outputs handed on as float32."""
+    inner = getattr(owner, name)
+
+    def call(*args, **kwargs):
+        if precision == 'fp32':
+            args = as_float32(args)
+        with autocast_to(precision, device):
+            out = inner(*args, **kwargs)
+        return as_float32(out)
+
+    setattr(owner, name, call)
+
+
+def run_layers_in(model, precision: str, device: str) -> None:
+    """Make an MMDetection detector's layers run in ``precision``: ``extract_feat`` (backbone +
+    neck) and the ``forward`` of its RPN head and of its RoI heads' box and mask heads, each
+    handing float32 on (to RoIAlign, decoding and NMS, which take it), their
+    :data:`OUTPUT_LAYERS` in float32."""
     if precision == 'fp32':
         return
-    inner = model.extract_feat
-
-    def extract_feat(batch_inputs):
-        with autocast_to(precision, device):
-            feats = inner(batch_inputs)
-        return as_float32(feats)
-
-    model.extract_feat = extract_feat
+    _run_in(model, 'extract_feat', precision, device)
+    roi = getattr(model, 'roi_head', None)
+    heads = [getattr(model, 'rpn_head', None)
+             ] + [getattr(roi, name, None) for name in ('bbox_head', 'mask_head')]
+    for head in heads:
+        if head is None:
+            continue
+        _run_in(head, 'forward', precision, device)
+        for name in OUTPUT_LAYERS:
+            if isinstance(getattr(head, name, None), torch.nn.Module):
+                _run_in(getattr(head, name), 'forward', 'fp32', device)

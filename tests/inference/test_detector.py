@@ -222,8 +222,9 @@ def test_the_lesion_is_found_at_its_physical_position_from_every_format(phantom,
 
 
 def test_bf16_finds_the_lesions_float32_finds_within_a_pixel(phantom, detected, e2e_trained):
-    """Issue 36: the trained model in bfloat16 (backbone and neck) against float32 on the
-    phantom: the same lesions, each key-slice box within 1 px, scores within 0.05."""
+    """Issue 36: the trained model in bfloat16 (its layers; inference/precision.py) against
+    float32 on the phantom: the same lesions, each key-slice box within 1 px, scores within
+    0.05."""
     from acsdet.apis import LesionDetector
     from acsdet.inference.precision import bf16_supported
     assert bf16_supported('cpu')[0]  # this project's machine has AVX512-BF16

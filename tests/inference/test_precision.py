@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from acsdet.engine.architecture import ARCH_KEY, default_volumetric
-from acsdet.inference.precision import as_float32, autocast_to, resolve_precision
+from acsdet.inference.precision import as_float32, autocast_to, resolve_precision, run_layers_in
 
 
 def test_bf16_runs_only_where_it_is_native(monkeypatch):
@@ -29,6 +29,50 @@ def test_autocast_computes_convolutions_in_bf16_and_hands_on_float32():
     assert y.dtype == torch.bfloat16 and z.dtype == torch.float32
     assert [t.dtype for t in as_float32((y, y))] == [torch.float32] * 2
     assert torch.allclose(y.float(), z, atol=0.1, rtol=0.05)
+
+
+class _Head(torch.nn.Module):
+    """A head as MMDetection's: heavy layers, then ``rpn_cls`` / ``fc_cls`` making scores."""
+
+    def __init__(self, out_name):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        setattr(self, out_name, torch.nn.Conv2d(4, 2, 1))
+        self.out_name = out_name
+
+    def forward(self, x):
+        return [getattr(self, self.out_name)(self.conv(x).relu())], x.shape
+
+
+def test_bf16_runs_the_heavy_layers_and_float32_makes_the_scores():
+    model = torch.nn.Module()
+    stem = torch.nn.Conv2d(3, 4, 1)
+    model.extract_feat = lambda x: stem(x)
+    model.rpn_head = _Head('rpn_cls')
+    model.roi_head = torch.nn.Module()
+    model.roi_head.bbox_head = _Head('fc_cls')
+    model.roi_head.mask_head = None
+    dtypes = {}
+    for name, m in (('conv', model.rpn_head.conv), ('rpn_cls', model.rpn_head.rpn_cls),
+                    ('box conv', model.roi_head.bbox_head.conv), ('fc_cls',
+                                                                  model.roi_head.bbox_head.fc_cls)):
+        m.register_forward_hook(lambda m, a, o, n=name: dtypes.update({n: (a[0].dtype, o.dtype)}))
+    run_layers_in(model, 'bf16', 'cpu')
+    x = torch.randn(1, 3, 8, 8)
+    feats = model.extract_feat(x)
+    assert feats.dtype == torch.float32  # handed on in float32
+    (scores, ), shape = model.rpn_head(feats)
+    (box_scores, ), _ = model.roi_head.bbox_head(feats)
+    assert scores.dtype == box_scores.dtype == torch.float32 and shape == (1, 4, 8, 8)
+    bf16, fp32 = torch.bfloat16, torch.float32
+    # (what the layer is called with, what it returns): the score layers take the bfloat16
+    # activations and compute in float32 (under autocast a convolution would return bfloat16)
+    assert dtypes == {
+        'conv': (fp32, bf16),
+        'rpn_cls': (bf16, fp32),
+        'box conv': (fp32, bf16),
+        'fc_cls': (bf16, fp32)
+    }
 
 
 def test_a_checkpoint_trained_with_context_slices_runs_volumetric_by_default():
