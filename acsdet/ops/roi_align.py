@@ -50,7 +50,7 @@ def separable_roi_align(features: torch.Tensor,
     """mmcv's ``roi_align(..., pool_mode='avg')`` for a fixed ``sampling_ratio`` (> 0).
 
     Args:
-        features: ``(N, C, H, W)``; channels-last is read as it is, else converted once.
+        features: ``(N, C, H, W)``; channels-last is read as it is, else copied to it per call.
         rois: ``(R, 5)``: batch index, x1, y1, x2, y2 in image pixels.
         output_size: ``(kh, kw)`` bins.
         spatial_scale: feature pixels per image pixel.

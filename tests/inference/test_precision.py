@@ -52,10 +52,14 @@ def test_bf16_runs_the_heavy_layers_and_float32_makes_the_scores():
     model.roi_head = torch.nn.Module()
     model.roi_head.bbox_head = _Head('fc_cls')
     model.roi_head.mask_head = None
+    layers = {
+        'conv': model.rpn_head.conv,
+        'rpn_cls': model.rpn_head.rpn_cls,
+        'box conv': model.roi_head.bbox_head.conv,
+        'fc_cls': model.roi_head.bbox_head.fc_cls
+    }
     dtypes = {}
-    for name, m in (('conv', model.rpn_head.conv), ('rpn_cls', model.rpn_head.rpn_cls),
-                    ('box conv', model.roi_head.bbox_head.conv), ('fc_cls',
-                                                                  model.roi_head.bbox_head.fc_cls)):
+    for name, m in layers.items():
         m.register_forward_hook(lambda m, a, o, n=name: dtypes.update({n: (a[0].dtype, o.dtype)}))
     run_layers_in(model, 'bf16', 'cpu')
     x = torch.randn(1, 3, 8, 8)
