@@ -47,7 +47,8 @@ def test_chunks_do_not_change_the_pass_and_2_5d_equals_every_stack(mode, radius)
 
 def test_each_slice_of_each_layer_is_computed_once_and_keys_select():
     """Streaming keeps what the next chunk needs: conv0 sees each step's new slices plus its own
-    reach (3 each side), not the whole network's radius (9) again every chunk."""
+    reach (3 each side), not the whole network's radius (9) again every chunk; the collapse
+    sees the keys' windows only."""
     bb = _backbone('acs')
     x = torch.randn(1, 32, 32, 32)
     seen = []
@@ -58,7 +59,10 @@ def test_each_slice_of_each_layer_is_computed_once_and_keys_select():
     chunked = bb.forward_volume(x, depth_chunk=3)
     steps = -(-30 // 3)
     assert sum(seen) <= 32 + 2 * 3 * steps < 30 + 2 * 9 * steps  # streamed < halo per chunk
+    collapsed = []  # the depth-collapsing convs run at the key slices only
+    bb.depth_collapse[0].register_forward_hook(lambda m, i, o: collapsed.append(o.shape[2]))
     some = bb.forward_volume(x, depth_chunk=4, keys=[29, 2, 17])
+    assert collapsed == [1, 1, 1]
     for a, b, c in zip(whole, chunked, some):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
         torch.testing.assert_close(c, a[[2, 17, 29]], rtol=0, atol=1e-5)
@@ -125,7 +129,7 @@ def test_a_layer_that_changes_depth_is_refused_not_misaligned():
         stream([drop], [drop], range(10), 3)
 
 
-def test_channels_last_features_give_the_same_contiguous_outputs():
+def test_channels_last_features_give_the_same_outputs_channels_last():
     bb = _backbone('acs')
     x = torch.randn(1, 10, 32, 32)
     layouts = []
@@ -135,5 +139,5 @@ def test_channels_last_features_give_the_same_contiguous_outputs():
     plain = bb.forward_volume(x, channels_last=False)
     assert layouts == [True, False]  # NDHWC through the blocks, NCDHW without it
     for a, b in zip(fast, plain):
-        assert a.is_contiguous()
+        assert a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous()
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

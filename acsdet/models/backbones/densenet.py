@@ -183,17 +183,20 @@ class Transition(nn.Sequential):
             x = bn_relu_concat(inputs, self.norm)
             weight = pointwise_weight(self.conv)
             if weight is not None and isinstance(self.pool, AVERAGE_POOLS):
-                return pointwise_conv(average_pool(self.pool, x), weight)  # a quarter of the work
-            return average_pool(self.pool, self.conv(x))
+                return pointwise_conv(in_plane_pool(self.pool, x), weight)  # a quarter of the work
+            return in_plane_pool(self.pool, self.conv(x))
         x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, 1)
         return super().forward(x)
 
 
-def average_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``pool(x)``; an in-plane ``AvgPool3d`` (depth kernel 1) of a channels-last-3d ``x`` as a
-    2D pooling of its slices, in place of oneDNN-less ``avg_pool3d``, which converts the layout
-    (on a CPU 20x slower) and returns NCDHW."""
-    if not (isinstance(pool, nn.AvgPool3d) and memory_format_of(x) == torch.channels_last_3d):
+def in_plane_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``pool(x)``; an in-plane ``AvgPool3d`` / ``MaxPool3d`` (depth kernel 1) of a
+    channels-last-3d ``x`` as a 2D pooling of its slices. oneDNN has no such 3D average pooling
+    (``avg_pool3d`` converts the layout, on a CPU 20x slower, and returns NCDHW), and bfloat16
+    autocast runs ``max_pool3d`` in float32 (a float32 stem output makes the first dense block's
+    concatenations float32) at half the speed of the 2D one; the result is the same."""
+    kinds = (nn.AvgPool3d, nn.MaxPool3d)
+    if not (isinstance(pool, kinds) and memory_format_of(x) == torch.channels_last_3d):
         return pool(x)
     k, s, p = (
         tuple(v) if isinstance(v, (tuple, list)) else (v, ) * 3
@@ -202,8 +205,14 @@ def average_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return pool(x)
     n, d = x.shape[0], x.shape[2]
     slices = x.transpose(1, 2).flatten(0, 1)  # (N * D, C, H, W) channels-last: a view
-    y = F.avg_pool2d(slices, k[1:], s[1:], p[1:], pool.ceil_mode, pool.count_include_pad,
-                     pool.divisor_override)
+    if isinstance(pool, nn.AvgPool3d):
+        y = F.avg_pool2d(slices, k[1:], s[1:], p[1:], pool.ceil_mode, pool.count_include_pad,
+                         pool.divisor_override)
+    else:
+        dil = pool.dilation if isinstance(pool.dilation, (tuple, list)) else (pool.dilation, ) * 3
+        if pool.return_indices:
+            return pool(x)
+        y = F.max_pool2d(slices, k[1:], s[1:], p[1:], tuple(dil[1:]), pool.ceil_mode)
     return y.unflatten(0, (n, d)).transpose(1, 2)
 
 

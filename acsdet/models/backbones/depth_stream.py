@@ -98,6 +98,11 @@ class DepthNode:
         """Slices ``a .. b - 1`` from the sources' views ``(1, C, b - a, h, w)``."""
         raise NotImplementedError
 
+    def at(self, keys: torch.Tensor) -> torch.Tensor:
+        """``(k, C, h, w)``: slices ``keys`` (increasing, in this step's window), a copy."""
+        lo, hi = int(keys[0]), int(keys[-1]) + 1
+        return self.view(lo, hi)[0, :, keys - lo].transpose(0, 1)
+
     def trim(self):
         """Keep this step's window only; the next step's lies further on."""
         if self.need is not None and self.cache is not None and self.need[0] > self.start:
@@ -118,35 +123,53 @@ class VolumeNode(DepthNode):
 
 
 class LayerNode(DepthNode):
-    """``fn(*sources)`` (``fn`` concatenates them if it needs one tensor).
+    """``fn(*sources)`` (``fn`` concatenates them if it needs one tensor), a same-depth layer
+    (padded as it pads): output slice ``j`` from the sources' slices ``j - radius .. j +
+    radius``."""
 
-    ``radius`` r: a same-depth layer (padded as it pads), output slice ``j`` from the sources'
-    slices ``j - r .. j + r``; ``window`` w instead: a depth window without padding (a
-    ``Conv3d`` of depth w), ``L - w + 1`` slices, output ``j`` from slices ``j .. j + w - 1``.
-    """
-
-    def __init__(self,
-                 fn: Callable[..., torch.Tensor],
-                 sources: Sequence[DepthNode],
-                 radius: int = 0,
-                 window: Optional[int] = None):
-        length = sources[0].length
-        if window is None:
-            super().__init__(length, sources, (radius, radius))
-        else:
-            super().__init__(length - window + 1, sources, (0, window - 1))
-        self.fn, self.window = fn, window
+    def __init__(self, fn: Callable[..., torch.Tensor], sources: Sequence[DepthNode], radius: int = 0):
+        super().__init__(sources[0].length, sources, (radius, radius))
+        self.fn = fn
 
     def compute(self, a: int, b: int) -> torch.Tensor:
         """Slices ``a .. b - 1``: ``fn`` on the sources' slices they depend on."""
         left, right = self.reach
         lo, hi = max(a - left, 0), min(b + right, self.sources[0].length)
         out = self.fn(*[s.view(lo, hi) for s in self.sources])
-        want = hi - lo - (self.window - 1 if self.window else 0)
-        if out.shape[2] != want:
+        if out.shape[2] != hi - lo:
             raise RuntimeError(f'depth stream: a layer gave {out.shape[2]} slices for {hi - lo} '
-                               f'(expected {want}): it must keep depth (stride 1, same padding)')
+                               f'(expected {hi - lo}): it must keep depth (stride 1, same padding)')
         return out[:, :, a - lo:b - lo]
+
+
+class WindowNode(DepthNode):
+    """An output layer with a depth window of ``window`` slices and no padding (a ``Conv3d`` of
+    depth ``window``): ``L - window + 1`` slices, slice ``j`` from the sources' slices ``j .. j +
+    window - 1``, concatenated along channels. Computed at the key slices only (:meth:`at`): on
+    a thick CT's finer grid the keys are a fraction of the slices."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], sources: Sequence[DepthNode],
+                 window: int):
+        super().__init__(sources[0].length - window + 1, sources, (0, window - 1))
+        self.fn, self.window = fn, window
+
+    def advance(self):
+        """Nothing ahead of :meth:`at`: the window is computed per key slice."""
+
+    def at(self, keys: torch.Tensor) -> torch.Tensor:
+        """``(k, C, h, w)``: ``fn`` on each key's window (increasing ``keys``, planned this step),
+        in the sources' layout (channels-last for channels-last-3d sources)."""
+        lo, hi = int(keys[0]), int(keys[-1]) + self.window
+        views = [s.view(lo, hi) for s in self.sources]
+        src = views[0] if len(views) == 1 else torch.cat(views, 1)  # once for all keys
+        outs = []
+        for j in keys.tolist():
+            out = self.fn(src[:, :, j - lo:j - lo + self.window])
+            if out.shape[2] != 1:
+                raise RuntimeError(f'depth stream: a window layer gave {out.shape[2]} slices '
+                                   f'for {self.window} (expected 1)')
+            outs.append(out[0, :, 0])
+        return torch.stack(outs)
 
 
 def stream(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Sequence[int],
@@ -178,7 +201,7 @@ def stream_steps(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys:
             node.plan_sources()
         for node in nodes:
             node.advance()
-        feats = [node.view(lo, hi)[0, :, sel - lo].transpose(0, 1) for node in outputs]  # copies
+        feats = [node.at(sel) for node in outputs]  # copies
         for node in nodes:
             node.trim()
         yield sel, feats

@@ -41,8 +41,9 @@ from ...converters import convert, inflate_i3d, mode_options
 from ...defaults import NUM_SLICES
 from ...ops.a3d import A3DConv
 from ...ops.shift import ShiftConv
-from .densenet import DenseLayer, dense_block_channels, densenet_features
-from .depth_stream import BackboneOutput, LayerNode, VolumeNode, depth_reach, stream_steps
+from .densenet import DenseLayer, dense_block_channels, densenet_features, in_plane_pool
+from .depth_stream import (BackboneOutput, LayerNode, VolumeNode, WindowNode, depth_reach,
+                           stream_steps)
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
@@ -365,8 +366,9 @@ class TruncatedDenseNet(BaseModule):
 
         ``channels_last``: the 3D features stored ``channels_last_3d`` (NDHWC), in which oneDNN
         runs the 1 x 1 and view convolutions without layout conversions (on a CPU about twice
-        as fast as NCDHW, more with bfloat16); the yielded 2D features are contiguous NCHW
-        either way."""
+        as fast as NCDHW, more with bfloat16), and the yielded 2D features ``channels_last``
+        (NHWC), as the neck's and heads' convolutions and the separable RoIAlign read them
+        without a copy; else contiguous NCHW."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] < self.num_slices:
             raise ValueError(f'forward_volume expects (1, L >= {self.num_slices}, H, W), got '
                              f'{tuple(x.shape)}')
@@ -381,8 +383,9 @@ class TruncatedDenseNet(BaseModule):
         keys = sorted(int(k) for k in keys)
         if keys and (keys[0] < 0 or keys[-1] >= n_keys or len(set(keys)) != len(keys)):
             raise ValueError(f'keys must be distinct key slices 0 .. {n_keys - 1}')
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         for sel, feats in stream_steps(nodes, outputs, keys, depth_chunk):
-            yield sel, tuple(f.contiguous() for f in feats)
+            yield sel, tuple(f.contiguous(memory_format=layout) for f in feats)
 
     def _check_streamable(self):
         self.depth_radius()  # '2d' has no volumetric pass
@@ -408,7 +411,8 @@ class TruncatedDenseNet(BaseModule):
         stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
 
         def run_stem(x):  # a 1-channel input's layout is ambiguous: set it on conv0's output
-            return f.pool0(f.relu0(f.norm0(f.conv0(x).contiguous(memory_format=memory_format))))
+            y = f.relu0(f.norm0(f.conv0(x).contiguous(memory_format=memory_format)))
+            return in_plane_pool(f.pool0, y)
 
         node = same(run_stem, [volume], stem)
         nodes, outputs, block = [node], [], None
@@ -423,5 +427,5 @@ class TruncatedDenseNet(BaseModule):
             nodes += block[1:]
             if i in self.out_indices:
                 conv = self.depth_collapse[i]
-                outputs.append(LayerNode(lambda *xs, m=conv: m(torch.cat(xs, 1)), block, window=d))
+                outputs.append(WindowNode(conv, block, d))
         return nodes + outputs, outputs
