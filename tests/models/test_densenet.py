@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from acsdet.converters import convert
-from acsdet.models.backbones.densenet import (DenseLayer, Transition, in_plane_pool, bn_relu_concat,
+from acsdet.models.backbones.densenet import (DenseLayer, Transition, bn_relu_concat, in_plane_pool,
                                               pointwise_weight)
 
 
@@ -76,13 +76,14 @@ def test_only_plain_1x1_convolutions_are_folded():
 @pytest.mark.parametrize('kind', ['avg', 'max'])
 @pytest.mark.parametrize('kernel,padding', [((1, 2, 2), 0), ((1, 3, 3), (0, 1, 1)), ((2, 2, 2), 0)])
 def test_in_plane_pooling_keeps_channels_last_and_pools_as_the_3d_pooling(kind, kernel, padding):
-    pool = (nn.AvgPool3d(kernel, padding=padding, count_include_pad=False) if kind == 'avg' else
-            nn.MaxPool3d(kernel, stride=(1, 2, 2), padding=padding))
+    pool = (
+        nn.AvgPool3d(kernel, padding=padding, count_include_pad=False)
+        if kind == 'avg' else nn.MaxPool3d(kernel, stride=(1, 2, 2), padding=padding))
     x = torch.randn(2, 5, 4, 7, 6, dtype=torch.float64)
     y = in_plane_pool(pool, x.contiguous(memory_format=torch.channels_last_3d))
     # (avg_pool3d, where a depth kernel makes it the one to run, returns NCDHW)
-    assert y.is_contiguous(memory_format=torch.channels_last_3d) == (kernel[0] == 1
-                                                                      or kind == 'max')
+    assert y.is_contiguous(memory_format=torch.channels_last_3d) == (
+        kernel[0] == 1 or kind == 'max')
     torch.testing.assert_close(y, pool(x), rtol=1e-12, atol=1e-12)
     with torch.autocast('cpu', dtype=torch.bfloat16):  # bfloat16 in, bfloat16 out
         out = in_plane_pool(pool, y.bfloat16())  # (the 3D poolings run in float32 there)

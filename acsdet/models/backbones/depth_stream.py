@@ -127,7 +127,10 @@ class LayerNode(DepthNode):
     (padded as it pads): output slice ``j`` from the sources' slices ``j - radius .. j +
     radius``."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor], sources: Sequence[DepthNode], radius: int = 0):
+    def __init__(self,
+                 fn: Callable[..., torch.Tensor],
+                 sources: Sequence[DepthNode],
+                 radius: int = 0):
         super().__init__(sources[0].length, sources, (radius, radius))
         self.fn = fn
 
