@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .acs_function import acs_conv3d
+from .acs_function import acs_conv3d, depth_unfolded_acs_conv3d
 from .conv_args import (PADDING_MODES, IntOr3, default_acs_split, resolve_acs_split,
                         resolve_padding, square_kernel_size, triple)
 
@@ -123,8 +123,21 @@ class ACSConv(Conv2dWeightIn3d):
         return self.dilation[0] * (self.kernel_size[0] // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._depth_unfolded(x):
+            return depth_unfolded_acs_conv3d(x, self.weight, self.bias, self.stride, self.padding,
+                                             self.acs_kernel_split)
         return acs_conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                           self.groups, self.acs_kernel_split, self.padding_mode)
+
+    def _depth_unfolded(self, x: torch.Tensor) -> bool:
+        """Whether to run as :func:`depth_unfolded_acs_conv3d`: a one-channel input (the stem's
+        grey CT) without autograd (training keeps the views' memory-lean backward), zero
+        padding ``K // 2`` along depth, depth stride 1, no dilation, no groups."""
+        k = self.kernel_size[0]
+        return (self.in_channels == 1 and x.dim() == 5 and not torch.is_grad_enabled()
+                and self.groups == 1 and self.padding_mode == 'zeros'
+                and not isinstance(self.padding, str) and self.padding[0] == k // 2
+                and self.stride[0] == 1 and self.dilation == (1, 1, 1) and k % 2 == 1)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', acs_kernel_split={self.acs_kernel_split}'

@@ -108,6 +108,45 @@ def acs_conv3d(x: torch.Tensor,
     return out
 
 
+def acs_merged_weight(weight: torch.Tensor, split: Sequence[int]) -> torch.Tensor:
+    """The dense ``(Co, Ci, K, K, K)`` kernel of an ACS weight ``(Co, Ci, K, K)`` split
+    ``(a, c, s)``: each view's 2D kernel on its plane through the centre, zero elsewhere (what
+    each view's convolution is, :mod:`acsdet.ops.acs_conv`)."""
+    co, ci, k, _ = weight.shape
+    merged = weight.new_zeros(co, ci, k, k, k)
+    lo = 0
+    for axis, part in enumerate(split):
+        merged[lo:lo + part].narrow(2 + axis, k // 2,
+                                    1).copy_(weight[lo:lo + part].unsqueeze(2 + axis))
+        lo += part
+    return merged
+
+
+def depth_unfolded_acs_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                              stride: Sequence[int], padding: Sequence[int],
+                              split: Sequence[int]) -> torch.Tensor:
+    """:func:`acs_conv3d` of a few-channel input (the stem's grey CT) as one 2D convolution:
+    every slice with its ``K - 1`` depth neighbours as ``Ci * K`` channels, convolved in-plane
+    with :func:`acs_merged_weight`. Three view convolutions of a one-channel input are
+    memory-bound (each view's outputs copied into its channels, the result's layout ambiguous);
+    this is one channels-last convolution whose output is already channels-last-3d. Depth
+    stride 1 and ``'same'`` zero depth padding (``K // 2``), no dilation, no groups.
+
+    ``x`` ``(N, Ci, D, H, W)`` -> ``(N, Co, D, H', W')`` (channels-last-3d)."""
+    n, ci, d, h, w = x.shape
+    k = weight.shape[-1]
+    c = k // 2
+    if stride[0] != 1 or padding[0] != c:
+        raise ValueError('depth_unfolded_acs_conv3d: depth stride 1 and depth padding K // 2')
+    cols = F.pad(x, (0, 0, 0, 0, c, c)).unfold(2, k, 1)  # (N, Ci, D, H, W, K): a view
+    cols = cols.permute(0, 2, 1, 5, 3, 4).reshape(n * d, ci * k, h, w)  # a copy
+    cols = cols.contiguous(memory_format=torch.channels_last)
+    merged = acs_merged_weight(weight, split).flatten(1, 2)  # (Co, Ci * K, K, K)
+    out = F.conv2d(cols, merged, bias, tuple(stride[1:]), tuple(padding[1:]))
+    out = out.contiguous(memory_format=torch.channels_last)  # (N * D, Co, H', W')
+    return out.unflatten(0, (n, d)).transpose(1, 2)
+
+
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
     """Channels-last-3d for an ``(N, C, D, H, W)`` tensor stored so (oneDNN and cuDNN then run
     every view without layout conversions), else contiguous."""

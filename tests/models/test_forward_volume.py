@@ -141,3 +141,21 @@ def test_channels_last_features_give_the_same_outputs_channels_last():
     for a, b in zip(fast, plain):
         assert a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous()
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('size,by_product', [(4, True), (5, False)])
+def test_collapse_windows_equal_the_conv_at_each_window(size, by_product):
+    """Fewer pixels (16) than D * C (18) on a channels-last-3d map: a matrix product per
+    window; more (25): the convolution on each window. Either way the Conv3d's values."""
+    from acsdet.models.backbones.truncated_densenet import collapse_windows
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(6, 5, (3, 1, 1), bias=True).double()
+    calls = []
+    conv.register_forward_hook(lambda m, i, o: calls.append(1))
+    x = torch.randn(1, 6, 9, size, size, dtype=torch.float64)
+    ref = conv(x)[0].transpose(0, 1)[[0, 3, 6]]
+    calls.clear()
+    out = collapse_windows(conv, x.contiguous(memory_format=torch.channels_last_3d), [0, 3, 6])
+    assert bool(calls) != by_product
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)

@@ -223,3 +223,29 @@ def test_channels_last_3d_input_keeps_its_layout_and_values(monkeypatch, chunk_b
     assert xl.grad.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(xl.grad, xc.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(acs.weight.grad, gw, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('k,stride,padding', [(7, (1, 2, 2), 3), (3, 1, 1),
+                                              (5, (1, 1, 2), (2, 0, 1))])
+def test_one_channel_input_runs_depth_unfolded_without_autograd(k, stride, padding):
+    """The stem's grey input, no autograd: one 2D convolution of the depth-unfolded input with
+    the merged kernel, the dense Conv3d's result in float64, channels-last-3d out."""
+    from acsdet.ops.acs_function import acs_merged_weight
+    acs = ACSConv(1, 10, k, stride=stride, padding=padding, bias=True).double()
+    torch.testing.assert_close(
+        acs_merged_weight(acs.weight, acs.acs_kernel_split),
+        dense_acs_kernel(acs.weight, acs.acs_kernel_split),
+        rtol=0,
+        atol=0)
+    x = torch.randn(2, 1, 6, 13, 12, dtype=torch.float64)
+    views = acs(x)  # autograd on: the three views
+    with torch.no_grad():
+        assert acs._depth_unfolded(x)
+        y = acs(x)
+        dense = dense_twin(acs).double()(x)
+    assert y.is_contiguous(memory_format=torch.channels_last_3d) and y.shape == dense.shape
+    torch.testing.assert_close(y, dense, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(views, dense, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():  # two channels, or depth padding other than K // 2: the views
+        assert not ACSConv(2, 4, k, padding=padding)._depth_unfolded(x.repeat(1, 2, 1, 1, 1))
+        assert not ACSConv(1, 4, k, padding=0)._depth_unfolded(x)

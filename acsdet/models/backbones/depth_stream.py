@@ -10,6 +10,7 @@ one a pass over the whole volume gives, whatever the chunk; memory is bounded by
 each layer's reach, not by the volume. (The simple alternative, a halo of the whole network's
 receptive radius around every chunk, recomputes 2 x 45 slices a chunk for the ACS DenseNet-121.)
 """
+from functools import partial
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -149,30 +150,53 @@ class WindowNode(DepthNode):
     """An output layer with a depth window of ``window`` slices and no padding (a ``Conv3d`` of
     depth ``window``): ``L - window + 1`` slices, slice ``j`` from the sources' slices ``j .. j +
     window - 1``, concatenated along channels. Computed at the key slices only (:meth:`at`): on
-    a thick CT's finer grid the keys are a fraction of the slices."""
+    a thick CT's finer grid the keys are a fraction of the slices.
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], sources: Sequence[DepthNode],
-                 window: int):
+    ``fn(x, starts)``: the layer on the windows of ``x`` ``(1, C, n, h, w)`` starting at
+    ``starts`` -> ``(len(starts), C', h, w)``; a module ``m`` instead: ``m`` on each window.
+    """
+
+    def __init__(self, fn: Callable[..., torch.Tensor], sources: Sequence[DepthNode], window: int):
         super().__init__(sources[0].length - window + 1, sources, (0, window - 1))
-        self.fn, self.window = fn, window
+        self.fn = partial(each_window, fn, window) if isinstance(fn, nn.Module) else fn
+        self.window = window
 
     def advance(self):
         """Nothing ahead of :meth:`at`: the window is computed per key slice."""
 
     def at(self, keys: torch.Tensor) -> torch.Tensor:
-        """``(k, C, h, w)``: ``fn`` on each key's window (increasing ``keys``, planned this step),
-        in the sources' layout (channels-last for channels-last-3d sources)."""
+        """``(k, C, h, w)``: the layer at ``keys`` (increasing, planned this step)."""
         lo, hi = int(keys[0]), int(keys[-1]) + self.window
         views = [s.view(lo, hi) for s in self.sources]
-        src = views[0] if len(views) == 1 else torch.cat(views, 1)  # once for all keys
-        outs = []
-        for j in keys.tolist():
-            out = self.fn(src[:, :, j - lo:j - lo + self.window])
-            if out.shape[2] != 1:
-                raise RuntimeError(f'depth stream: a window layer gave {out.shape[2]} slices '
-                                   f'for {self.window} (expected 1)')
-            outs.append(out[0, :, 0])
-        return torch.stack(outs)
+        x = views[0] if len(views) == 1 else torch.cat(views, 1)  # once for all keys
+        out = self.fn(x, [int(k) - lo for k in keys])
+        if out.shape[0] != len(keys):
+            raise RuntimeError(f'depth stream: a window layer gave {out.shape[0]} slices for '
+                               f'{len(keys)} keys')
+        return out
+
+
+def each_window(module: nn.Module, window: int, x: torch.Tensor,
+                starts: Sequence[int]) -> torch.Tensor:
+    """``module`` (depth ``window`` -> 1) on each window of ``x`` ``(1, C, n, h, w)`` starting at
+    ``starts``: ``(len(starts), C', h, w)``, in ``x``'s layout."""
+    out = None
+    layout = (
+        torch.channels_last if x.is_contiguous(
+            memory_format=torch.channels_last_3d) else torch.contiguous_format)
+    for i, j in enumerate(starts):
+        y = module(x[:, :, j:j + window])
+        if y.shape[2] != 1:
+            raise RuntimeError(f'depth stream: a window layer gave {y.shape[2]} slices for '
+                               f'{window} (expected 1)')
+        if out is None:
+            out = torch.empty(
+                (len(starts), ) + y.shape[1:2] + y.shape[3:],
+                dtype=y.dtype,
+                device=y.device,
+                memory_format=layout)
+        out[i] = y[0, :, 0]
+    return out
 
 
 def stream(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Sequence[int],
