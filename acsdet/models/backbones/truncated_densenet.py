@@ -25,8 +25,8 @@ I3D-style (repeat along depth, divide by K). Loaded and skipped keys are logged 
 """
 import os.path as osp
 import re
-from functools import partial
 from dataclasses import fields
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
