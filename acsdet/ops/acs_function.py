@@ -138,6 +138,8 @@ def depth_unfolded_acs_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: Optio
     c = k // 2
     if stride[0] != 1 or padding[0] != c:
         raise ValueError('depth_unfolded_acs_conv3d: depth stride 1 and depth padding K // 2')
+    if torch.is_autocast_enabled(x.device.type):  # unfold in the convolution's dtype
+        x = x.to(torch.get_autocast_dtype(x.device.type))
     cols = F.pad(x, (0, 0, 0, 0, c, c)).unfold(2, k, 1)  # (N, Ci, D, H, W, K): a view
     cols = cols.permute(0, 2, 1, 5, 3, 4).reshape(n * d, ci * k, h, w)  # a copy
     cols = cols.contiguous(memory_format=torch.channels_last)

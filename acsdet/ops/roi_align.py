@@ -72,12 +72,14 @@ def separable_roi_align(features: torch.Tensor,
     fmap = features.permute(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
     if not fmap.is_contiguous():
         fmap = fmap.contiguous()
-    out = features.new_zeros(rois.shape[0], kh, kw, c)
+    out = features.new_empty(rois.shape[0], kh, kw, c)  # every RoI written (zeros: none seen)
     batch = rois[:, 0].long().tolist()
     for r, (b, a0, a1, c0, c1) in enumerate(zip(batch, y_first, y_end, x_first, x_end)):
         if a1 > a0 and c1 > c0:
             cols = torch.matmul(wx[r, :, c0:c1], fmap[b, a0:a1, c0:c1])  # (rows, kw, C)
             torch.mm(wy[r, :, a0:a1], cols.view(a1 - a0, -1), out=out[r].view(kh, -1))
+        else:
+            out[r].zero_()
     return out.permute(0, 3, 1, 2)
 
 
