@@ -15,12 +15,14 @@ detections reach the mask head (a trained model keeps a few per slice: the defau
 random weights keeps about as many). Run on this project's 2-core CPU: docs/benchmarks.md.
 """
 import argparse
+import importlib
 import os
 import os.path as osp
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 
 import torch
 
@@ -34,7 +36,7 @@ PARTS = ('stem + dense blocks', 'depth collapse', 'neck', 'RPN', 'RoI box head',
 def part_modules(model) -> dict:
     """``{part: [modules]}`` whose calls make up each part's FLOPs (none nested in another; the
     volumetric pass calls the dense layers one by one, not their blocks)."""
-    b, f = model.backbone, model.backbone.features
+    f = model.backbone.features
     dense = [f.conv0, f.norm0, f.relu0, f.pool0]
     for n, m in f.named_children():
         if n.startswith('denseblock'):
@@ -44,12 +46,44 @@ def part_modules(model) -> dict:
     roi = model.roi_head
     return {
         'stem + dense blocks': dense,
-        'depth collapse': list(b.depth_collapse),
+        'depth collapse': [],  # a function, not its convs' calls: FUNCTION_PARTS
         'neck': [model.neck],
         'RPN': [model.rpn_head],
         'RoI box head': [roi.bbox_roi_extractor, roi.bbox_head],
         'mask head': [roi.mask_roi_extractor, roi.mask_head],
     }
+
+
+#: The functions whose whole work is a part's (the volumetric pass collapses depth by a matrix
+#: product or by the conv, per window: ``collapse_windows``, looked up at each pass).
+FUNCTION_PARTS = {
+    'depth collapse': ('acsdet.models.backbones.truncated_densenet', 'collapse_windows')
+}
+
+
+@contextmanager
+def around_functions(enter, leave):
+    """Each of :data:`FUNCTION_PARTS` calling ``enter(part)`` before and ``leave(part)`` after
+    every call, while in the ``with`` block."""
+    saved = []
+    for part, (module, name) in FUNCTION_PARTS.items():
+        mod = importlib.import_module(module)
+        inner = getattr(mod, name)
+
+        def wrapped(*a, _inner=inner, _part=part, **k):
+            enter(_part)
+            try:
+                return _inner(*a, **k)
+            finally:
+                leave(_part)
+
+        setattr(mod, name, wrapped)
+        saved.append((mod, name, inner))
+    try:
+        yield
+    finally:
+        for mod, name, inner in saved:
+            setattr(mod, name, inner)
 
 
 #: The methods whose whole time is a head's (its layers and its post-processing: decoding, NMS,
@@ -85,7 +119,8 @@ def flops_by_part(model, run) -> dict:
                 handles.append(m.register_forward_pre_hook(lambda mod, a, p=part: pre(mod, a, p)))
                 handles.append(m.register_forward_hook(post))
         try:
-            run()
+            with around_functions(lambda p: pre(None, None, p), lambda p: post(None, None, None)):
+                run()
         finally:
             for h in handles:
                 h.remove()
@@ -121,9 +156,15 @@ def seconds_by_part(model, run) -> dict:
             handles.append(
                 m.register_forward_hook(lambda mod, a, o: (lambda p, t: by_part.__setitem__(
                     p, by_part[p] + time.perf_counter() - t))(*stack.pop())))
+    starts = []
+
+    def leave(part):
+        by_part[part] += time.perf_counter() - starts.pop()
+
     try:
         t0 = time.perf_counter()
-        out = run()
+        with around_functions(lambda p: starts.append(time.perf_counter()), leave):
+            out = run()
         by_part['total'] = time.perf_counter() - t0
     finally:
         for h in handles:

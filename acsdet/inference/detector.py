@@ -267,6 +267,7 @@ class LesionDetector:
         hi = min(len(grid.plan), int(grid.keys.max()) + d + r)
         stack = resample_on_grid(vol.hu, grid, lo, hi)
         inputs, sample = self._volume_inputs(vol, stack)
+        del stack  # the model's input holds it now
         t1 = time.perf_counter()
         thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None
         bar = tqdm(
