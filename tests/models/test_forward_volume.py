@@ -159,20 +159,3 @@ def test_collapse_windows_equal_the_conv_at_each_window(size, by_product):
     assert bool(calls) != by_product
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-
-
-def test_a_step_computes_a_long_window_in_pieces_with_the_same_values(monkeypatch):
-    """The first step's windows span the network's reach: each layer computes them in pieces
-    (here of 4 slices), each with its own reach, so no call holds the whole window's
-    intermediates; the values are those of one call."""
-    from acsdet.models.backbones import depth_stream
-    bb = _backbone('acs')
-    x = torch.randn(1, 20, 32, 32)
-    whole = bb.forward_volume(x, depth_chunk=100)
-    monkeypatch.setattr(depth_stream, 'MIN_PIECE', 4)
-    seen = []
-    bb.features.conv0.register_forward_hook(lambda m, i, o: seen.append(o.shape[2]))
-    pieces = bb.forward_volume(x, depth_chunk=4)
-    assert max(seen) <= 4 + 2 * 3  # a piece and conv0's own reach each side
-    for a, b in zip(whole, pieces):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

@@ -123,10 +123,6 @@ class VolumeNode(DepthNode):
         """Nothing to plan: every slice is held."""
 
 
-#: The fewest slices a layer computes per call in a pass (its reach is read again per call).
-MIN_PIECE = 32
-
-
 class LayerNode(DepthNode):
     """``fn(*sources)`` (``fn`` concatenates them if it needs one tensor), a same-depth layer
     (padded as it pads): output slice ``j`` from the sources' slices ``j - radius .. j +
@@ -138,17 +134,9 @@ class LayerNode(DepthNode):
                  radius: int = 0):
         super().__init__(sources[0].length, sources, (radius, radius))
         self.fn = fn
-        #: at most this many slices per call of ``fn`` (None: any): the first step's windows
-        #: span the network's receptive radius, and one call over all of them would hold its
-        #: intermediates for all at once (the peak of the pass); set by :func:`stream_steps`
-        self.piece: Optional[int] = None
 
     def compute(self, a: int, b: int) -> torch.Tensor:
-        """Slices ``a .. b - 1``: ``fn`` on the sources' slices they depend on (in pieces of at
-        most ``piece`` slices, each with its own reach: the same values)."""
-        if self.piece and b - a > self.piece:
-            return torch.cat(
-                [self.compute(m, min(m + self.piece, b)) for m in range(a, b, self.piece)], 2)
+        """Slices ``a .. b - 1``: ``fn`` on the sources' slices they depend on."""
         left, right = self.reach
         lo, hi = max(a - left, 0), min(b + right, self.sources[0].length)
         out = self.fn(*[s.view(lo, hi) for s in self.sources])
@@ -229,9 +217,6 @@ def stream_steps(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys:
     output)``, so that a consumer (the heads) can finish a step before the next is computed and
     memory stays bounded by the chunk."""
     keys = torch.as_tensor(keys, dtype=torch.long)
-    for node in nodes:
-        if isinstance(node, LayerNode):
-            node.piece = max(chunk, MIN_PIECE)
     for a in range(0, outputs[0].length, chunk):
         sel = keys[(keys >= a) & (keys < a + chunk)]
         if not len(sel):
