@@ -85,13 +85,14 @@ def separable_roi_align(features: torch.Tensor,
 
 class SeparableRoIAlign(RoIAlign):
     """mmcv's ``RoIAlign``, run as :func:`separable_roi_align` for CPU inference (no autograd,
-    average pooling, a fixed sampling ratio); anything else goes to mmcv's kernel."""
+    average pooling, a fixed sampling ratio); anything else goes to mmcv's kernel, on NCHW
+    memory (mmcv reads a channels-last map as if it were NCHW: wrong values, no error)."""
 
     def forward(self, input: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         if (input.device.type != 'cpu' or self.pool_mode != 'avg' or self.sampling_ratio <= 0
                 or self.use_torchvision
                 or (torch.is_grad_enabled() and (input.requires_grad or rois.requires_grad))):
-            return super().forward(input, rois)
+            return super().forward(input.contiguous(), rois)  # mmcv's kernel reads NCHW memory
         return separable_roi_align(input, rois, self.output_size, self.spatial_scale,
                                    self.sampling_ratio, self.aligned)
 

@@ -54,3 +54,7 @@ def test_the_swapped_layers_keep_their_settings_and_autograd_goes_to_mmcv():
     torch.testing.assert_close(fast, slow.detach(), rtol=1e-12, atol=1e-12)
     with torch.no_grad():  # an adaptive sampling ratio (0) is mmcv's
         torch.testing.assert_close(model['b'](feat, rois), roi_align(feat, rois, 14, 0.5, 0))
+        # on NCHW memory: mmcv's kernel reads a channels-last map as NCHW (wrong, no error)
+        nhwc = feat.detach().contiguous(memory_format=torch.channels_last)
+        assert not torch.allclose(roi_align(nhwc, rois, 14, 0.5, 0), model['b'](feat, rois))
+        torch.testing.assert_close(model['b'](nhwc, rois), roi_align(feat, rois, 14, 0.5, 0))

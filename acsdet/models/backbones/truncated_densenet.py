@@ -339,7 +339,10 @@ class TruncatedDenseNet(BaseModule):
         t = self._thickness(thickness, x.shape[0], x.device)
         feats = self._blocks(x.unsqueeze(1), t)
         mid = (x.shape[1] - d) // 2  # the centre window (0 without context)
-        return tuple(self.depth_collapse[i](f)[:, :, mid] for i, f in zip(self.out_indices, feats))
+        # NCHW, whatever the 3D layout (the stem's no-grad route is channels-last): mmcv's
+        # RoIAlign kernel reads NCHW memory
+        return tuple(self.depth_collapse[i](f)[:, :, mid].contiguous()
+                     for i, f in zip(self.out_indices, feats))
 
     def depth_radius(self) -> int:
         """How many slices each side a feature of the dense blocks depends on: the sum of the
@@ -393,7 +396,8 @@ class TruncatedDenseNet(BaseModule):
         runs the 1 x 1 and view convolutions without layout conversions (on a CPU about twice
         as fast as NCDHW, more with bfloat16), and the yielded 2D features ``channels_last``
         (NHWC), as the neck's and heads' convolutions and the separable RoIAlign read them
-        without a copy; else contiguous NCHW."""
+        without a copy (mmcv's own RoIAlign kernel must get them ``.contiguous()``: it reads
+        NCHW memory); else contiguous NCHW."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] < self.num_slices:
             raise ValueError(f'forward_volume expects (1, L >= {self.num_slices}, H, W), got '
                              f'{tuple(x.shape)}')
