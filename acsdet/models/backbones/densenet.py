@@ -196,7 +196,8 @@ def in_plane_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     autocast runs ``max_pool3d`` in float32 (a float32 stem output makes the first dense block's
     concatenations float32) at half the speed of the 2D one; the result is the same."""
     kinds = (nn.AvgPool3d, nn.MaxPool3d)
-    if not (isinstance(pool, kinds) and memory_format_of(x) == torch.channels_last_3d):
+    if (not isinstance(pool, kinds) or memory_format_of(x) != torch.channels_last_3d
+            or getattr(pool, 'return_indices', False)):
         return pool(x)
     k, s, p = (
         tuple(v) if isinstance(v, (tuple, list)) else (v, ) * 3
@@ -210,8 +211,6 @@ def in_plane_pool(pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
                          pool.divisor_override)
     else:
         dil = pool.dilation if isinstance(pool.dilation, (tuple, list)) else (pool.dilation, ) * 3
-        if pool.return_indices:
-            return pool(x)
         y = F.max_pool2d(slices, k[1:], s[1:], p[1:], tuple(dil[1:]), pool.ceil_mode)
     return y.unflatten(0, (n, d)).transpose(1, 2)
 

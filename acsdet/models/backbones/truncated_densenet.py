@@ -42,7 +42,8 @@ from ...converters import convert, inflate_i3d, mode_options
 from ...defaults import NUM_SLICES
 from ...ops.a3d import A3DConv
 from ...ops.shift import ShiftConv
-from .densenet import DenseLayer, dense_block_channels, densenet_features, in_plane_pool
+from .densenet import (DenseLayer, dense_block_channels, densenet_features, in_plane_pool,
+                       memory_format_of)
 from .depth_stream import (BackboneOutput, LayerNode, VolumeNode, WindowNode, depth_reach,
                            each_window, stream_steps)
 
@@ -118,7 +119,7 @@ def collapse_windows(conv: nn.Conv3d, x: torch.Tensor, starts: Sequence[int]) ->
     plain = (
         conv.kernel_size[1:] == (1, 1) and conv.stride == (1, 1, 1) and conv.groups == 1
         and conv.padding == (0, 0, 0) and conv.dilation == (1, 1, 1))
-    if not (plain and h * w < d * c and x.is_contiguous(memory_format=torch.channels_last_3d)):
+    if not (plain and h * w < d * c and memory_format_of(x) == torch.channels_last_3d):
         return each_window(conv, d, x, starts)
     weight = conv.weight[:, :, :, 0, 0].permute(2, 1, 0).reshape(d * c, -1)  # (D * C, C')
     weight = weight.to(x.dtype)  # cast once for all windows (autocast would cast per product)
