@@ -5,13 +5,17 @@ test pipeline, grouping, writing the outputs) and the process's peak memory.
 
     python benchmarks/bench_infer.py [--config CONFIG [--checkpoint CKPT]] ...
         [--ct 200x1 60x5] [--modes per-slice volumetric] [--per-slice-keys 8] [--device cpu]
+        [--allocator system huge-pages huge-pages+reuse]
 
 Every (config, CT, mode) runs in a fresh process (exact peak memory: the resident-set high-water
 mark on CPU, the allocator's peak on CUDA). ``--ct NxMM``: a synthetic 512 x 512 phantom CT of N
 slices MM mm apart, written as NIfTI and read back as a user's file would be. Per-slice runs on a
 large model take minutes a CT: ``--per-slice-keys K`` times K key slices in the middle of the CT
 and scales the model time to all N (said in the table). Without a checkpoint the config's model
-runs with random weights (the speed is the same).
+runs with random weights (the speed is the same). ``--allocator`` (CPU): how the process gets
+its tensors' memory (:mod:`acsdet.utils.allocator`): ``system`` (torch's and glibc's defaults),
+``huge-pages`` (what ``acsdet infer`` does by default), ``huge-pages+reuse`` (``acsdet infer
+--reuse-memory``); each in its own process, one row each.
 """
 import argparse
 import json
@@ -63,9 +67,16 @@ def random_checkpoint(config: str, folder: str) -> str:
     return path
 
 
+#: ``--allocator`` -> (THP_MEM_ALLOC_ENABLE for the child, reuse freed memory).
+ALLOCATORS = {'system': ('0', False), 'huge-pages': ('1', False), 'huge-pages+reuse': ('1', True)}
+
+
 def run_one(a) -> dict:
     """One (config, CT, mode) in this process; the JSON line the parent reads."""
     from acsdet.apis import LesionDetector, write_case
+    from acsdet.utils.allocator import reuse_freed_memory
+    if ALLOCATORS[a.allocator][1] and not reuse_freed_memory():
+        raise SystemExit('--allocator huge-pages+reuse: the C library is not glibc')
     from acsdet.io import read_ct
     det = LesionDetector(
         a.config,
@@ -112,20 +123,21 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=4)
     p.add_argument('--depth-chunk', type=int, default=32)
     p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
+    p.add_argument('--allocator', nargs='+', default=['huge-pages'], choices=sorted(ALLOCATORS))
     p.add_argument('--one', nargs=3, metavar=('CKPT', 'CT', 'MODE'), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
         args.checkpoint, args.ct, args.mode = args.one
-        args.config = args.config[0]
+        args.config, args.allocator = args.config[0], args.allocator[0]
         print(json.dumps(run_one(args)))
         return
     configs = args.config or DEFAULT_CONFIGS
     ckpts = (args.checkpoint or []) + [None] * len(configs)
     print(f'device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; '
           f'{args.size} x {args.size} slices; volumetric depth chunk {args.depth_chunk}')
-    print('| config | CT | mode | s / CT | model s | outside the model | peak MiB | '
-          'time vs per-slice |')
-    print('|---|---|---|---|---|---|---|---|')
+    print('| config | CT | mode | allocator | s / CT | model s | outside the model | peak MiB | '
+          'time vs the first row |')
+    print('|---|---|---|---|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as tmp:
         cts = {}
         for spec in args.ct:
@@ -135,22 +147,25 @@ def main(argv=None):
             ckpt = ckpt or random_checkpoint(config, tmp)
             for spec, ct in cts.items():
                 base = None
-                for mode in args.modes:
+                for mode, allocator in [(m, al) for m in args.modes for al in args.allocator]:
                     cmd = [
                         sys.executable,
                         osp.abspath(__file__), '--config', config, '--device', args.device,
                         '--batch-size',
                         str(args.batch_size), '--depth-chunk',
                         str(args.depth_chunk), '--precision', args.precision, '--per-slice-keys',
-                        str(args.per_slice_keys), '--one', ckpt, ct, mode
+                        str(args.per_slice_keys), '--allocator', allocator, '--one', ckpt, ct, mode
                     ]
-                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    # torch reads THP_MEM_ALLOC_ENABLE when it starts: the child's environment
+                    env = dict(os.environ, THP_MEM_ALLOC_ENABLE=ALLOCATORS[allocator][0])
+                    out = subprocess.run(
+                        cmd, check=True, capture_output=True, text=True, env=env).stdout
                     r = json.loads(out.strip().splitlines()[-1])
                     base = base if base is not None else r['total_s']
                     note = (f' ({r["keys_timed"]} of {r["slices"]} key slices timed, scaled)'
                             if r['keys_timed'] < r['slices'] else '')
                     print(
-                        f'| `{osp.basename(config)}` | {spec} mm | {mode}{note} | '
+                        f'| `{osp.basename(config)}` | {spec} mm | {mode}{note} | {allocator} | '
                         f'{r["total_s"]:.1f} | {r["model_s"]:.1f} | '
                         f'{100 * r["outside_s"] / r["total_s"]:.1f}% | {r["peak_mib"]:.0f} | '
                         f'{r["total_s"] / base:.2f}x |',

@@ -24,7 +24,12 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-import torch
+# isort: off
+from acsdet.utils.allocator import reuse_freed_memory, use_huge_pages
+
+HUGE_PAGES = use_huge_pages()  # as `acsdet infer` (THP_MEM_ALLOC_ENABLE=0 turns it off)
+import torch  # noqa: E402  (after the switch: torch reads it when it starts)
+# isort: on
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from benchmarks.bench_infer import phantom_nifti, random_checkpoint  # noqa: E402
@@ -211,12 +216,16 @@ def main(argv=None):
         help='detections kept per key slice (test_cfg.rcnn.max_per_img): a trained model keeps a '
         'few; random weights would keep 100, each with a mask')
     p.add_argument('--no-flops', action='store_true', help='times only (FLOP counting is slow)')
+    p.add_argument(
+        '--reuse-memory', action='store_true', help='as acsdet infer --reuse-memory (glibc)')
     args = p.parse_args(argv)
+    reuse = args.reuse_memory and reuse_freed_memory()
     import acsdet.all_modules  # noqa: F401  (registers acsdet's modules)
     from acsdet.apis import LesionDetector, write_case
     from acsdet.io import read_ct
     print(f'{torch.get_num_threads()} threads, torch {torch.__version__}; {args.config}, CT '
-          f'{args.ct} mm at {args.size} px, {args.mode}')
+          f'{args.ct} mm at {args.size} px, {args.mode}; huge pages {"on" if HUGE_PAGES else "off"}'
+          f', freed memory {"reused" if reuse else "returned"}')
     with tempfile.TemporaryDirectory() as tmp:
         n, mm = args.ct.split('x')
         ct = phantom_nifti(osp.join(tmp, 'ct'), int(n), float(mm), args.size)

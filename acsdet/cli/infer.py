@@ -4,7 +4,7 @@
         [--output-type json nifti dicom-seg dicom-sr] [--series UID | --all-series]
         [--skip-done] [--device cpu] [--score-thr 0.5] [--batch-size 4] [--slices START:END]
         [--save-masks] [--save-overlays] [--spacing MM --slice-interval MM | --dl-info CSV]
-        [--mode per-slice|volumetric [--depth-chunk N]] [--precision fp32|bf16]
+        [--mode per-slice|volumetric [--depth-chunk N]] [--precision fp32|bf16] [--reuse-memory]
         [--link-iou 0.5] [--link-contain 0.8] [--max-gap 1]
         [--depth-ratio 2]
     acsdet list INPUT [INPUT ...]
@@ -30,16 +30,18 @@ case of the run (done, skipped, failed). <case> is the input's base name (DICOM 
 across runs). --skip-done skips cases whose folder is complete with every output asked for,
 made by the same config, checkpoint, thresholds, slices, mode, grouping and reading options
 from the same input (its files' sizes and times unchanged).
---mode volumetric (--volumetric) runs the backbone once over the whole CT on the config's slice grid
-(docs/inference.md, "Volumetric inference"); without --mode, a checkpoint trained with
-train_context_slices runs volumetric and any other per slice. --precision bf16 runs the backbone and
-neck in bfloat16 where the hardware computes it natively. Per-slice detections become 3D lesions by
-the grouping rule (--link-iou, --link-contain, --max-gap, --depth-ratio; docs/inference.md,
-"Grouping detections into lesions"). An existing case folder is replaced only if acsdet wrote it for
-the same input; anything else there is refused before any work, as is an output folder that is or
-lies inside
-an input. A failing input is reported on one line and the others go on; the exit status is 1
-if any input failed, 2 if nothing could run (output folder, checkpoint, device, manifest).
+--mode volumetric (--volumetric) runs the backbone once over the whole CT on the config's slice
+grid (docs/inference.md, "Volumetric inference"); without --mode, a checkpoint trained with
+train_context_slices runs volumetric and any other per slice. --precision bf16 runs the backbone
+and neck in bfloat16 where the hardware computes it natively. The command asks torch for
+transparent huge pages (THP_MEM_ALLOC_ENABLE=1 unless the environment sets it); --reuse-memory
+also keeps freed memory for reuse (glibc; faster on CPU, a higher peak: docs/benchmarks.md).
+Per-slice detections become 3D lesions by the grouping rule (--link-iou, --link-contain,
+--max-gap, --depth-ratio; docs/inference.md, "Grouping detections into lesions"). An existing
+case folder is replaced only if acsdet wrote it for the same input; anything else there is
+refused before any work, as is an output folder that is or lies inside an input. A failing input
+is reported on one line and the others go on; the exit status is 1 if any input failed, 2 if
+nothing could run (output folder, checkpoint, device, manifest).
 """
 import argparse
 import math
@@ -132,6 +134,11 @@ def build_parser(prog: Optional[str] = None, config_positional: bool = False):
         default='fp32',
         help='bf16: bfloat16 autocast of the backbone and neck where the hardware has it '
         '(AVX512-BF16 / AMX CPUs, GPUs); fp32 runs otherwise, with a warning')
+    p.add_argument(
+        '--reuse-memory',
+        action='store_true',
+        help='keep the memory freed tensors leave and reuse it (glibc): whole-CT inference on '
+        'CPU faster (1.4x here), the peak memory about a quarter higher (docs/benchmarks.md)')
     p.add_argument(
         '--depth-chunk',
         type=int,
@@ -234,6 +241,8 @@ def cli(argv=None, prog: Optional[str] = None) -> int:
 
 
 def main(argv=None, prog: Optional[str] = None, config_positional: bool = False) -> int:
+    from acsdet.utils.allocator import use_huge_pages
+    use_huge_pages()  # before torch starts: it reads the switch once
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None if '--list' in argv else parse_args(argv, prog, config_positional)
     if args is not None:
@@ -267,6 +276,10 @@ def run(args) -> int:
     from acsdet.export import is_done
     from acsdet.export.case_folder import made_with
     from acsdet.io import input_fingerprint
+    if args.reuse_memory:
+        from acsdet.utils.allocator import reuse_freed_memory
+        if not reuse_freed_memory():
+            print('note: --reuse-memory needs glibc (Linux): the C library\'s defaults apply')
     for case, why in failed:
         print(f'error: {why}', file=sys.stderr)
         summary.record(
