@@ -12,7 +12,9 @@ mark on CPU, the allocator's peak on CUDA). ``--ct NxMM``: a synthetic 512 x 512
 slices MM mm apart, written as NIfTI and read back as a user's file would be. Per-slice runs on a
 large model take minutes a CT: ``--per-slice-keys K`` times K key slices in the middle of the CT
 and scales the model time to all N (said in the table). Without a checkpoint the config's model
-runs with random weights (the speed is the same). ``--allocator`` (CPU): how the process gets
+runs with random weights (the speed is the same), keeping at most ``--max-per-slice`` detections
+a key slice (default 5, as a trained model keeps a few: random weights would keep about 50 at
+score 0.5, each with a mask pasted at 512 x 512). ``--allocator`` (CPU): how the process gets
 its tensors' memory (:mod:`acsdet.utils.allocator`): ``system`` (torch's and glibc's defaults),
 ``huge-pages`` (what ``acsdet infer`` does by default), ``huge-pages+reuse`` (``acsdet infer
 --reuse-memory``); each in its own process, one row each.
@@ -73,13 +75,17 @@ ALLOCATORS = {'system': ('0', False), 'huge-pages': ('1', False), 'huge-pages+re
 
 def run_one(a) -> dict:
     """One (config, CT, mode) in this process; the JSON line the parent reads."""
+    from mmengine.config import Config
+
     from acsdet.apis import LesionDetector, write_case
+    from acsdet.io import read_ct
     from acsdet.utils.allocator import reuse_freed_memory
     if ALLOCATORS[a.allocator][1] and not reuse_freed_memory():
         raise SystemExit('--allocator huge-pages+reuse: the C library is not glibc')
-    from acsdet.io import read_ct
+    cfg = Config.fromfile(a.config)
+    cfg.model.test_cfg.rcnn.max_per_img = a.max_per_slice  # a trained model's few
     det = LesionDetector(
-        a.config,
+        cfg,
         a.checkpoint,
         a.device,
         score_thr=0.5,
@@ -123,6 +129,12 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=4)
     p.add_argument('--depth-chunk', type=int, default=32)
     p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
+    p.add_argument(
+        '--max-per-slice',
+        type=int,
+        default=5,
+        help='detections kept per key slice (test_cfg.rcnn.max_per_img): a trained model keeps a '
+        'few')
     p.add_argument('--allocator', nargs='+', default=['huge-pages'], choices=sorted(ALLOCATORS))
     p.add_argument('--one', nargs=3, metavar=('CKPT', 'CT', 'MODE'), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -154,7 +166,8 @@ def main(argv=None):
                         '--batch-size',
                         str(args.batch_size), '--depth-chunk',
                         str(args.depth_chunk), '--precision', args.precision, '--per-slice-keys',
-                        str(args.per_slice_keys), '--allocator', allocator, '--one', ckpt, ct, mode
+                        str(args.per_slice_keys), '--max-per-slice',
+                        str(args.max_per_slice), '--allocator', allocator, '--one', ckpt, ct, mode
                     ]
                     # torch reads THP_MEM_ALLOC_ENABLE when it starts: the child's environment
                     env = dict(os.environ, THP_MEM_ALLOC_ENABLE=ALLOCATORS[allocator][0])
