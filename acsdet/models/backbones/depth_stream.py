@@ -53,8 +53,8 @@ class DepthNode:
 
     Each step, :func:`stream` plans the window every node must hold (from the outputs back to
     the input), then advances the nodes in order: a node computes only the slices of its window
-    it has not computed before, then keeps only its window (``trim``): the next step's windows
-    lie further on, so no slice is computed twice.
+    it has not computed before and keeps only its window: the next step's windows lie further
+    on, so no slice is computed twice.
     """
 
     def __init__(self, length: int, sources: Sequence['DepthNode'] = (), reach=(0, 0)):
@@ -87,12 +87,17 @@ class DepthNode:
         return self.cache[:, :, a - self.start:b - self.start]
 
     def advance(self):
+        """Hold this step's window: drop the slices before it (no layer reads them again), then
+        compute those after what is held."""
         if self.need is None:
             return
         a, b = self.need
-        if self.cache is None or a > self.end:
+        if self.cache is None or a >= self.end:
             self.cache, self.start = self.compute(a, b), a
-        elif b > self.end:
+            return
+        if a > self.start:  # dropped before the concatenation copies the rest
+            self.cache, self.start = self.cache[:, :, a - self.start:], a
+        if b > self.end:
             self.cache = torch.cat([self.cache, self.compute(self.end, b)], 2)
 
     def compute(self, a: int, b: int) -> torch.Tensor:
@@ -105,10 +110,9 @@ class DepthNode:
         return self.view(lo, hi)[0, :, keys - lo].transpose(0, 1)
 
     def trim(self):
-        """Keep this step's window only; the next step's lies further on."""
-        if self.need is not None and self.cache is not None and self.need[0] > self.start:
-            self.cache = self.cache[:, :, self.need[0] - self.start:]  # freed at the next cat
-            self.start = self.need[0]
+        """End the step. (The window's front, which the next step does not need, is dropped when
+        that step advances, before its concatenation: a view dropped here would keep the whole
+        storage until then, and the concatenation would copy it.)"""
         self.need = None
 
 
