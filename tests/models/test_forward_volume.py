@@ -161,3 +161,27 @@ def test_collapse_windows_equal_the_conv_at_each_window(size, by_product):
     assert bool(calls) != by_product
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_the_stem_in_depth_pieces_gives_the_same_pass(monkeypatch):
+    """The stem computes a long window in pieces with its reach (3) each side: the values of one
+    call (float64), and the pieces do run (conv0 sees pieces of about STEM_PIECE + 6 slices)."""
+    from acsdet.models.backbones import truncated_densenet
+    from acsdet.models.backbones.depth_stream import in_depth_pieces
+    bb = _backbone('acs').double()
+    x = torch.randn(1, 30, 32, 32, dtype=torch.float64)
+    whole = bb.forward_volume(x, depth_chunk=100)
+    conv = bb.features.conv0
+    v = torch.randn(1, 1, 23, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        for piece in (1, 4, 7, 23):
+            torch.testing.assert_close(
+                in_depth_pieces(conv, v, 3, piece), conv(v), rtol=0, atol=1e-12)
+    seen = []
+    conv.register_forward_hook(lambda m, i, o: seen.append(o.shape[2]))
+    monkeypatch.setattr(truncated_densenet, 'STEM_PIECE', 4)
+    pieced = bb.forward_volume(x, depth_chunk=100)
+    # 30 slices in 8 pieces of 4 (the last 2), each with up to 3 neighbours a side
+    assert len(seen) == 8 and max(seen) == 4 + 6 and 30 + 6 < sum(seen) <= 30 + 7 * 6
+    for a, b in zip(whole, pieced):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

@@ -180,6 +180,24 @@ class WindowNode(DepthNode):
         return out
 
 
+def in_depth_pieces(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, reach: int,
+                    piece: int) -> torch.Tensor:
+    """``fn(x)`` for a same-depth layer ``fn`` of depth reach ``reach`` on ``x`` ``(1, C, n, h,
+    w)``, computed in pieces of about ``piece`` slices along depth, each with its ``reach``
+    neighbours: the same values, with one piece's intermediates held at a time (the first
+    step's window spans the network's reach: the stem over it at once was the pass's peak)."""
+    n = x.shape[2]
+    count = max(1, round(n / piece))
+    if count == 1:
+        return fn(x)
+    size = -(-n // count)
+    parts = []
+    for m in range(0, n, size):
+        lo, hi = max(m - reach, 0), min(m + size + reach, n)
+        parts.append(fn(x[:, :, lo:hi])[:, :, m - lo:min(m + size, n) - lo])
+    return torch.cat(parts, 2)
+
+
 def each_window(module: nn.Module, window: int, x: torch.Tensor,
                 starts: Sequence[int]) -> torch.Tensor:
     """``module`` (depth ``window`` -> 1) on each window of ``x`` ``(1, C, n, h, w)`` starting at

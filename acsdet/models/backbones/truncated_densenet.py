@@ -45,7 +45,11 @@ from ...ops.shift import ShiftConv
 from .densenet import (DenseLayer, dense_block_channels, densenet_features, in_plane_pool,
                        memory_format_of)
 from .depth_stream import (BackboneOutput, LayerNode, VolumeNode, WindowNode, depth_reach,
-                           each_window, stream_steps)
+                           each_window, in_depth_pieces, stream_steps)
+
+#: The most slices (about) the volumetric pass's stem computes at once: its full-resolution
+#: intermediates (64 channels at H/2 x W/2) over the first step's window were the pass's peak.
+STEM_PIECE = 32
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
@@ -440,9 +444,12 @@ class TruncatedDenseNet(BaseModule):
 
         stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
 
-        def run_stem(x):  # a 1-channel input's layout is ambiguous: set it on conv0's output
+        def stem_once(x):  # a 1-channel input's layout is ambiguous: set it on conv0's output
             y = f.relu0(f.norm0(f.conv0(x).contiguous(memory_format=memory_format)))
             return in_plane_pool(f.pool0, y)
+
+        def run_stem(x):
+            return in_depth_pieces(stem_once, x, depth_reach(stem), STEM_PIECE)
 
         node = same(run_stem, [volume], stem)
         nodes, outputs, block = [node], [], None
