@@ -138,7 +138,7 @@ def build_parser(prog: Optional[str] = None, config_positional: bool = False):
         '--reuse-memory',
         action='store_true',
         help='keep the memory freed tensors leave and reuse it (glibc): whole-CT inference on '
-        'CPU faster (1.4x here), the peak memory about a quarter higher (docs/benchmarks.md)')
+        'CPU 1.1-1.35x faster here, the peak memory 15-65%% higher (docs/benchmarks.md)')
     p.add_argument(
         '--depth-chunk',
         type=int,

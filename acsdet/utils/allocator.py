@@ -1,5 +1,5 @@
 """How a process gets its tensors' memory on the CPU: the settings that make whole-CT inference
-up to 1.75x faster here (docs/benchmarks.md, "Memory allocation").
+up to 1.6x faster on this project's machine (docs/benchmarks.md, "Memory allocation").
 
 torch's CPU allocator asks the C library for every tensor and gives it back when the tensor
 dies. glibc serves blocks over 32 MiB (most of the volumetric pass's: a layer's window of slices)
@@ -13,7 +13,8 @@ the run in the kernel. Two settings, each measured:
   infer`` command sets it unless the environment says otherwise.
 - :func:`reuse_freed_memory`: glibc keeps freed memory (no ``mmap`` for large blocks, no trim)
   and hands it to the next tensor without a fault; the resident set stays at its high-water
-  mark, about a quarter above the default's peak. Opt-in: ``acsdet infer --reuse-memory``.
+  mark, with the heap's fragmentation: 15-65 % above the default's peak here. Opt-in:
+  ``acsdet infer --reuse-memory``.
 """
 import ctypes
 import ctypes.util

@@ -45,10 +45,12 @@ def test_chunks_do_not_change_the_pass_and_2_5d_equals_every_stack(mode, radius)
         assert gap > 1e-3
 
 
-def test_each_slice_of_each_layer_is_computed_once_and_keys_select():
+def test_each_slice_of_each_layer_is_computed_once_and_keys_select(monkeypatch):
     """Streaming keeps what the next chunk needs: conv0 sees each step's new slices plus its own
     reach (3 each side), not the whole network's radius (9) again every chunk; the collapse
-    sees the keys' windows only."""
+    sees the keys' windows only. (The stem in one piece a step: pieces are the next test's.)"""
+    from acsdet.models.backbones import truncated_densenet
+    monkeypatch.setattr(truncated_densenet, 'STEM_PIECE', 10**6)
     bb = _backbone('acs')
     x = torch.randn(1, 32, 32, 32)
     seen = []
