@@ -142,9 +142,9 @@ def test_channels_last_features_give_the_same_outputs_channels_last():
     assert layouts == [True, False]  # NDHWC through the blocks, NCDHW without it
     for a, b in zip(fast, plain):
         assert a.is_contiguous(memory_format=torch.channels_last) and b.is_contiguous()
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     with torch.no_grad():  # per stack (no autograd: a channels-last-3d stem), NCHW for mmcv
         assert all(f.is_contiguous() for f in bb(x[:, :3]))
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize('size,by_product', [(4, True), (5, False)])
