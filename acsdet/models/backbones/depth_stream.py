@@ -109,10 +109,10 @@ class DepthNode:
         lo, hi = int(keys[0]), int(keys[-1]) + 1
         return self.view(lo, hi)[0, :, keys - lo].transpose(0, 1)
 
-    def trim(self):
-        """End the step. (The window's front, which the next step does not need, is dropped when
-        that step advances, before its concatenation: a view dropped here would keep the whole
-        storage until then, and the concatenation would copy it.)"""
+    def end_step(self):
+        """Forget this step's window. (Its front, which the next step does not need, is dropped
+        when that step advances, before its concatenation: a view taken here would keep the
+        whole storage until then, and the concatenation would copy it.)"""
         self.need = None
 
 
@@ -252,5 +252,5 @@ def stream_steps(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys:
             node.advance()
         feats = [node.at(sel) for node in outputs]  # copies
         for node in nodes:
-            node.trim()
+            node.end_step()
         yield sel, feats

@@ -443,16 +443,16 @@ class TruncatedDenseNet(BaseModule):
         def same(fn, sources, module):
             return LayerNode(fn, sources, radius=depth_reach(module))
 
-        stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
+        stem_reach = depth_reach(nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0))
 
         def stem_once(x):  # a 1-channel input's layout is ambiguous: set it on conv0's output
             y = f.relu0(f.norm0(f.conv0(x).contiguous(memory_format=memory_format)))
             return in_plane_pool(f.pool0, y)
 
         def run_stem(x):
-            return in_depth_pieces(stem_once, x, depth_reach(stem), STEM_PIECE)
+            return in_depth_pieces(stem_once, x, stem_reach, STEM_PIECE)
 
-        node = same(run_stem, [volume], stem)
+        node = LayerNode(run_stem, [volume], radius=stem_reach)
         nodes, outputs, block = [node], [], None
         for i in range(len(self.out_channels)):
             if i:
