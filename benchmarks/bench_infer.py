@@ -32,6 +32,8 @@ import time
 import numpy as np
 import torch
 
+from acsdet.utils.allocator import HUGE_PAGES_ENV
+
 DEFAULT_CONFIGS = ['configs/demo/deeplesion_acs_7slice_demo.py', 'configs/deeplesion_acs_7slice.py']
 
 
@@ -69,23 +71,37 @@ def random_checkpoint(config: str, folder: str) -> str:
     return path
 
 
+def add_max_per_slice(p: argparse.ArgumentParser):
+    """``--max-per-slice``: the detections a key slice keeps (a trained model's few)."""
+    p.add_argument(
+        '--max-per-slice',
+        type=int,
+        default=5,
+        help='detections kept per key slice (test_cfg.rcnn.max_per_img): a trained model keeps a '
+        "few; random weights would keep up to the config's 50, each with a mask")
+
+
+def capped_config(config: str, max_per_slice: int):
+    """``config`` loaded, its detections capped at ``max_per_slice`` a key slice."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.model.test_cfg.rcnn.max_per_img = max_per_slice
+    return cfg
+
+
 #: ``--allocator`` -> (THP_MEM_ALLOC_ENABLE for the child, reuse freed memory).
 ALLOCATORS = {'system': ('0', False), 'huge-pages': ('1', False), 'huge-pages+reuse': ('1', True)}
 
 
 def run_one(a) -> dict:
     """One (config, CT, mode) in this process; the JSON line the parent reads."""
-    from mmengine.config import Config
-
     from acsdet.apis import LesionDetector, write_case
     from acsdet.io import read_ct
     from acsdet.utils.allocator import reuse_freed_memory
     if ALLOCATORS[a.allocator][1] and not reuse_freed_memory():
         raise SystemExit('--allocator huge-pages+reuse: the C library is not glibc')
-    cfg = Config.fromfile(a.config)
-    cfg.model.test_cfg.rcnn.max_per_img = a.max_per_slice  # a trained model's few
     det = LesionDetector(
-        cfg,
+        capped_config(a.config, a.max_per_slice),
         a.checkpoint,
         a.device,
         score_thr=0.5,
@@ -129,12 +145,7 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=4)
     p.add_argument('--depth-chunk', type=int, default=32)
     p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
-    p.add_argument(
-        '--max-per-slice',
-        type=int,
-        default=5,
-        help='detections kept per key slice (test_cfg.rcnn.max_per_img): a trained model keeps a '
-        'few')
+    add_max_per_slice(p)
     p.add_argument('--allocator', nargs='+', default=['huge-pages'], choices=sorted(ALLOCATORS))
     p.add_argument('--one', nargs=3, metavar=('CKPT', 'CT', 'MODE'), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -170,7 +181,7 @@ def main(argv=None):
                         str(args.max_per_slice), '--allocator', allocator, '--one', ckpt, ct, mode
                     ]
                     # torch reads THP_MEM_ALLOC_ENABLE when it starts: the child's environment
-                    env = dict(os.environ, THP_MEM_ALLOC_ENABLE=ALLOCATORS[allocator][0])
+                    env = dict(os.environ, **{HUGE_PAGES_ENV: ALLOCATORS[allocator][0]})
                     out = subprocess.run(
                         cmd, check=True, capture_output=True, text=True, env=env).stdout
                     r = json.loads(out.strip().splitlines()[-1])

@@ -32,7 +32,7 @@ import torch  # noqa: E402  (after the switch: torch reads it when it starts)
 # isort: on
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from benchmarks.bench_infer import phantom_nifti, random_checkpoint  # noqa: E402
+from benchmarks import bench_infer  # noqa: E402
 
 #: The parts, by the module classes FlopCounterMode attributes the work to.
 PARTS = ('stem + dense blocks', 'depth collapse', 'neck', 'RPN', 'RoI box head', 'mask head')
@@ -209,12 +209,7 @@ def main(argv=None):
     p.add_argument('--mode', default='volumetric', choices=['per-slice', 'volumetric'])
     p.add_argument('--depth-chunk', type=int, default=32)
     p.add_argument('--score-thr', type=float, default=0.5)
-    p.add_argument(
-        '--max-per-slice',
-        type=int,
-        default=5,
-        help='detections kept per key slice (test_cfg.rcnn.max_per_img): a trained model keeps a '
-        'few; random weights would keep 100, each with a mask')
+    bench_infer.add_max_per_slice(p)
     p.add_argument('--no-flops', action='store_true', help='times only (FLOP counting is slow)')
     p.add_argument(
         '--reuse-memory', action='store_true', help='as acsdet infer --reuse-memory (glibc)')
@@ -228,11 +223,9 @@ def main(argv=None):
           f', freed memory {"reused" if reuse else "returned"}')
     with tempfile.TemporaryDirectory() as tmp:
         n, mm = args.ct.split('x')
-        ct = phantom_nifti(osp.join(tmp, 'ct'), int(n), float(mm), args.size)
-        ckpt = random_checkpoint(args.config, tmp)
-        from mmengine.config import Config
-        cfg = Config.fromfile(args.config)
-        cfg.model.test_cfg.rcnn.max_per_img = args.max_per_slice
+        ct = bench_infer.phantom_nifti(osp.join(tmp, 'ct'), int(n), float(mm), args.size)
+        ckpt = bench_infer.random_checkpoint(args.config, tmp)
+        cfg = bench_infer.capped_config(args.config, args.max_per_slice)
         counted = {}
         for precision in args.precision:
             det = LesionDetector(
