@@ -39,7 +39,7 @@ from ..utils import file_sha256
 from ..utils.errors import naming
 from .grouping import GroupingRule
 from .precision import autocast_to, resolve_precision, run_layers_in
-from .restore import restore_lesions
+from .restore import masks_in_boxes, restore_lesions
 from .results import DetectionResult, Provenance
 
 
@@ -210,7 +210,8 @@ class LesionDetector:
     @torch.no_grad()
     def predict_slices(self, vol: CTVolume, indices: Sequence[int], progress: bool = False):
         """``(predictions, seconds)``: per-slice predictions ``[(slice index, boxes (n, 4),
-        scores (n,), masks (n, H, W))]`` of detections scoring at least ``score_thr``, and the
+        scores (n,), masks)]`` of detections scoring at least ``score_thr`` (``masks``: each
+        detection's inside its box, :func:`~.restore.masks_in_boxes`), and the
         seconds spent preparing inputs (``prepare``) and in the model (``model``)."""
         bar = tqdm(
             total=len(indices), desc=f'{vol.name}: slices', unit='slice', disable=not progress)
@@ -319,10 +320,12 @@ class LesionDetector:
         return preds, dict(prepare=t1 - t0, model=t2 - t1), inference
 
     def _kept(self, pred) -> tuple:
-        """``(boxes, scores, masks)`` of the detections scoring at least ``score_thr``."""
+        """``(boxes, scores, masks)`` of the detections scoring at least ``score_thr``, each
+        mask inside its box (:func:`~.restore.masks_in_boxes`) or None."""
         keep = pred.scores >= self.score_thr
-        masks = pred.masks[keep].cpu().numpy() if 'masks' in pred else None
-        return pred.bboxes[keep].cpu().numpy(), pred.scores[keep].cpu().numpy(), masks
+        boxes = pred.bboxes[keep].cpu().numpy()
+        masks = masks_in_boxes(boxes, pred.masks[keep].cpu()) if 'masks' in pred else None
+        return boxes, pred.scores[keep].cpu().numpy(), masks
 
     def _volume_inputs(self, vol: CTVolume, stack: np.ndarray):
         """The model's input ``(1, L, H', W')`` for a grid stack ``(L, H, W)`` HU (the test

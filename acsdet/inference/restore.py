@@ -3,7 +3,7 @@ the volume's voxels, the input file's own voxel indices and physical LPS millime
 RECIST diameters, volume and a label map in the volume's grid (as nnDetection's ``restore``
 follows its ``predictor``). Pure numpy on a :class:`~acsdet.io.CTVolume`; no model."""
 import dataclasses
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -11,6 +11,30 @@ from ..io import CTVolume
 from .grouping import GroupingRule, Lesion, SliceDetection, group_detections
 from .recist import recist
 from .results import DetectionResult, LesionFinding, Provenance
+
+
+def box_window(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the pixels a continuous box ``[x1, y1, x2, y2]`` touches (edges
+    rounded out), clipped to an image of ``shape`` ``(H, W)``."""
+    h, w = shape
+    x0, y0 = int(np.floor(max(box[0], 0))), int(np.floor(max(box[1], 0)))
+    x1, y1 = int(np.ceil(min(box[2], w))), int(np.ceil(min(box[3], h)))
+    return x0, y0, x1, y1
+
+
+def masks_in_boxes(boxes: np.ndarray, masks) -> Optional[List[np.ndarray]]:
+    """Each detection's mask inside its box (:func:`box_window`): ``[(y1 - y0, x1 - x0) bool]``,
+    copies, from masks ``(n, H, W)`` (a numpy array or a tensor); None for None. A lesion is its
+    masks inside their boxes, so this is all a detection needs to keep: held for every slice of
+    a CT, full-image masks were the rest of the inference's memory growing with its length."""
+    if masks is None:
+        return None
+    shape = tuple(masks.shape[1:])
+    out = []
+    for box, mask in zip(boxes, masks):
+        x0, y0, x1, y1 = box_window(box, shape)
+        out.append(np.array(mask[y0:y1, x0:x1], dtype=bool))
+    return out
 
 
 def restore_lesions(
@@ -25,7 +49,9 @@ def restore_lesions(
 
     Args:
         vol: the CT the predictions were made on.
-        preds: ``[(slice index, boxes (n, 4), scores (n,), masks (n, H, W) or None)]``.
+        preds: ``[(slice index, boxes (n, 4), scores (n,), masks)]``, ``masks`` each
+            detection's mask: ``(n, H, W)``, or inside its box (:func:`masks_in_boxes`), or
+            None.
         slices: the ``(start, end)`` slices that were processed.
         score_thr: the score the predictions were kept at (recorded).
         rule: how detections are grouped (sized with the volume's slice and pixel spacing).
@@ -38,10 +64,14 @@ def restore_lesions(
     dets, per_slice = [], []
     h, w = vol.hu.shape[1:]
     for k, boxes, scores, masks in preds:
+        crops = masks_in_boxes(boxes, masks) if hasattr(masks, 'shape') else masks
         for j, (box, score) in enumerate(zip(boxes, scores)):
-            x0, y0 = int(np.floor(max(box[0], 0))), int(np.floor(max(box[1], 0)))
-            x1, y1 = int(np.ceil(min(box[2], w))), int(np.ceil(min(box[3], h)))
-            crop = masks[j, y0:y1, x0:x1].astype(bool) if masks is not None else None
+            x0, y0, x1, y1 = box_window(box, (h, w))
+            crop = None if crops is None else crops[j]
+            size = (max(y1 - y0, 0), max(x1 - x0, 0))
+            if crop is not None and crop.shape != size:
+                raise ValueError(f'slice {k}, detection {j}: a mask of {crop.shape} px for a '
+                                 f'box of {size} px')
             dets.append(SliceDetection(k, np.asarray(box, float), float(score), crop, (x0, y0)))
     lesions = group_detections(
         dets, rule=rule, slice_mm=_slice_mm(vol), pixel_mm=vol.pixel_spacing_xy)

@@ -1,5 +1,6 @@
 """restore_lesions: per-slice detections -> 3D lesions with their geometry, no model needed."""
 import numpy as np
+import pytest
 
 from acsdet.inference import GroupingRule, restore_lesions
 from acsdet.io import CTVolume
@@ -44,3 +45,22 @@ def test_adjacent_detections_become_one_lesion_with_its_geometry():
                                                             == 1).all()
     assert (res.label_map[3, 30:36, 30:36] == 2).all() and int((res.label_map > 0).sum()) == 236
     assert [(d['lesion'], d['slice']) for d in res.detections] == [(1, 1), (1, 2), (2, 3)]
+
+
+def test_masks_inside_their_boxes_give_what_full_masks_give():
+    """What the detector keeps of a mask (its box's pixels) restores the same lesions."""
+    from acsdet.inference.restore import masks_in_boxes
+    full = [
+        (1, np.array([[10., 10., 20., 20.], [29.5, 30.2, 36., 40.]]), np.array([0.9, 0.7]),
+         np.concatenate([_square(10, 10, 20, 20), _square(31, 32, 35, 38)])),
+        (2, np.array([[11., 10., 21., 20.]]), np.array([0.8]), _square(11, 12, 21, 18)),
+    ]
+    boxed = [(k, b, s, masks_in_boxes(b, m)) for k, b, s, m in full]
+    assert [c.shape for c in boxed[0][3]] == [(10, 10), (10, 7)]  # 29.5 .. 36 -> 29 .. 36
+    a, b = (restore_lesions(_volume(), p, (0, 4), 0.5, GroupingRule(0.5)) for p in (full, boxed))
+    np.testing.assert_array_equal(a.label_map, b.label_map)
+    assert int((a.label_map > 0).sum()) == 100 + 24 + 60
+    assert [les.volume_ml for les in a.lesions] == [les.volume_ml for les in b.lesions]
+    bad = [(1, full[1][1], full[1][2], [np.ones((3, 3), bool)])]
+    with pytest.raises(ValueError, match=r'slice 1, detection 0: a mask of \(3, 3\) px'):
+        restore_lesions(_volume(), bad, (0, 4), 0.5)

@@ -187,3 +187,25 @@ def test_the_stem_in_depth_pieces_gives_the_same_pass(monkeypatch):
     assert len(seen) == 8 and max(seen) == 4 + 6 and 30 + 6 < sum(seen) <= 30 + 7 * 6
     for a, b in zip(whole, pieced):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_a_steps_keys_in_pieces_give_the_same_pass(monkeypatch):
+    """The collapse and the yield take a step's keys in pieces spanning fewer than KEY_PIECE
+    slices (sparse keys too): the values of the step's keys at once (float64)."""
+    from acsdet.models.backbones import truncated_densenet
+    from acsdet.models.backbones.depth_stream import key_pieces
+    pieces = key_pieces(torch.tensor([0, 1, 2, 5, 6, 9, 20]), 3)
+    assert [p.tolist() for p in pieces] == [[0, 1, 2], [5, 6], [9], [20]]
+    assert [p.tolist() for p in key_pieces(torch.tensor([4, 9]), None)] == [[4, 9]]
+    bb = _backbone('acs').double()
+    x = torch.randn(1, 26, 32, 32, dtype=torch.float64)
+    keys = [0, 1, 2, 3, 7, 8, 11, 15, 16, 17, 23]
+    monkeypatch.setattr(truncated_densenet, 'KEY_PIECE', 10**6)
+    whole = [s for s, _ in bb.forward_volume_steps(x, depth_chunk=12, keys=keys)]
+    assert [s.tolist() for s in whole] == [keys[:7], keys[7:]]  # one piece a step
+    ref = bb.forward_volume(x, depth_chunk=12, keys=keys)
+    monkeypatch.setattr(truncated_densenet, 'KEY_PIECE', 3)
+    steps = list(bb.forward_volume_steps(x, depth_chunk=12, keys=keys))
+    assert [s.tolist() for s, _ in steps] == [[0, 1, 2], [3], [7, 8], [11], [15, 16, 17], [23]]
+    for i, a in enumerate(ref):
+        torch.testing.assert_close(torch.cat([f[i] for _, f in steps]), a, rtol=0, atol=1e-12)

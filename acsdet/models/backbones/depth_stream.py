@@ -233,11 +233,29 @@ def stream(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Seque
     return [torch.cat(p) for p in parts]
 
 
-def stream_steps(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys: Sequence[int],
-                 chunk: int) -> Iterator[Tuple[torch.Tensor, List[torch.Tensor]]]:
-    """:func:`stream` one step at a time: ``(the step's keys, one (k, C, h, w) tensor per
-    output)``, so that a consumer (the heads) can finish a step before the next is computed and
-    memory stays bounded by the chunk."""
+def key_pieces(keys: torch.Tensor, span: Optional[int]) -> List[torch.Tensor]:
+    """``keys`` (increasing) in consecutive pieces, each spanning fewer than ``span`` slices
+    (None: one piece)."""
+    if span is None or not len(keys):
+        return [keys]
+    pieces, first = [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or int(keys[i]) - int(keys[first]) >= span:
+            pieces.append(keys[first:i])
+            first = i
+    return pieces
+
+
+def stream_steps(nodes: Sequence[DepthNode],
+                 outputs: Sequence[DepthNode],
+                 keys: Sequence[int],
+                 chunk: int,
+                 piece: Optional[int] = None) -> Iterator[Tuple[torch.Tensor, List[torch.Tensor]]]:
+    """:func:`stream` one step at a time: ``(keys, one (k, C, h, w) tensor per output)``, so
+    that a consumer (the heads) can finish a step before the next is computed and memory stays
+    bounded by the chunk. ``piece``: the outputs at a step's keys are made and yielded in pieces
+    spanning fewer than ``piece`` slices (:func:`key_pieces`), so that what a window output
+    concatenates, and what the consumer is handed, is a piece's and not the whole step's."""
     keys = torch.as_tensor(keys, dtype=torch.long)
     for a in range(0, outputs[0].length, chunk):
         sel = keys[(keys >= a) & (keys < a + chunk)]
@@ -250,7 +268,7 @@ def stream_steps(nodes: Sequence[DepthNode], outputs: Sequence[DepthNode], keys:
             node.plan_sources()
         for node in nodes:
             node.advance()
-        feats = [node.at(sel) for node in outputs]  # copies
+        for part in key_pieces(sel, piece):
+            yield part, [node.at(part) for node in outputs]  # copies
         for node in nodes:
             node.end_step()
-        yield sel, feats

@@ -51,6 +51,10 @@ from .depth_stream import (BackboneOutput, LayerNode, VolumeNode, WindowNode, de
 #: intermediates (64 channels at H/2 x W/2) over a step's window set the pass's peak (100 x 5
 #: mm, bf16: 4051 MiB with pieces of 32 slices, 3874 with 16, at the same speed).
 STEM_PIECE = 16
+#: The volumetric pass collapses depth, and yields, a step's key slices in pieces spanning
+#: fewer than this many slices: dense block 1's 256 channels at H/4 x W/4 are concatenated over
+#: a piece's windows rather than the step's (at 300 x 1 mm that concatenation was the peak).
+KEY_PIECE = 8
 
 # torchvision's rule for its legacy DenseNet keys ('norm.1' -> 'norm1'), the pattern of
 # torchvision.models.densenet._load_state_dict (BSD-3-Clause), as MULAN and AlignShift reuse it
@@ -394,9 +398,10 @@ class TruncatedDenseNet(BaseModule):
                              depth_chunk: int = 32,
                              keys: Optional[Sequence[int]] = None,
                              channels_last: bool = True):
-        """:meth:`forward_volume` one depth step at a time: yields ``(the step's keys (k,),
-        tuple of (k, C_i, H / s_i, W / s_i))``, so that the heads can run on a step before the
-        next is computed (memory bounded by the chunk, not by the CT's length).
+        """:meth:`forward_volume` one depth step at a time: yields ``(keys (k,), tuple of (k,
+        C_i, H / s_i, W / s_i))``, a step's keys in pieces spanning fewer than
+        :data:`KEY_PIECE` slices, so that the heads can run on a piece before the next is made
+        (memory bounded by the chunk, not by the CT's length).
 
         ``channels_last``: the 3D features stored ``channels_last_3d`` (NDHWC), in which oneDNN
         runs the 1 x 1 and view convolutions without layout conversions (on a CPU about twice
@@ -419,7 +424,7 @@ class TruncatedDenseNet(BaseModule):
         if keys and (keys[0] < 0 or keys[-1] >= n_keys or len(set(keys)) != len(keys)):
             raise ValueError(f'keys must be distinct key slices 0 .. {n_keys - 1}')
         layout = torch.channels_last if channels_last else torch.contiguous_format
-        for sel, feats in stream_steps(nodes, outputs, keys, depth_chunk):
+        for sel, feats in stream_steps(nodes, outputs, keys, depth_chunk, KEY_PIECE):
             yield sel, tuple(f.contiguous(memory_format=layout) for f in feats)
 
     def _check_streamable(self):
