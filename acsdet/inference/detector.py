@@ -269,6 +269,8 @@ class LesionDetector:
         stack = resample_on_grid(vol.hu, grid, lo, hi)
         inputs, sample = self._volume_inputs(vol, stack)
         del stack  # the model's input holds it now
+        if self.precision == 'bf16':  # as the stem casts it under autocast: the same, half held
+            inputs = inputs.to(torch.bfloat16)
         t1 = time.perf_counter()
         thickness = vol.spacing[0] if getattr(backbone, '_takes_thickness', False) else None
         bar = tqdm(

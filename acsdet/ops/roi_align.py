@@ -58,7 +58,9 @@ def separable_roi_align(features: torch.Tensor,
         aligned: mmcv's ``aligned`` (pixel centres at half integers, no minimum RoI size).
 
     Returns:
-        ``(R, C, kh, kw)`` in channels-last memory.
+        ``(R, C, kh, kw)``, contiguous: the box head flattens it, where a channels-last one is
+        copied (at 1200 RoIs of 512 x 7 x 7: 120 MiB more at the head's peak, and its forward
+        1.2-1.8x slower).
     """
     n, c, h, w = features.shape
     kh, kw = output_size
@@ -80,7 +82,7 @@ def separable_roi_align(features: torch.Tensor,
             torch.mm(wy[r, :, a0:a1], cols.view(a1 - a0, -1), out=out[r].view(kh, -1))
         else:
             out[r].zero_()
-    return out.permute(0, 3, 1, 2)
+    return out.permute(0, 3, 1, 2).contiguous()
 
 
 class SeparableRoIAlign(RoIAlign):

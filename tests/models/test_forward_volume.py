@@ -209,3 +209,16 @@ def test_a_steps_keys_in_pieces_give_the_same_pass(monkeypatch):
     assert [s.tolist() for s, _ in steps] == [[0, 1, 2], [3], [7, 8], [11], [15, 16, 17], [23]]
     for i, a in enumerate(ref):
         torch.testing.assert_close(torch.cat([f[i] for _, f in steps]), a, rtol=0, atol=1e-12)
+
+
+def test_a_bfloat16_input_gives_the_pass_of_its_float32_under_autocast():
+    """Under bfloat16 autocast the stem casts its input first, so the detector holds a bf16
+    model input (half the memory) for the same features, bit for bit."""
+    bb = _backbone('acs')
+    x = torch.randn(1, 12, 32, 32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        a = bb.forward_volume(x, depth_chunk=4)
+        b = bb.forward_volume(x.bfloat16(), depth_chunk=4)
+    assert a[0].dtype == torch.bfloat16
+    for fa, fb in zip(a, b):
+        assert torch.equal(fa, fb)

@@ -32,7 +32,7 @@ def test_it_gives_mmcvs_roi_align(out, ratio, aligned, channels_last):
     if channels_last:
         feat = feat.contiguous(memory_format=torch.channels_last)
     got = separable_roi_align(feat, rois, (out, out), 0.25, ratio, aligned)
-    assert got.shape == ref.shape and got.is_contiguous(memory_format=torch.channels_last)
+    assert got.shape == ref.shape and got.is_contiguous()
     assert ref.abs().sum() > 0 and (ref[-4] == 0).all()  # a RoI beyond the map pools zeros
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
 
