@@ -133,9 +133,55 @@ def flops_by_part(model, run) -> dict:
     return dict(by_part)
 
 
+#: The dense blocks' memory-bound step, timed on its own inside them: a dense layer's (and a
+#: transition's) inputs normalised (eval BatchNorm, ReLU) into one buffer.
+NORMALISATION = ('acsdet.models.backbones.densenet', 'bn_relu_concat')
+
+
+@contextmanager
+def normalisation_timed(by_part: dict):
+    """:data:`NORMALISATION` adding its seconds to ``by_part['normalisation']`` and the elements
+    it writes to ``by_part['normalised elements']``, while in the ``with`` block."""
+    mod = importlib.import_module(NORMALISATION[0])
+    inner = getattr(mod, NORMALISATION[1])
+
+    def timed(*a, **k):
+        t = time.perf_counter()
+        out = inner(*a, **k)
+        by_part['normalisation'] += time.perf_counter() - t
+        by_part['normalised elements'] += out.numel()
+        return out
+
+    setattr(mod, NORMALISATION[1], timed)
+    try:
+        yield
+    finally:
+        setattr(mod, NORMALISATION[1], inner)
+
+
+def reference_normalisation_rate(precision: str, rounds: int = 5) -> float:
+    """G elements/s of :data:`NORMALISATION` on one large input (256 channels, 8 x 128 x 128,
+    channels-last-3d, the pass's dtype), its best of ``rounds``: this machine's rate for that
+    memory-bound step without the dense layers' many thin inputs."""
+    mod = importlib.import_module(NORMALISATION[0])
+    norm = torch.nn.BatchNorm3d(256).eval()
+    dtype = torch.bfloat16 if precision == 'bf16' else torch.float32
+    x = torch.randn(
+        1, 256, 8, 128, 128, dtype=dtype).contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        getattr(mod, NORMALISATION[1])([x], norm)
+        best = float('inf')
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            getattr(mod, NORMALISATION[1])([x], norm)
+            best = min(best, time.perf_counter() - t0)
+    return x.numel() / best / 1e9
+
+
 def seconds_by_part(model, run) -> dict:
     """Wall seconds of each part during ``run()``: the backbone's and neck's by forward hooks,
-    the heads' by their predict methods (post-processing included; CPU: synchronous)."""
+    the heads' by their predict methods (post-processing included; CPU: synchronous); and
+    within the dense blocks the normalisation's (:func:`normalisation_timed`)."""
     by_part, handles, stack = defaultdict(float), [], []
     saved = []
     for part, (owner, name) in HEAD_METHODS.items():
@@ -168,7 +214,8 @@ def seconds_by_part(model, run) -> dict:
 
     try:
         t0 = time.perf_counter()
-        with around_functions(lambda p: starts.append(time.perf_counter()), leave):
+        with around_functions(lambda p: starts.append(time.perf_counter()), leave), \
+                normalisation_timed(by_part):
             out = run()
         by_part['total'] = time.perf_counter() - t0
     finally:
@@ -198,6 +245,37 @@ def reference_conv_gflops(precision: str, rounds: int = 7) -> float:
             conv(x)
             best = min(best, time.perf_counter() - t0)
     return fc.get_total_flops() / best / 1e9
+
+
+def print_parts(secs: dict, flops: dict, model_s: float, ref: float):
+    """The parts table: each part's FLOPs, seconds, GFLOP/s and its ratio to the reference
+    conv's ``ref`` GFLOP/s, and where the time over the reference rate goes: each part's
+    seconds at that rate and over it, with its share of the model's seconds over it; then the
+    glue, the model's time outside the parts (the depth stream's bookkeeping, the copies of a
+    step's features, the heads' data samples), all of it over."""
+    total = flops.get('total')
+    model_over = model_s - total / ref / 1e9 if total else None
+
+    def row(part, s, fl, over=None):
+        rate = fl / s / 1e9 if fl and s > 0 else None
+        at_ref = fl / ref / 1e9 if fl is not None else None
+        over = s - at_ref if at_ref is not None else over
+        share = (f' ({100 * over / model_over:.0f}%)'
+                 if over is not None and model_over and part != 'model' else '')
+        print(f'| {part} | {"-" if fl is None else f"{fl / 1e12:.2f}"} | {s:.1f} | '
+              f'{"-" if rate is None else f"{rate:.0f}"} | '
+              f'{"-" if rate is None else f"{100 * rate / ref:.0f}%"} | '
+              f'{"-" if at_ref is None else f"{at_ref:.1f}"} | '
+              f'{"-" if over is None else f"{over:.1f}"}{share} |')
+
+    print('| part | TFLOP | s | GFLOP/s | of the reference conv | s at the reference rate | '
+          's over it (share) |')
+    print('|---|---|---|---|---|---|---|')
+    for part in PARTS:
+        row(part, secs.get(part, 0.0), flops.get(part))
+    glue = model_s - sum(secs.get(part, 0.0) for part in PARTS)
+    row('glue (outside the parts)', glue, None, glue if total else None)
+    row('model', model_s, total)
 
 
 def main(argv=None):
@@ -252,16 +330,13 @@ def main(argv=None):
             print(f'\nprecision {det.precision}: reference conv {ref:.0f} GFLOP/s; '
                   f'{len(res.detections)} detections kept, {len(res.lesions)} lesions; heads '
                   'timed with their post-processing (decoding, NMS, mask pasting)')
-            print('| part | TFLOP | s | GFLOP/s | of the reference conv |')
-            print('|---|---|---|---|---|')
-            for part in PARTS + ('model (all parts + glue)', ):
-                key = 'total' if part.startswith('model') else part
-                s = model_s if key == 'total' else secs.get(part, 0.0)
-                fl = flops.get(key)
-                rate = fl / s / 1e9 if fl and s else None
-                print(f'| {part} | {"-" if fl is None else f"{fl / 1e12:.2f}"} | {s:.1f} | '
-                      f'{"-" if rate is None else f"{rate:.0f}"} | '
-                      f'{"-" if rate is None else f"{100 * rate / ref:.0f}%"} |')
+            print_parts(secs, flops, model_s, ref)
+            if secs.get('normalisation'):
+                elements = secs['normalised elements'] / 1e9
+                print(f'of the dense blocks: the normalisation {secs["normalisation"]:.1f} s, '
+                      f'{elements:.2f} G elements at '
+                      f'{elements / secs["normalisation"]:.2f} G/s; on one 256-channel input '
+                      f'{reference_normalisation_rate(det.precision):.2f} G/s')
             outside = dict(
                 read=t_read,
                 prepare=res.seconds.get('prepare', 0.0),
