@@ -34,6 +34,7 @@ from ..engine.architecture import (check_architecture, config_from_checkpoint, d
 from ..engine.cli import innermost_dataset
 from ..io import CTVolume, read_ct
 from ..models.backbones.depth_stream import BackboneOutput
+from ..models.dense_heads import use_topk_proposals
 from ..ops.roi_align import use_separable_roi_align
 from ..utils import file_sha256
 from ..utils.errors import naming
@@ -176,6 +177,7 @@ class LesionDetector:
             checkpoint_sha256=file_sha256(checkpoint))
         self.model.to(device).eval()
         use_separable_roi_align(self.model)  # mmcv's result, faster on CPU (ops/roi_align.py)
+        use_topk_proposals(self.model)  # the RPN's best anchors without sorting all of them
         run_layers_in(self.model, self.precision, device)
         self.device = device
         self.score_thr, self.batch_size = score_thr, batch_size

@@ -77,6 +77,24 @@ def test_bf16_runs_the_heavy_layers_and_float32_makes_the_scores():
         'box conv': (fp32, bf16),
         'fc_cls': (bf16, fp32)
     }
+    # the heavy layers' weights held as autocast casts them, the score layers' float32
+    assert layers['conv'].weight.dtype == layers['box conv'].weight.dtype == bf16
+    assert layers['rpn_cls'].weight.dtype == layers['fc_cls'].weight.dtype == fp32
+
+
+def test_weights_held_in_bf16_give_what_autocast_gives_them_in_float32():
+    from acsdet.inference.precision import hold_weights_in_bf16
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.ConvTranspose2d(16, 8, 2, stride=2), torch.nn.Flatten(),
+        torch.nn.Linear(8 * 16 * 16, 32))
+    x = torch.randn(3, 8, 8, 8)
+    with torch.no_grad(), autocast_to('bf16', 'cpu'):
+        ref = head(x)
+        assert hold_weights_in_bf16(head) == 3 and head[4].bias.dtype == torch.bfloat16
+        held = head(x)
+    assert ref.dtype == held.dtype == torch.bfloat16 and torch.equal(ref, held)
 
 
 def test_a_checkpoint_trained_with_context_slices_runs_volumetric_by_default():
