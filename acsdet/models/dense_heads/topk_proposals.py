@@ -2,8 +2,8 @@
 
 MMDetection's ``RPNHead._predict_by_feat_single`` sorts all of a level's anchor scores (its note:
 "sort is faster than topk", on a GPU) to keep the ``nms_pre`` best. At 512 x 512 with 18 anchors
-at stride 4 that is 294,912 scores a key slice: on this project's CPU the sort takes 27 ms and
-``torch.topk`` of 6,000 2.5 ms, a quarter of the RPN's time apart from its convolution.
+at stride 4 that is 294,912 scores a key slice: on this project's CPU their sort took 27-47 ms
+and ``torch.topk`` of 6,000 2.5-3.8 ms (a quarter of the RPN's time apart from its convolution).
 :func:`use_topk_proposals` makes an RPN head select them with ``topk`` (sorted, as the sort
 gives them) and hand MMDetection's own method just those anchors, which it then decodes, filters
 and suppresses as before: the same proposals, except which of several exactly equal scores at
