@@ -25,8 +25,8 @@ def box_window(box, shape: Tuple[int, int]) -> Tuple[int, int, int, int]:
 def masks_in_boxes(boxes: np.ndarray, masks) -> Optional[List[np.ndarray]]:
     """Each detection's mask inside its box (:func:`box_window`): ``[(y1 - y0, x1 - x0) bool]``,
     copies, from masks ``(n, H, W)`` (a numpy array or a tensor); None for None. A lesion is its
-    masks inside their boxes, so this is all a detection needs to keep: held for every slice of
-    a CT, full-image masks were the rest of the inference's memory growing with its length."""
+    masks inside their boxes, so this is all a detection needs to keep (full-image masks, held
+    for every key slice of a CT, made the inference's memory grow with the CT's length)."""
     if masks is None:
         return None
     shape = tuple(masks.shape[1:])
