@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from acsdet.io import CTReadError, read_ct
+from acsdet.io import CTReadError, StoredGeometry, read_ct
 from acsdet.testing.ct_files import ORIENTATIONS, write_dicom_series
 
 from ..helpers import FORMATS
@@ -28,6 +28,10 @@ def test_read_ct_gives_the_same_volume_from_every_format(phantom, name):
             p = stored.TransformContinuousIndexToPhysicalPoint(
                 [float(v) for v in vol.to_stored_index(c)])
             np.testing.assert_allclose(p, vol.to_lps(c), atol=1e-3)
+        # the volume keeps the file's geometry, not a second copy of its voxels
+        assert vol.reference == StoredGeometry.of(stored)
+        with pytest.raises(ValueError, match=r'an image of size \(3, 3, 3\) cannot take'):
+            vol.reference.apply_to(sitk.Image(3, 3, 3, sitk.sitkUInt8))
 
 
 def test_dicom_folder_with_two_series_lists_them(phantom):
