@@ -67,28 +67,38 @@ FUNCTION_PARTS = {
 
 
 @contextmanager
-def around_functions(enter, leave):
-    """Each of :data:`FUNCTION_PARTS` calling ``enter(part)`` before and ``leave(part)`` after
-    every call, while in the ``with`` block."""
+def functions_wrapped(targets: dict, wrap):
+    """Each function ``targets[key] = (module, name)`` replaced by ``wrap(key, function)`` in its
+    module (looked up there at each call), while in the ``with`` block; restored after."""
     saved = []
-    for part, (module, name) in FUNCTION_PARTS.items():
+    for key, (module, name) in targets.items():
         mod = importlib.import_module(module)
         inner = getattr(mod, name)
-
-        def wrapped(*a, _inner=inner, _part=part, **k):
-            enter(_part)
-            try:
-                return _inner(*a, **k)
-            finally:
-                leave(_part)
-
-        setattr(mod, name, wrapped)
+        setattr(mod, name, wrap(key, inner))
         saved.append((mod, name, inner))
     try:
         yield
     finally:
         for mod, name, inner in saved:
             setattr(mod, name, inner)
+
+
+def around_functions(enter, leave):
+    """Each of :data:`FUNCTION_PARTS` calling ``enter(part)`` before and ``leave(part)`` after
+    every call, while in the ``with`` block."""
+
+    def wrap(part, inner):
+
+        def wrapped(*a, **k):
+            enter(part)
+            try:
+                return inner(*a, **k)
+            finally:
+                leave(part)
+
+        return wrapped
+
+    return functions_wrapped(FUNCTION_PARTS, wrap)
 
 
 #: The methods whose whole time is a head's (its layers and its post-processing: decoding, NMS,
@@ -138,44 +148,46 @@ def flops_by_part(model, run) -> dict:
 NORMALISATION = ('acsdet.models.backbones.densenet', 'bn_relu_concat')
 
 
-@contextmanager
 def normalisation_timed(by_part: dict):
     """:data:`NORMALISATION` adding its seconds to ``by_part['normalisation']`` and the elements
     it writes to ``by_part['normalised elements']``, while in the ``with`` block."""
-    mod = importlib.import_module(NORMALISATION[0])
-    inner = getattr(mod, NORMALISATION[1])
 
-    def timed(*a, **k):
-        t = time.perf_counter()
-        out = inner(*a, **k)
-        by_part['normalisation'] += time.perf_counter() - t
-        by_part['normalised elements'] += out.numel()
-        return out
+    def wrap(_, inner):
 
-    setattr(mod, NORMALISATION[1], timed)
-    try:
-        yield
-    finally:
-        setattr(mod, NORMALISATION[1], inner)
+        def timed(*a, **k):
+            t = time.perf_counter()
+            out = inner(*a, **k)
+            by_part['normalisation'] += time.perf_counter() - t
+            by_part['normalised elements'] += out.numel()
+            return out
+
+        return timed
+
+    return functions_wrapped({'normalisation': NORMALISATION}, wrap)
+
+
+def best_seconds(fn, rounds: int) -> float:
+    """The least wall time of ``fn()`` in ``rounds`` calls, after one call to warm up."""
+    fn()
+    best = float('inf')
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def reference_normalisation_rate(precision: str, rounds: int = 5) -> float:
     """G elements/s of :data:`NORMALISATION` on one large input (256 channels, 8 x 128 x 128,
     channels-last-3d, the pass's dtype), its best of ``rounds``: this machine's rate for that
     memory-bound step without the dense layers' many thin inputs."""
-    mod = importlib.import_module(NORMALISATION[0])
+    normalise = getattr(importlib.import_module(NORMALISATION[0]), NORMALISATION[1])
     norm = torch.nn.BatchNorm3d(256).eval()
     dtype = torch.bfloat16 if precision == 'bf16' else torch.float32
     x = torch.randn(
         1, 256, 8, 128, 128, dtype=dtype).contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad():
-        getattr(mod, NORMALISATION[1])([x], norm)
-        best = float('inf')
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            getattr(mod, NORMALISATION[1])([x], norm)
-            best = min(best, time.perf_counter() - t0)
-    return x.numel() / best / 1e9
+        return x.numel() / best_seconds(lambda: normalise([x], norm), rounds) / 1e9
 
 
 def seconds_by_part(model, run) -> dict:
@@ -238,12 +250,7 @@ def reference_conv_gflops(precision: str, rounds: int = 7) -> float:
     with torch.no_grad(), autocast_to(precision, 'cpu'):
         with FlopCounterMode(display=False) as fc:
             conv(x)
-        conv(x)
-        best = float('inf')
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - t0)
+        best = best_seconds(lambda: conv(x), rounds)
     return fc.get_total_flops() / best / 1e9
 
 

@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 
 from acsdet.apis import LesionDetector, write_case
+from acsdet.inference import SliceDetection
 from acsdet.inference.restore import box_window
 from acsdet.io import CTVolume, StoredGeometry
 from acsdet.testing.ct_files import head_to_feet_phantom
@@ -76,11 +77,11 @@ def test_2_5d_volumetric_equals_per_slice_on_the_grid(random_2_5d, monkeypatch):
 
 def _full(boxes, crops, shape):
     """Full-image masks ``(n, H, W)`` of detections' masks inside their boxes."""
-    out = np.zeros((len(crops), ) + tuple(shape), bool)
-    for full, box, crop in zip(out, boxes, crops):
-        x0, y0, x1, y1 = box_window(box, shape)
-        full[y0:y1, x0:x1] = crop
-    return out
+    return np.stack([
+        SliceDetection(0, box, 0.0, crop,
+                       box_window(box, shape)[:2]).full_mask(shape)
+        for box, crop in zip(boxes, crops)
+    ])
 
 
 def test_volumetric_results_say_how_they_were_made(random_2_5d, tmp_path):
